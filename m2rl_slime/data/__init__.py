@@ -1,0 +1,49 @@
+"""Multi-domain data: prepare the Nemotron RL blend, and mix domains per rollout batch in slime.
+
+slime hooks implemented here:
+
+- ``--data-source-path m2rl_slime.data.MultiDomainDataSource`` (settings: ``m2rl_data`` in
+  ``--custom-config-path``; see `m2rl_slime.data.config.DataConfig`);
+- ``--rollout-all-samples-process-path m2rl_slime.data.curriculum.observe`` (optional curriculum).
+
+CLI: ``python -m m2rl_slime.data prepare ...`` / ``prepare-eval ...`` (``--help`` on each).
+
+Names resolve lazily: importing this package imports neither slime nor any heavy dependency;
+``MultiDomainDataSource`` imports slime on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "DataConfig",
+    "MixingSource",
+    "MixtureSampler",
+    "MultiDomainDataSource",
+    "prepare_blend",
+    "prepare_eval",
+]
+
+_LAZY = {
+    "DataConfig": "m2rl_slime.data.config",
+    "MixingSource": "m2rl_slime.data.source",
+    "MixtureSampler": "m2rl_slime.data.mixture",
+    "MultiDomainDataSource": "m2rl_slime.data.slime_source",
+    "prepare_blend": "m2rl_slime.data.prepare",
+    "prepare_eval": "m2rl_slime.data.evalsets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
