@@ -90,25 +90,44 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _import_dotted(path: str) -> Any:
+    import importlib
+
+    module_path, _, attr = path.rpartition(".")
+    return getattr(importlib.import_module(module_path), attr)
+
+
 def parse_dataclass(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     """Build the frozen dataclass `cls` from `data`, rejecting unknown keys and wrong types.
 
     Args:
         cls: A dataclass type whose fields all have defaults or appear in `data`.
-        data: The mapping to parse (None means all defaults).
+        data: The mapping to parse (None means all defaults). A class may declare `CONFIG_ALIASES`
+            (external key -> field name, e.g. ``{"if": "if_"}``) and `CONFIG_LAZY_TYPES` (field name ->
+            dotted path of the dataclass that validates it, imported only when parsing).
         where: Where the mapping came from, e.g. ``"recipes/rl_math.yaml: plugin.m2rl_reward"``; it
             prefixes every error message.
 
     Raises:
         ConfigError: naming the bad key and the valid keys, or the bad value and the expected type.
     """
-    data = dict(data or {})
+    aliases: Mapping[str, str] = getattr(cls, "CONFIG_ALIASES", {})
+    lazy: Mapping[str, str] = getattr(cls, "CONFIG_LAZY_TYPES", {})
+    data = {aliases.get(key, key): value for key, value in dict(data or {}).items()}
     hints = typing.get_type_hints(cls)
+    for name, dotted in lazy.items():
+        hints[name] = _import_dotted(dotted) | None
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(fields))}")
-    kwargs = {name: _check_type(value, hints[name], f"{where}.{name}") for name, value in data.items()}
+        external = {v: k for k, v in aliases.items()}
+        valid = sorted(external.get(name, name) for name in fields)
+        shown = sorted(external.get(name, name) for name in unknown)
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(shown)}; valid keys: {', '.join(valid)}")
+    kwargs = {
+        name: _check_type(value, hints[name], f"{where}.{next((k for k, v in aliases.items() if v == name), name)}")
+        for name, value in data.items()
+    }
     try:
         obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:

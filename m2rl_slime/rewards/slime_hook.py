@@ -1,0 +1,133 @@
+"""slime hook `--custom-rm-path m2rl_slime.rewards.reward`: domain-routed verifiable rewards.
+
+slime awaits `reward(args, sample)` for every generated sample, or `reward(args, samples)` with a list
+under `--group-rm` and for fanned-out custom-generate samples (`batched_async_rm`). The domain comes from
+`sample.metadata["domain"]` (or M2RL's `metadata["rm_type"]`, e.g. injected by `--eval-config`). The
+returned reward is numeric (slime's GRPO normalisation needs a number); with `--reward-key K` it is a
+dict holding the score under K. The verdict (domain, score, reason, details) is recorded in
+`sample.metadata["m2rl_reward"]`; `sample.response` is never modified.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from ..config import plugin_setting
+from ..errors import ConfigError, UnknownNameError
+from .config import RewardConfig
+from .registry import canonical_domain
+from .result import Result
+from .router import Item, Router
+
+_DETAIL_CHARS = 300
+_routers: dict[int, tuple[Any, Router]] = {}
+_lock = threading.Lock()
+
+
+def _router(args: Any) -> Router:
+    """One Router per `args` object (slime pickles one args per actor), built from our plugin settings."""
+    with _lock:
+        entry = _routers.get(id(args))
+        if entry is None or entry[0] is not args:
+            config = RewardConfig.from_mapping(plugin_setting(args, "m2rl_reward"), "m2rl_reward")
+            agent_config = None
+            agent_mapping = plugin_setting(args, "m2rl_agent")
+            if agent_mapping:
+                from ..agent.config import AgentConfig
+                from ..config import parse_dataclass
+
+                agent_config = parse_dataclass(AgentConfig, agent_mapping, "m2rl_agent")
+            entry = (args, Router(config, agent_config))
+            _routers[id(args)] = entry
+        return entry[1]
+
+
+def sample_domain(metadata: Any, default: str | None, where: str) -> str:
+    """The canonical domain of a sample, or a ConfigError saying what was seen and how to fix it."""
+    if isinstance(metadata, str):
+        raise ConfigError(
+            f"{where}: metadata is a {type(metadata).__name__} ({metadata[:80]!r}...); slime passes it through "
+            "undecoded, so write metadata as a JSON object in jsonl (a struct column in parquet)"
+        )
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    name = metadata.get("domain") or metadata.get("rm_type") or default
+    if name is None:
+        raise ConfigError(
+            f"{where}: no domain: metadata keys seen {sorted(metadata)}; set metadata.domain (one of math, code, "
+            "science, if, agent) when preparing data, or m2rl_reward.default_domain for a single-domain run"
+        )
+    try:
+        return canonical_domain(name)
+    except UnknownNameError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _trim(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= _DETAIL_CHARS else value[:_DETAIL_CHARS] + "..."
+    if isinstance(value, Mapping):
+        return {str(k): _trim(v) for k, v in list(value.items())[:20]}
+    if isinstance(value, (list, tuple)):
+        return [_trim(v) for v in value[:20]]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return _trim(str(value))
+
+
+def _prompt_text(prompt: Any) -> str | None:
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        parts = [m.get("content") for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
+        return "\n".join(p for p in parts if isinstance(p, str)) or None
+    return None
+
+
+async def _score_sample(router: Router, args: Any, sample: Any, position: int) -> Result:
+    metadata = sample.metadata
+    where = f"sample {position} (index {getattr(sample, 'index', None)})"
+    domain = sample_domain(metadata, router.config.default_domain, where)
+    view = dict(metadata) if isinstance(metadata, Mapping) else {}
+    if domain == "science" and "prompt_text" not in view:
+        prompt = _prompt_text(getattr(sample, "prompt", None))
+        if prompt:
+            view["prompt_text"] = prompt
+    result = await router.ascore(Item(domain, sample.response, sample.label, view))
+    if isinstance(metadata, dict):
+        metadata["m2rl_reward"] = {
+            "domain": domain,
+            "score": result.score,
+            "reason": result.reason.value,
+            "details": json.loads(json.dumps(_trim(dict(result.details)), default=str)),
+        }
+    return result
+
+
+def _reward_value(args: Any, result: Result) -> float | dict[str, Any]:
+    key = getattr(args, "reward_key", None)
+    if key:
+        return {key: result.score, "reason": result.reason.value}
+    return result.score
+
+
+async def reward(args: Any, sample_or_samples: Any, **kwargs: Any) -> float | dict | list:
+    """The `--custom-rm-path` entry point: a float (or dict with `--reward-key`) per sample.
+
+    Args:
+        args: slime's parsed arguments (our settings arrive as `args.m2rl_reward` / `args.m2rl_agent`).
+        sample_or_samples: One `Sample`, or a list of them (group RM, fan-out).
+
+    Raises:
+        ConfigError: a sample has no domain, an unknown domain, or undecoded (string) metadata. This stops
+            the rollout at the first such sample, naming it, instead of training on silent zeros.
+    """
+    import asyncio
+
+    router = _router(args)
+    if isinstance(sample_or_samples, list):
+        results = await asyncio.gather(*(_score_sample(router, args, s, i) for i, s in enumerate(sample_or_samples)))
+        return [_reward_value(args, r) for r in results]
+    return _reward_value(args, await _score_sample(router, args, sample_or_samples, 0))
