@@ -116,7 +116,8 @@ def parse_dataclass(cls: type[T], data: Mapping[str, Any] | None, where: str) ->
     data = {aliases.get(key, key): value for key, value in dict(data or {}).items()}
     hints = typing.get_type_hints(cls)
     for name, dotted in lazy.items():
-        hints[name] = _import_dotted(dotted) | None
+        if name in data:  # import a section's class only when the section is given
+            hints[name] = _import_dotted(dotted) | None
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:

@@ -51,7 +51,10 @@ class RewardConfig:
 
     def validate(self) -> None:
         if self.default_domain is not None:
-            canonical_domain(self.default_domain)
+            try:
+                canonical_domain(self.default_domain)
+            except ConfigError as exc:
+                raise ConfigError(f"default_domain: {exc}") from None
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.deadline_s <= 0:

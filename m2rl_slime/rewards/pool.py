@@ -33,7 +33,8 @@ from .result import Reason, Result
 
 logger = logging.getLogger(__name__)
 
-# Worker respawns spaced closer than this in a burst are logged at WARNING only once per burst.
+# One verification per pre-warmed domain, run by each worker before it reports ready.
+_MAX_STARTUP_FAILURES = 3
 _WARM_TASKS: dict[str, tuple[str, Any, dict[str, Any]]] = {
     "math": ("\\boxed{\\frac{1}{2}}", "0.5", {}),
     "science": ("Answer: B", "B", {"valid_letters": "ABCD"}),
@@ -49,13 +50,14 @@ class Task:
     label: Any
     metadata: dict[str, Any]
     config: Any = None
+    verifier: str | None = None  # dotted path overriding the domain's registered verifier
 
 
 def _run_task(task: Task) -> Result:
-    from .registry import get_verifier
+    from .registry import get_verifier, load_dotted
 
-    verify = get_verifier(task.domain)
     try:
+        verify = load_dotted(task.verifier) if task.verifier else get_verifier(task.domain)
         if task.config is None:
             return verify(task.response, task.label, task.metadata)
         return verify(task.response, task.label, task.metadata, config=task.config)
@@ -145,6 +147,9 @@ class VerifierPool:
         self._workers: list[_Worker] = []
         self._wake_r, self._wake_w = multiprocessing.Pipe(duplex=False)
         self._closed = False
+        self._env = dict(os.environ)  # respawned workers see the environment the pool was created with
+        self._startup_failures = 0
+        self._broken: str | None = None
         self.stats = collections.Counter()
         for _ in range(workers):
             self._workers.append(self._spawn())
@@ -156,6 +161,9 @@ class VerifierPool:
         """Queue a task. The future resolves to a `Result` (never raises for verifier failures)."""
         future: Future = Future()
         with self._lock:
+            if self._broken:
+                future.set_result(Result.fail(Reason.INTERNAL_ERROR, config_error=self._broken))
+                return future
             if self._closed:
                 raise RuntimeError("VerifierPool is closed")
             self._queue.append((next(self._ids), _Pending(task, deadline_s, future)))
@@ -187,7 +195,7 @@ class VerifierPool:
         # unlike multiprocessing's spawn/forkserver, it never re-imports the host's __main__ module.
         parent, child = socket.socketpair()
         package_root = str(Path(__file__).resolve().parents[2])
-        env = dict(os.environ)
+        env = dict(self._env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
         cmd = [sys.executable, "-m", "m2rl_slime.rewards._worker", str(child.fileno()), str(self._memory_mb),
                *self._warm]
@@ -247,14 +255,32 @@ class VerifierPool:
                 self.stats["crashes"] += 1
                 logger.warning("verifier worker %s died (exit code %s); replacing it", worker.process.pid, code)
                 self._finish(worker, Result.fail(Reason.WORKER_CRASH, exit_code=code))
+            elif not worker.ready:
+                self._startup_failures += 1
+                if self._startup_failures >= _MAX_STARTUP_FAILURES:
+                    self._fail_startup(code)
+                    return
             self._replace(worker)
             return
         tag, payload = message
         if tag == "ready":
             worker.ready = True
+            self._startup_failures = 0
             return
         if tag == worker.task_id:
             self._finish(worker, payload)
+
+    def _fail_startup(self, code: int | None) -> None:
+        """Workers keep dying before they are ready: stop, and make every caller see why."""
+        message = (
+            f"verifier workers exit during start-up (exit code {code}, {self._startup_failures} times in a row); "
+            f"run `{sys.executable} -m m2rl_slime.rewards._worker` to see the error (is m2rl_slime and its "
+            "dependencies importable in this environment?)"
+        )
+        logger.error(message)
+        with self._lock:
+            self._closed = True
+            self._broken = message
 
     def _expire(self) -> None:
         now = time.monotonic()
@@ -298,7 +324,10 @@ class VerifierPool:
             self._inflight.clear()
         for pending in leftovers:
             if not pending.future.done():
-                pending.future.set_result(Result.fail(Reason.INTERNAL_ERROR, error="verifier pool closed"))
+                if self._broken:
+                    pending.future.set_result(Result.fail(Reason.INTERNAL_ERROR, config_error=self._broken))
+                else:
+                    pending.future.set_result(Result.fail(Reason.INTERNAL_ERROR, error="verifier pool closed"))
         for worker in self._workers:
             try:
                 worker.conn.send(None)
