@@ -66,7 +66,10 @@ def _wait_teachers(ns: argparse.Namespace) -> int:
     with tqdm(total=total, desc="teachers healthy", unit="url", file=sys.stderr) as bar:
         asyncio.run(
             wait_for_teachers(
-                config, timeout_s=ns.timeout, interval_s=ns.interval, endpoint=ns.endpoint,
+                config,
+                timeout_s=ns.timeout,
+                interval_s=ns.interval,
+                endpoint=ns.endpoint,
                 on_ready=lambda domain, url: bar.update(1),
             )
         )

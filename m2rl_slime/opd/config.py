@@ -208,9 +208,11 @@ def base_url(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname or path or parts.query or parts.fragment:
         raise ConfigError(f"teacher URL {url!r} must look like http://host:port (optionally ending in /generate)")
     try:
-        parts.port
+        port = parts.port
     except ValueError:
-        raise ConfigError(f"teacher URL {url!r} has an invalid port") from None
+        port = -1
+    if port == -1:
+        raise ConfigError(f"teacher URL {url!r} has an invalid port")
     return f"{parts.scheme}://{parts.netloc}"
 
 
@@ -251,4 +253,3 @@ def _check_serve_resources(teachers: dict[str, TeacherConfig]) -> None:
             other = gpus.setdefault(gpu, domain)
             if other != domain:
                 raise ConfigError(f"teachers {other!r} and {domain!r} are both assigned GPU {gpu}")
-

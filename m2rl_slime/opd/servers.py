@@ -73,8 +73,19 @@ def server_commands(
             gpus = tuple(picked)
         if num_gpus is not None and max(gpus) >= num_gpus:
             raise ConfigError(f"teacher {domain!r} needs GPU(s) {list(gpus)} but this node has {num_gpus}")
-        argv = [python, "-m", "sglang.launch_server", "--model-path", serve.model_path, "--host", serve.host,
-                "--port", str(serve.port), "--tp-size", str(serve.tp)]
+        argv = [
+            python,
+            "-m",
+            "sglang.launch_server",
+            "--model-path",
+            serve.model_path,
+            "--host",
+            serve.host,
+            "--port",
+            str(serve.port),
+            "--tp-size",
+            str(serve.tp),
+        ]
         if serve.mem_fraction_static is not None:
             argv += ["--mem-fraction-static", str(serve.mem_fraction_static)]
         argv += list(serve.extra_args)
@@ -109,9 +120,7 @@ async def wait_for_teachers(
     deadline = time.monotonic() + timeout_s
     targets = [(domain, base_url(url)) for domain, t in config.teachers.items() for url in t.urls]
     async with aiohttp.ClientSession() as session:
-        results = await asyncio.gather(
-            *(_wait_one(session, url + path, deadline, interval_s) for _, url in targets)
-        )
+        results = await asyncio.gather(*(_wait_one(session, url + path, deadline, interval_s) for _, url in targets))
     failed = []
     for (domain, url), error in zip(targets, results, strict=True):
         if error is None:
@@ -162,16 +171,27 @@ def serve(commands: Sequence[ServerCommand], *, log_dir: Path, poll_s: float = 2
     try:
         for command in commands:
             with open(log_dir / f"{command.domain}.log", "ab") as log:
-                child = subprocess.Popen(command.argv, env={**os.environ, **command.env}, stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+                child = subprocess.Popen(
+                    command.argv,
+                    env={**os.environ, **command.env},
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             children.append((command, child))
-            logger.info("started teacher %r (domain %r, pid %d): %s", command.name, command.domain, child.pid,
-                        command.shell())
+            logger.info(
+                "started teacher %r (domain %r, pid %d): %s", command.name, command.domain, child.pid, command.shell()
+            )
         while stop["signal"] is None:
             for command, child in children:
                 if child.poll() is not None:
-                    logger.error("teacher %r (domain %r) exited with status %s; see %s", command.name,
-                                 command.domain, child.returncode, log_dir / f"{command.domain}.log")
+                    logger.error(
+                        "teacher %r (domain %r) exited with status %s; see %s",
+                        command.name,
+                        command.domain,
+                        child.returncode,
+                        log_dir / f"{command.domain}.log",
+                    )
                     return 1
             time.sleep(poll_s)
         return 0

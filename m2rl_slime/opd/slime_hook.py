@@ -115,8 +115,13 @@ async def attach_teacher_log_probs(args: Any, sample: Any, *, rollout_id: int | 
     elif route.has_teacher:
         score = await state.router.score(route.domain, sample.tokens, length, sample_id=sample_id)
         sample.teacher_log_probs = score.log_probs
-        info.update(teacher=state.config.teacher_name(route.domain), url=score.url, attempts=score.attempts,
-                    latency_s=score.latency_s, rollout_reverse_kl=_rollout_reverse_kl(sample))
+        info.update(
+            teacher=state.config.teacher_name(route.domain),
+            url=score.url,
+            attempts=score.attempts,
+            latency_s=score.latency_s,
+            rollout_reverse_kl=_rollout_reverse_kl(sample),
+        )
     else:
         sample.teacher_log_probs = _skip_values(state.mode, sample, route.domain, sample_id)
     sample.metadata = {**(sample.metadata or {}), "opd": info}
@@ -156,8 +161,10 @@ def opd_loss(args: Any, batch: dict[str, Any], logits: Any, sum_of_sample_mean: 
     log_probs = _student_log_probs(args, batch, logits)
     for i, (student_i, teacher_i) in enumerate(zip(log_probs, teacher, strict=True)):
         if student_i.numel() != teacher_i.numel():
-            raise ConfigError(f"sample {i} of the micro-batch: {student_i.numel()} student vs "
-                              f"{teacher_i.numel()} teacher log-probs (CP slicing disagrees)")
+            raise ConfigError(
+                f"sample {i} of the micro-batch: {student_i.numel()} student vs "
+                f"{teacher_i.numel()} teacher log-probs (CP slicing disagrees)"
+            )
     student = torch.cat(log_probs)
     terms = distillation_terms(student, torch.cat([t.reshape(-1) for t in teacher]), kl_clip=settings.kl_clip)
     kl_loss = sum_of_sample_mean(terms.surrogate)
@@ -169,8 +176,12 @@ def opd_loss(args: Any, batch: dict[str, Any], logits: Any, sum_of_sample_mean: 
         "opd_kl_clipfrac": sum_of_sample_mean(terms.clipped),
     }
     if settings.pg_coef > 0:
-        from slime.backends.megatron_utils.loss import policy_loss_function
-
+        try:
+            from slime.backends.megatron_utils.loss import policy_loss_function
+        except ImportError as exc:
+            raise ConfigError(
+                f"m2rl_opd.loss.pg_coef > 0 mixes in slime's policy loss, but slime is not importable: {exc}"
+            ) from None
         pg_loss, pg_metrics = policy_loss_function(args, batch, logits, sum_of_sample_mean)
         loss = loss + settings.pg_coef * pg_loss
         metrics.update({key: value for key, value in pg_metrics.items() if key != "loss"})

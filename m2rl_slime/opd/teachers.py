@@ -223,8 +223,9 @@ class TeacherRouter:
                 return TeacherScore(log_probs, url, attempt + 1, time.monotonic() - started)
             if attempt + 1 < attempts:
                 delay = min(self.config.backoff_max_s, self.config.backoff_s * 2**attempt)
-                logger.warning("teacher %r (domain %r) attempt %d/%d failed: %s", name, domain, attempt + 1,
-                               attempts, last_error)
+                logger.warning(
+                    "teacher %r (domain %r) attempt %d/%d failed: %s", name, domain, attempt + 1, attempts, last_error
+                )
                 await asyncio.sleep(delay * (0.5 + 0.5 * self._rng.random()))
         raise TeacherError(
             f"teacher {name!r} for domain {domain!r} failed {attempts} attempt(s) over "

@@ -24,8 +24,15 @@ def make_tiny_qwen3(seed: int):
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     config = Qwen3Config(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, max_position_embeddings=256, tie_word_embeddings=False,
+        vocab_size=VOCAB,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=256,
+        tie_word_embeddings=False,
     )
     with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG: keep it isolated
         model = Qwen3ForCausalLM(config)
@@ -55,8 +62,16 @@ class TeacherServer:
             log-prob of +0.5), `no_meta` (no meta_info), `hang` (sleep `delay_s` before answering).
     """
 
-    def __init__(self, model=None, *, fail_first: int = 0, fail_status: int = 503, mode: str = "ok",
-                 delay_s: float = 0.0, healthy_after: int = 0) -> None:
+    def __init__(
+        self,
+        model=None,
+        *,
+        fail_first: int = 0,
+        fail_status: int = 503,
+        mode: str = "ok",
+        delay_s: float = 0.0,
+        healthy_after: int = 0,
+    ) -> None:
         self.model = model
         self.fail_first = fail_first
         self.fail_status = fail_status
@@ -176,8 +191,13 @@ def student_model():
 def kit():
     """The helpers above, for test modules (conftest is not importable under --import-mode=importlib)."""
     return argparse.Namespace(
-        TeacherServer=TeacherServer, FakeSample=FakeSample, Status=Status, make_args=make_args,
-        direct_log_probs=direct_log_probs, make_tiny_qwen3=make_tiny_qwen3, VOCAB=VOCAB,
+        TeacherServer=TeacherServer,
+        FakeSample=FakeSample,
+        Status=Status,
+        make_args=make_args,
+        direct_log_probs=direct_log_probs,
+        make_tiny_qwen3=make_tiny_qwen3,
+        VOCAB=VOCAB,
     )
 
 

@@ -24,8 +24,13 @@ RESPONSES = [[12, 80, 7], [61, 2, 2, 33, 90, 14], [4]]
 
 
 def config(urls, **extra) -> OPDConfig:
-    raw = {"teachers": {"math": {"urls": list(urls), "name": "math-expert"}}, "no_teacher": {"agent": "skip"},
-           "backoff_s": 0.001, "backoff_max_s": 0.01, **extra}
+    raw = {
+        "teachers": {"math": {"urls": list(urls), "name": "math-expert"}},
+        "no_teacher": {"agent": "skip"},
+        "backoff_s": 0.001,
+        "backoff_max_s": 0.01,
+        **extra,
+    }
     return parse_dataclass(OPDConfig, raw, "test")
 
 
@@ -76,8 +81,12 @@ def test_temperature_changes_the_scores(kit, teacher_model):
 
 @pytest.mark.parametrize(
     ("mode", "needle"),
-    [("short", "expected 4 input_token_logprobs entries"), ("wrong_token", "teacher scored token"),
-     ("positive", "is not a log-probability"), ("no_meta", "no meta_info.input_token_logprobs")],
+    [
+        ("short", "expected 4 input_token_logprobs entries"),
+        ("wrong_token", "teacher scored token"),
+        ("positive", "is not a log-probability"),
+        ("no_meta", "no meta_info.input_token_logprobs"),
+    ],
 )
 def test_bad_replies_fail_at_once_naming_teacher(kit, teacher_model, mode, needle):
     server = kit.TeacherServer(teacher_model, mode=mode)
@@ -121,7 +130,9 @@ def test_transient_failures_are_retried(kit, teacher_model):
 
     score = asyncio.run(_with_servers([server], body))
     assert score.attempts == 3
-    assert score.log_probs == pytest.approx(kit.direct_log_probs(teacher_model, PROMPT + RESPONSES[0], 3, 1.0), abs=1e-5)
+    assert score.log_probs == pytest.approx(
+        kit.direct_log_probs(teacher_model, PROMPT + RESPONSES[0], 3, 1.0), abs=1e-5
+    )
 
 
 def test_dead_url_fails_over_to_the_next(kit, teacher_model, unused_port):
@@ -185,8 +196,9 @@ def test_concurrency_per_teacher_is_bounded(kit, teacher_model):
 
 
 def test_route_never_falls_back_to_a_default_teacher():
-    router = TeacherRouter(config(["http://127.0.0.1:1"], no_teacher={"agent": "skip", "code": "error"}),
-                           temperature=1.0)
+    router = TeacherRouter(
+        config(["http://127.0.0.1:1"], no_teacher={"agent": "skip", "code": "error"}), temperature=1.0
+    )
     assert router.route("math").has_teacher
     assert router.route("deepscaler").domain == "math"  # M2RL rm_type alias
     assert not router.route("workbench").has_teacher  # agent: skip
