@@ -1,0 +1,389 @@
+"""Streaming safetensors I/O: checkpoint index, chunked memory-mapped reads with read-ahead, shard writer.
+
+Reads never load a whole checkpoint: `map_range` memory-maps just the byte range of one tensor chunk
+(``MAP_POPULATE``, so the page faults happen in the read-ahead thread, not in the compute threads) and
+returns a tensor view over it. The mapping is unmapped as soon as the last view is dropped, so the
+resident set stays at the read-ahead window instead of growing to the size of the inputs.
+
+Shards are written as a stream: the safetensors header is known up front (shapes and dtypes come from
+the plan), so tensor bytes go to disk chunk by chunk and no shard is ever held in memory. Every shard is
+written under a temporary name, fsynced and renamed, so a crash never leaves a half-written shard under
+its final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import struct
+import threading
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, M2RLError
+
+INDEX_NAME = "model.safetensors.index.json"
+SINGLE_NAME = "model.safetensors"
+TMP_SUFFIX = ".tmp"
+
+# safetensors dtype code -> (torch dtype attribute, item size in bytes)
+DTYPES: dict[str, tuple[str, int]] = {
+    "BF16": ("bfloat16", 2),
+    "F16": ("float16", 2),
+    "F32": ("float32", 4),
+    "F64": ("float64", 8),
+    "I64": ("int64", 8),
+    "I32": ("int32", 4),
+    "I16": ("int16", 2),
+    "I8": ("int8", 1),
+    "U8": ("uint8", 1),
+    "BOOL": ("bool", 1),
+}
+FLOAT_CODES = frozenset({"BF16", "F16", "F32", "F64"})
+OUT_CODES = {"bf16": "BF16", "fp16": "F16", "fp32": "F32"}
+
+
+def torch_dtype(code: str) -> Any:
+    """The torch dtype of a safetensors dtype code."""
+    import torch
+
+    return getattr(torch, DTYPES[code][0])
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """Where one tensor lives: its shard file and the absolute byte offset of its data."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    file: Path
+    offset: int
+    nbytes: int
+
+    @property
+    def numel(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPES[self.dtype][1]
+
+
+def read_header(path: Path) -> tuple[int, dict[str, Any]]:
+    """Parse a safetensors header; return (data start offset, header dict without ``__metadata__``).
+
+    Raises:
+        ConfigError: the file is missing, truncated or not safetensors.
+    """
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                raise ConfigError(f"{path}: not a safetensors file (shorter than 8 bytes)")
+            (n,) = struct.unpack("<Q", head)
+            if n <= 0 or n > min(size - 8, 100_000_000):
+                raise ConfigError(f"{path}: not a safetensors file (header length {n} for a {size}-byte file)")
+            header = json.loads(f.read(n))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read safetensors header: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: corrupt safetensors header ({exc})") from None
+    if not isinstance(header, dict):
+        raise ConfigError(f"{path}: corrupt safetensors header (not a JSON object)")
+    header.pop("__metadata__", None)
+    return 8 + n, header
+
+
+def tensor_infos(path: Path) -> list[TensorInfo]:
+    start, header = read_header(path)
+    size = path.stat().st_size
+    out = []
+    for name, entry in header.items():
+        try:
+            code, shape, (b, e) = entry["dtype"], tuple(int(d) for d in entry["shape"]), entry["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"{path}: malformed header entry for tensor {name!r}") from None
+        if code not in DTYPES:
+            raise ConfigError(f"{path}: tensor {name!r} has unsupported dtype {code}; supported: {', '.join(DTYPES)}")
+        info = TensorInfo(name, code, shape, path, start + int(b), int(e) - int(b))
+        if info.nbytes != info.numel * info.itemsize or start + int(e) > size:
+            raise ConfigError(f"{path}: tensor {name!r} byte range [{b}, {e}) does not match its shape/file size")
+        out.append(info)
+    out.sort(key=lambda t: t.offset)
+    return out
+
+
+class Checkpoint:
+    """An HF safetensors checkpoint directory, sharded (with an index) or single-file.
+
+    Attributes:
+        path: The directory.
+        tensors: Tensor name -> TensorInfo, ordered by shard (index order) and then by offset.
+        config: The parsed ``config.json`` (empty when absent).
+        files: The safetensors files, in order.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise ConfigError(f"{self.path}: not a checkpoint directory (does not exist or is a file)")
+        self.files = self._find_files()
+        self.tensors: dict[str, TensorInfo] = {}
+        for f in self.files:
+            for info in tensor_infos(f):
+                if info.name in self.tensors:
+                    raise ConfigError(f"{self.path}: tensor {info.name!r} appears in two shards")
+                self.tensors[info.name] = info
+        self._check_index()
+        self.config = self._read_json("config.json")
+
+    def _find_files(self) -> list[Path]:
+        index = self.path / INDEX_NAME
+        if index.is_file():
+            weight_map = self._read_json(INDEX_NAME).get("weight_map")
+            if not isinstance(weight_map, dict) or not weight_map:
+                raise ConfigError(f"{index}: no weight_map")
+            self._weight_map = weight_map
+            files = list(dict.fromkeys(weight_map.values()))
+            missing = [f for f in files if not (self.path / f).is_file()]
+            if missing:
+                raise ConfigError(f"{index}: shard {missing[0]} is listed but missing")
+            return [self.path / f for f in files]
+        self._weight_map = None
+        if (self.path / SINGLE_NAME).is_file():
+            return [self.path / SINGLE_NAME]
+        found = sorted(self.path.glob("*.safetensors"))
+        if len(found) == 1:
+            return found
+        if not found:
+            raise ConfigError(f"{self.path}: no safetensors weights (expected {SINGLE_NAME} or {INDEX_NAME})")
+        raise ConfigError(f"{self.path}: {len(found)} safetensors files but no {INDEX_NAME}")
+
+    def _check_index(self) -> None:
+        if self._weight_map is None:
+            return
+        for name, file in self._weight_map.items():
+            info = self.tensors.get(name)
+            if info is None or info.file.name != file:
+                raise ConfigError(f"{self.path / INDEX_NAME}: tensor {name!r} is not in {file}")
+        extra = [n for n in self.tensors if n not in self._weight_map]
+        if extra:
+            raise ConfigError(f"{self.path / INDEX_NAME}: tensor {extra[0]!r} is in a shard but not in the index")
+
+    def _read_json(self, name: str) -> dict[str, Any]:
+        path = self.path / name
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{path}: unreadable JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object")
+        return data
+
+
+_PRIMED = threading.Event()
+
+
+def _prime_frombuffer() -> None:
+    """torch warns once per process that an mmap'd buffer is read-only; trigger that once, silently."""
+    import torch
+
+    if not _PRIMED.is_set():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            torch.frombuffer(bytes(8), dtype=torch.uint8)
+        _PRIMED.set()
+
+
+class FileCache:
+    """Open read-only descriptors, one per input file, shared by the read-ahead threads."""
+
+    def __init__(self) -> None:
+        self._fds: dict[Path, int] = {}
+        self._lock = threading.Lock()
+
+    def fd(self, path: Path) -> int:
+        with self._lock:
+            if path not in self._fds:
+                self._fds[path] = os.open(path, os.O_RDONLY)
+            return self._fds[path]
+
+    def close(self) -> None:
+        with self._lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+
+def map_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> Any:
+    """A 1-D read-only tensor over elements [start, stop) of `info`, backed by its own memory map.
+
+    The pages are faulted in here (``MAP_POPULATE``). The map is released when the tensor and all its
+    views are garbage.
+    """
+    import torch
+
+    _prime_frombuffer()
+    item = info.itemsize
+    lo, hi = info.offset + start * item, info.offset + stop * item
+    if hi == lo:
+        return torch.empty(0, dtype=torch_dtype(info.dtype))
+    aligned = lo - lo % mmap.ALLOCATIONGRANULARITY
+    flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+    mm = mmap.mmap(files.fd(info.file), hi - aligned, flags=flags, prot=mmap.PROT_READ, offset=aligned)
+    if (lo - aligned) % item:  # misaligned tensor data: copy instead of viewing
+        raw = torch.frombuffer(mm, dtype=torch.uint8, count=hi - lo, offset=lo - aligned).clone()
+        return raw.view(torch_dtype(info.dtype))
+    return torch.frombuffer(mm, dtype=torch_dtype(info.dtype), count=stop - start, offset=lo - aligned)
+
+
+class ReadAhead:
+    """Run a fixed sequence of read jobs in background threads, `depth` jobs ahead of the consumer.
+
+    Args:
+        jobs: The reads in the order they will be consumed; each is a zero-argument callable.
+        depth: How many jobs may be read ahead of the one being consumed.
+        threads: I/O threads.
+    """
+
+    def __init__(self, jobs: Iterable[Callable[[], Any]], depth: int = 2, threads: int = 1):
+        self._jobs = iter(jobs)
+        self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="merge-read")
+        self._pending: deque[Future[Any]] = deque()
+        self._depth = max(1, depth)
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self._pending) < self._depth + 1:
+            job = next(self._jobs, None)
+            if job is None:
+                return
+            self._pending.append(self._pool.submit(job))
+
+    def next(self) -> Any:
+        """The result of the next job (blocks until it is read)."""
+        if not self._pending:
+            raise M2RLError("internal error: read schedule exhausted (a method read more passes than declared)")
+        fut = self._pending.popleft()
+        self._fill()
+        return fut.result()
+
+    def close(self) -> None:
+        for fut in self._pending:
+            fut.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def safetensors_header(entries: Sequence[tuple[str, str, tuple[int, ...]]], metadata: dict[str, str]) -> bytes:
+    """Serialize a safetensors header (length prefix + JSON padded to 8 bytes) for tensors laid out in order."""
+    header: dict[str, Any] = {"__metadata__": metadata}
+    offset = 0
+    for name, code, shape in entries:
+        n = DTYPES[code][1]
+        for d in shape:
+            n *= d
+        header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw
+
+
+class ShardWriter:
+    """Write one safetensors shard as a stream: header, then tensor bytes in plan order.
+
+    The file is written as ``<name>.tmp`` and renamed to its final name by `close()` after an fsync.
+    """
+
+    def __init__(self, path: Path, entries: Sequence[tuple[str, str, tuple[int, ...]]], metadata: dict[str, str]):
+        self.path = path
+        self._tmp = path.with_name(path.name + TMP_SUFFIX)
+        header = safetensors_header(entries, metadata)
+        self._expected = len(header) + sum(_nbytes(c, s) for _, c, s in entries)
+        self._sha = hashlib.sha256()
+        self._file = open(self._tmp, "wb")
+        self._write(header)
+
+    def _write(self, data: Any) -> None:
+        self._file.write(data)
+        self._sha.update(data)
+
+    def write(self, tensor: Any) -> None:
+        """Append the bytes of a contiguous CPU tensor."""
+        import torch
+
+        self._write(memoryview(tensor.contiguous().view(torch.uint8).numpy()))
+
+    def close(self) -> tuple[int, str]:
+        """Flush, fsync and rename to the final name; return (size in bytes, sha256 hex)."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        size = self._file.tell()
+        self._file.close()
+        if size != self._expected:
+            raise M2RLError(f"internal error: shard {self.path.name} has {size} bytes, expected {self._expected}")
+        os.replace(self._tmp, self.path)
+        fsync_dir(self.path.parent)
+        return size, self._sha.hexdigest()
+
+    def abort(self) -> None:
+        """Close and delete the temporary file."""
+        if not self._file.closed:
+            self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+def _nbytes(code: str, shape: tuple[int, ...]) -> int:
+    n = DTYPES[code][1]
+    for d in shape:
+        n *= d
+    return n
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename in it is durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a small file under a temporary name, fsync it and rename it into place."""
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def sha256_file(path: Path, block: int = 16 << 20) -> str:
+    """The sha256 hex digest of a file's bytes."""
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            sha.update(chunk)
+    return sha.hexdigest()

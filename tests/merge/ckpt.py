@@ -1,0 +1,88 @@
+"""Tiny Qwen3-shaped checkpoints for the merge tests (random weights, sparse RL-like expert deltas)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+EXPERTS = ("math", "code", "science")
+
+
+def qwen3_config(vocab: int = 1536, tie: bool = True):
+    from transformers import Qwen3Config
+
+    return Qwen3Config(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
+                       tie_word_embeddings=tie)
+
+
+def param_shapes(config) -> dict[str, tuple[int, ...]]:
+    """Parameter names and shapes of Qwen3ForCausalLM(config), built on the meta device (no RNG use)."""
+    from transformers import Qwen3ForCausalLM
+
+    with torch.device("meta"):
+        model = Qwen3ForCausalLM(config)
+    return {n: tuple(p.shape) for n, p in model.state_dict().items()
+            if not (config.tie_word_embeddings and n == "lm_head.weight")}
+
+
+def base_weights(shapes: dict[str, tuple[int, ...]], seed: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, shape in shapes.items():
+        if name.endswith("norm.weight"):
+            out[name] = (1.0 + 0.1 * torch.randn(shape, generator=g)).to(dtype)
+        else:
+            out[name] = (0.05 * torch.randn(shape, generator=g)).to(dtype)
+    return out
+
+
+def expert_weights(base: dict[str, torch.Tensor], seed: int, changed: float = 0.4,
+                   scale: float = 0.01) -> dict[str, torch.Tensor]:
+    """base + a sparse delta: `changed` of the elements move, by mixed magnitudes (some below bf16 resolution)."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, b in base.items():
+        mask = torch.rand(b.shape, generator=g) < changed
+        mag = scale * torch.exp(2.5 * torch.randn(b.shape, generator=g)).clamp(max=20.0)
+        delta = mag * torch.randn(b.shape, generator=g) * mask
+        out[name] = (b.float() + delta).to(b.dtype)
+    return out
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], config, shards: int = 1) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    config.save_pretrained(path)
+    (path / "generation_config.json").write_text(json.dumps({"do_sample": False}))
+    (path / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 128}))
+    names = list(tensors)
+    if shards == 1:
+        save_file(tensors, str(path / "model.safetensors"), metadata={"format": "pt"})
+        return path
+    weight_map = {}
+    per = -(-len(names) // shards)
+    for i in range(shards):
+        part = names[i * per:(i + 1) * per]
+        fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        save_file({n: tensors[n] for n in part}, str(path / fname), metadata={"format": "pt"})
+        weight_map.update({n: fname for n in part})
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+    return path
+
+
+def make_family(root: Path, shards: int = 1, dtype: torch.dtype = torch.bfloat16, experts=EXPERTS,
+                tie: bool = True) -> tuple[Path, dict[str, Path]]:
+    """Write a base and its experts under root; return (base dir, {expert: dir})."""
+    config = qwen3_config(tie=tie)
+    shapes = param_shapes(config)
+    base = base_weights(shapes, 0, dtype)
+    base_dir = save_checkpoint(root / "base", base, config, shards)
+    dirs = {}
+    for i, name in enumerate(experts):
+        dirs[name] = save_checkpoint(root / name, expert_weights(base, 100 + i), config, shards)
+    return base_dir, dirs
