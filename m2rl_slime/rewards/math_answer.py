@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+from fractions import Fraction
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -73,10 +74,49 @@ def _normalise(text: str) -> str:
     return _EULER.sub("e", text)
 
 
-def _parse_boxed(text: str) -> list:
+@lru_cache(maxsize=4096)
+def _parse_boxed(text: str) -> tuple:
+    """math-verify's parse of `\\boxed{text}`, cached per process: the 16 samples of a GRPO group share one
+    gold and often repeat answers (math-verify's own cache holds 20 entries). Parsed sympy objects are immutable.
+    """
     from math_verify import parse
 
-    return parse("\\boxed{" + text + "}", extraction_config=_extraction_config(), parsing_timeout=None)
+    return tuple(parse("\\boxed{" + text + "}", extraction_config=_extraction_config(), parsing_timeout=None))
+
+
+_INTEGER = re.compile(r"[+-]?\d{1,15}")
+_RATIONAL = re.compile(r"([+-]?)(?:(\d{1,15}(?:\.\d{1,15})?)|\\d?frac\s*\{\s*(\d{1,15})\s*\}\s*\{\s*(\d{1,15})\s*\}"
+                       r"|(\d{1,15})\s*/\s*(\d{1,15}))")
+
+
+def _rational(text: str) -> Fraction | None:
+    """The exact value of a plain integer, decimal or simple fraction (`\\frac{a}{b}`, `a/b`), else None."""
+    match = _RATIONAL.fullmatch(text.strip())
+    if match is None:
+        return None
+    sign, decimal, frac_num, frac_den, num, den = match.groups()
+    if decimal is not None:
+        value = Fraction(decimal)
+    else:
+        numerator, denominator = (frac_num, frac_den) if frac_num is not None else (num, den)
+        if int(denominator) == 0:
+            return None
+        value = Fraction(int(numerator), int(denominator))
+    return -value if sign == "-" else value
+
+
+def _fast_numeric(gold: str, pred: str) -> bool | None:
+    """Decide plain-number pairs without a parser: integers compare exactly; equal rationals are equal.
+
+    Returns None (undecided: use math-verify) for anything else, including unequal non-integer rationals,
+    so results are identical to the full path.
+    """
+    if _INTEGER.fullmatch(gold) and _INTEGER.fullmatch(pred):
+        return int(gold) == int(pred)
+    a, b = _rational(gold), _rational(pred)
+    if a is not None and b is not None and a == b:
+        return True
+    return None
 
 
 def _numbers_agree(gold: Any, pred: Any, rel_tol: float) -> bool:
@@ -104,13 +144,16 @@ def _verify_parsed(gold_text: str, pred_text: str, config: MathConfig) -> tuple[
     """Compare two answer strings. Returns (equal, note); `equal` is None when the gold cannot be parsed."""
     from math_verify import verify
 
+    fast = _fast_numeric(gold_text, pred_text)
+    if fast is not None:
+        return fast, ""
     gold = _parse_boxed(gold_text)
     if not gold:
         return None, "gold not parseable"
     pred = _parse_boxed(pred_text)
     if not pred:
         return False, "prediction not parseable"
-    ok = verify(gold, pred, float_rounding=config.float_rounding, timeout_seconds=None)
+    ok = verify(list(gold), list(pred), float_rounding=config.float_rounding, timeout_seconds=None)
     if ok and not _numbers_agree(gold[0], pred[0], config.relative_tolerance):
         return False, "numbers differ beyond relative tolerance"
     return bool(ok), ""

@@ -38,6 +38,9 @@ _MAX_STARTUP_FAILURES = 3
 _WARM_TASKS: dict[str, tuple[str, Any, dict[str, Any]]] = {
     "math": ("\\boxed{\\frac{1}{2}}", "0.5", {}),
     "science": ("Answer: B", "B", {"valid_letters": "ABCD"}),
+    # Loads langdetect's language profiles (about 1.5 s) before the first real item needs them.
+    "if": ("all lowercase english words here.", None,
+           {"instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}),
 }
 
 

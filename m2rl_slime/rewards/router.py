@@ -64,7 +64,7 @@ class Router:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = shared_pool(
-                    self.config.pool_workers, warm=("math", "science"), memory_mb=self.config.worker_memory_mb
+                    self.config.pool_workers, warm=("math", "science", "if"), memory_mb=self.config.worker_memory_mb
                 )
             return self._pool
 
