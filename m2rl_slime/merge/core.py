@@ -205,18 +205,18 @@ class _Writer:
         self._submit(finish)
 
     def shutdown(self, failed: bool) -> None:
-        """Wait for queued writes; after a failure, delete the unfinished shard's temporary file."""
+        """Wait for queued writes; after any failure, delete the unfinished shard's temporary file."""
+        error: BaseException | None = None
         try:
             while self._pending:
-                fut = self._pending.popleft()
-                if failed:
-                    fut.exception()
-                else:
-                    fut.result()
+                exc = self._pending.popleft().exception()
+                error = error or exc
         finally:
-            if failed and self._shard is not None:
+            if (failed or error) and self._shard is not None:
                 self._shard.abort()
             self._exec.shutdown(wait=True)
+        if error is not None and not failed:
+            raise error
 
 
 def _schedule(eng: _Engine, shards: Iterable[PlannedShard]) -> Iterator[Callable[[], Any]]:

@@ -134,9 +134,11 @@ def copy_side_files(out: Path, plan: MergePlan) -> list[str]:
             continue
         if name == "config.json":
             config = json.loads(path.read_text())
-            for key in ("torch_dtype", "dtype"):
-                if key in config or key == "torch_dtype":
-                    config[key] = _DTYPE_NAMES[plan.config.dtype]
+            major = str(config.get("transformers_version", "4")).split(".")[0]
+            v5 = major.isdigit() and int(major) >= 5
+            keys = [k for k in ("torch_dtype", "dtype") if k in config] or ["dtype" if v5 else "torch_dtype"]
+            for key in keys:
+                config[key] = _DTYPE_NAMES[plan.config.dtype]
             write_atomic(out / name, (json.dumps(config, indent=2) + "\n").encode())
         else:
             tmp = out / (name + TMP_SUFFIX)

@@ -20,13 +20,29 @@ def qwen3_config(vocab: int = 1536, tie: bool = True):
 
 
 def param_shapes(config) -> dict[str, tuple[int, ...]]:
-    """Parameter names and shapes of Qwen3ForCausalLM(config), built on the meta device (no RNG use)."""
-    from transformers import Qwen3ForCausalLM
-
-    with torch.device("meta"):
-        model = Qwen3ForCausalLM(config)
-    return {n: tuple(p.shape) for n, p in model.state_dict().items()
-            if not (config.tie_word_embeddings and n == "lm_head.weight")}
+    """Qwen3ForCausalLM parameter names and shapes for `config` (test_core checks them against transformers)."""
+    h, i, hd = config.hidden_size, config.intermediate_size, config.head_dim
+    q, kv = config.num_attention_heads * hd, config.num_key_value_heads * hd
+    shapes = {"model.embed_tokens.weight": (config.vocab_size, h)}
+    for n in range(config.num_hidden_layers):
+        p = f"model.layers.{n}."
+        shapes.update({
+            p + "input_layernorm.weight": (h,),
+            p + "self_attn.q_proj.weight": (q, h),
+            p + "self_attn.k_proj.weight": (kv, h),
+            p + "self_attn.v_proj.weight": (kv, h),
+            p + "self_attn.o_proj.weight": (h, q),
+            p + "self_attn.q_norm.weight": (hd,),
+            p + "self_attn.k_norm.weight": (hd,),
+            p + "post_attention_layernorm.weight": (h,),
+            p + "mlp.gate_proj.weight": (i, h),
+            p + "mlp.up_proj.weight": (i, h),
+            p + "mlp.down_proj.weight": (h, i),
+        })
+    shapes["model.norm.weight"] = (h,)
+    if not config.tie_word_embeddings:
+        shapes["lm_head.weight"] = (config.vocab_size, h)
+    return shapes
 
 
 def base_weights(shapes: dict[str, tuple[int, ...]], seed: int, dtype: torch.dtype) -> dict[str, torch.Tensor]:
