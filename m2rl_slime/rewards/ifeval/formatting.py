@@ -15,7 +15,8 @@ from .text import Doc, sentence_spans
 
 _HIGHLIGHT_RE = re.compile(r"\*[^\n*]*\*")
 _DOUBLE_HIGHLIGHT_RE = re.compile(r"\*\*[^\n*]*\*\*")
-_THEMATIC_BREAK_RE = re.compile(r"(?:-[ \t]*){3,}")
+# A line whose first non-blank character is * or - (no newline inside the indent, so no backtracking).
+_BULLET_START_RE = re.compile(r"^[^\S\n]*[*-]", re.MULTILINE)
 _CONSTRAINED_OPTIONS = ("My answer is yes.", "My answer is no.", "My answer is maybe.")
 
 
@@ -25,13 +26,24 @@ def _is_bullet(line: str) -> bool:
     if stripped.startswith("*"):
         return len(stripped) > 1 and stripped[1] != "*"
     if stripped.startswith("-"):
-        return not _THEMATIC_BREAK_RE.fullmatch(stripped.rstrip())
+        is_thematic_break = not stripped.strip("- \t\r") and stripped.count("-") >= 3
+        return not is_thematic_break
     return False
+
+
+def count_bullets(text: str) -> int:
+    """Markdown bullet lines in `text`; only lines whose first non-blank character is * or - are examined."""
+    count = 0
+    for match in _BULLET_START_RE.finditer(text):
+        line_end = text.find("\n", match.start())
+        if _is_bullet(text[match.start() : line_end if line_end >= 0 else len(text)]):
+            count += 1
+    return count
 
 
 def number_bullet_lists(doc: Doc, *, num_bullets: int) -> bool:
     """detectable_format:number_bullet_lists: exactly `num_bullets` markdown bullet lines."""
-    return sum(1 for line in doc.text.split("\n") if _is_bullet(line)) == num_bullets
+    return count_bullets(doc.text) == num_bullets
 
 
 def constrained_response(doc: Doc) -> bool:

@@ -34,6 +34,13 @@ _CONTEXTUAL = frozenset(
 )
 # Abbreviations followed by a number ("No. 5", "Fig. 3", "pp. 10-12").
 _NUMBERED = frozenset("no nos fig figs vol vols p pp ch chap sec art eq eqs ref refs op".split())
+# Words that start sentences but not names: after a single capital letter they mean the letter ended
+# a sentence ("... of B. The next ..."), not an initial ("J. K. Rowling").
+_SENTENCE_STARTERS = frozenset(
+    "a an the this that these those it its he she they we you i my our their there here then thus so but "
+    "and or yet however although though if in on at for as after before when while since because what why "
+    "how which who each every all some many most one both this moreover meanwhile instead indeed finally".split()
+)
 
 # Word tokens: dotted acronyms (U.S.A., e.g.), words with inner hyphens/apostrophes and numbers with
 # inner separators (3.14, 1,000, 12:30). Tokens add each other symbol alone (ellipses, dash runs whole).
@@ -41,7 +48,7 @@ _WORD_PATTERN = r"[A-Za-z](?:\.[A-Za-z])+\.?|\w+(?:(?:['\u2019\-]|(?<=\d)[.,:/](
 _WORD_TOKEN_RE = re.compile(_WORD_PATTERN)
 _TOKEN_RE = re.compile(_WORD_PATTERN + r"|\.{2,}|-{2,}|[^\w\s]")
 _WORD_RE = re.compile(r"\w+")
-_PUNCT_EDGES = re.compile(r"^[^\w]+|[^\w]+$")
+_WORD_CHAR_RE = re.compile(r"\w")
 
 
 def _next_word_start(text: str, pos: int) -> str:
@@ -50,6 +57,17 @@ def _next_word_start(text: str, pos: int) -> str:
     while pos < n and (text[pos].isspace() or text[pos] in _OPENERS):
         pos += 1
     return text[pos] if pos < n else ""
+
+
+def _next_word(text: str, pos: int) -> str:
+    """The next whitespace-delimited word after `pos`, lower-cased, without surrounding punctuation."""
+    n = len(text)
+    while pos < n and text[pos].isspace():
+        pos += 1
+    end = pos
+    while end < n and not text[end].isspace() and end - pos < 32:
+        end += 1
+    return strip_edge_punctuation(text[pos:end]).lower()
 
 
 def _at_line_start(text: str, start: int) -> bool:
@@ -65,7 +83,9 @@ def _period_ends_sentence(text: str, token: str, chunk_start: int, end: int) -> 
     if token.isdigit():
         return not _at_line_start(text, chunk_start)  # "1. First item"
     if len(token) == 1:
-        return not token.isalpha() or token == "i"  # initials ("J. K. Rowling")
+        if not token.isalpha() or token == "i":
+            return True
+        return _next_word(text, end) in _SENTENCE_STARTERS  # else an initial ("J. K. Rowling")
     if token in _NEVER_END:
         return False
     if token in _NUMBERED:
@@ -134,8 +154,17 @@ def count_words(text: str) -> int:
 
 
 def strip_edge_punctuation(word: str) -> str:
-    """`word` without leading/trailing non-word characters ('"Hello,"' -> 'Hello')."""
-    return _PUNCT_EDGES.sub("", word)
+    """`word` without leading/trailing non-word characters ('"Hello,"' -> 'Hello').
+
+    Linear time: a regex such as ``[^\\w]+$`` rescans inner symbol runs from every position.
+    """
+    first = _WORD_CHAR_RE.search(word)
+    if first is None:
+        return ""
+    end = len(word)
+    while not _WORD_CHAR_RE.match(word, end - 1):
+        end -= 1
+    return word[first.start() : end]
 
 
 class Doc:

@@ -66,6 +66,8 @@ HOSTILE = {
     "phrase_heads": "a " * 16_000,
     "dashes": "-" * 32_000,
     "hyphen_words": "a-" * 16_000,
+    "inner_symbols": "a" + "!" * 32_000 + "b",
+    "symbol_words": ("a" + "!" * 3_000 + "b ") * 10,
     "sections": "Section " * 4_000,
     "deep_json": "[" * 20_000 + "]" * 20_000,
     "mixed": "Dr. X... e.g. [a] <<t>> *h* P.S. 3.14 - " * 800,
@@ -78,15 +80,16 @@ def test_every_non_language_id_has_probe_kwargs():
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 def test_pathological_inputs_run_in_linear_time(name):
-    """Each hostile 32k input goes through all 51 non-language checkers well within a second
-    (IFEval's own regexes take 1-8 s on several of these)."""
+    """Each hostile 32k input goes through all 51 non-language checkers in about 0.1-0.2 s; the 2 s bound
+    leaves room for a busy machine and still catches anything quadratic (IFEval's own regexes take 2-16 s
+    on several of these, each on its own)."""
     ids = NON_LANGUAGE_IDS
     md = {"instruction_id_list": ids, "kwargs": [KWARGS.get(i, {}) for i in ids]}
     start = time.perf_counter()
     result = verify(HOSTILE[name], None, md)
     elapsed = time.perf_counter() - start
     assert result.reason in (Reason.OK, Reason.WRONG, Reason.EMPTY_RESPONSE)
-    assert elapsed < 1.0, f"{name}: {elapsed:.2f}s"
+    assert elapsed < 2.0, f"{name}: {elapsed:.2f}s"
 
 
 def test_deep_json_is_not_json():
@@ -118,5 +121,6 @@ def test_32k_response_with_five_constraints_takes_a_few_ms():
         start = time.perf_counter()
         verify(response, None, md)
         timings.append(time.perf_counter() - start)
-    # A few ms on a 2-core dev box (see docs/rewards_if.md); the bound leaves room for a loaded CI runner.
-    assert statistics.median(timings) < 0.025
+    # About 2.5 ms on a 2-core dev box (docs/rewards_if.md). The best of 15 runs is robust to a busy
+    # machine; the bound still fails for anything super-linear or a per-call setup cost.
+    assert min(timings) < 0.010, f"best {min(timings) * 1000:.1f} ms, median {statistics.median(timings) * 1000:.1f} ms"

@@ -7,7 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from m2rl_slime.rewards.ifeval.text import Doc, count_words, sentence_spans, split_sentences, tokenize
+from m2rl_slime.rewards.ifeval.text import (
+    Doc,
+    count_words,
+    sentence_spans,
+    split_sentences,
+    strip_edge_punctuation,
+    tokenize,
+)
 
 
 @pytest.mark.parametrize(
@@ -52,6 +59,7 @@ def test_ifeval_sentence_split_examples():
         ("Apples, pears, etc. are fruit.", ["Apples, pears, etc. are fruit."]),
         ("See No. 5 and Fig. 3 here.", ["See No. 5 and Fig. 3 here."]),
         ("J. K. Rowling wrote it.", ["J. K. Rowling wrote it."]),
+        ("It depends on B. The next step is easy.", ["It depends on B.", "The next step is easy."]),
         ("So do I. You agree.", ["So do I.", "You agree."]),
         ("Wait... what happened? Nothing.", ["Wait... what happened?", "Nothing."]),
         ("He paused... Then he left.", ["He paused...", "Then he left."]),
@@ -92,6 +100,14 @@ def test_spans_point_into_the_original_text():
 def test_tokenizer(text, tokens):
     """Unlike NLTK, clitics stay attached ("Don't", not "Do" + "n't") and quotes are not rewritten."""
     assert tokenize(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("word", "stripped"),
+    [('"Hello,"', "Hello"), ("**Indeed**,", "Indeed"), ("don't", "don't"), ("(a)", "a"), ("!!!", ""), ("", "")],
+)
+def test_strip_edge_punctuation(word, stripped):
+    assert strip_edge_punctuation(word) == stripped
 
 
 def test_doc_words_drop_punctuation():
