@@ -35,15 +35,24 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m m2rl_slime.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     prep = sub.add_parser("prepare", help="Nemotron RL blend -> OUT/<domain>.jsonl prompt files for slime")
-    prep.add_argument("--blend", nargs="+", action="extend", required=True, metavar=f"PATH[{SOURCE_SEPARATOR}SOURCE]",
-                      help=f"blend rows (.jsonl/.parquet); {SOURCE_SEPARATOR}SOURCE forces the source of every row")
+    prep.add_argument(
+        "--blend",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar=f"PATH[{SOURCE_SEPARATOR}SOURCE]",
+        help=f"blend rows (.jsonl/.parquet); {SOURCE_SEPARATOR}SOURCE forces the source of every row",
+    )
     prep.add_argument("--out", required=True, type=Path, help="output directory")
     prep.add_argument("--limit", type=int, help="read at most this many input rows (quick sample)")
     prep.add_argument("--dedup", action="store_true", help="drop repeated prompts within a domain")
     prep.add_argument("--max-prompt-tokens", type=int, help="drop prompts longer than this (needs --tokenizer)")
     prep.add_argument("--tokenizer", help="tokenizer directory used by --max-prompt-tokens (chat template + tools)")
-    prep.add_argument("--skip-unknown-sources", action="store_true",
-                      help="skip rows whose source maps to no domain instead of failing")
+    prep.add_argument(
+        "--skip-unknown-sources",
+        action="store_true",
+        help="skip rows whose source maps to no domain instead of failing",
+    )
     prep.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
     eva = sub.add_parser("prepare-eval", help="a local benchmark file -> prepared eval rows")
     eva.add_argument("--kind", required=True, choices=sorted(EVAL_KINDS), help="benchmark kind")

@@ -131,6 +131,11 @@ class DataConfig:
             Every pool needs an entry (0 disables it).
         temperature: Temperature of ``mixture: temperature`` (1 = natural, large = uniform).
         seed: Seed of the sampler; None uses slime's ``--rollout-seed``.
+        gc_freeze: After loading the prompts, move every object of the (RolloutManager) process into
+            CPython's permanent GC generation (`gc.freeze`). Each ``get_samples`` creates thousands of
+            fresh samples, which triggers full collections that walk the whole heap (torch, slime and the
+            prompts: ~0.4 s per pass at 10k prompts on a 2-core box, every few calls); frozen objects are
+            skipped. Costs one `gc.collect()` at start-up; objects alive then are never cycle-collected.
         curriculum: Parameters of the optional curriculum hook.
         prepare: Options of the prepare CLI.
     """
@@ -140,6 +145,7 @@ class DataConfig:
     weights: dict[str, float] = field(default_factory=dict)
     temperature: float = 2.0
     seed: int | None = None
+    gc_freeze: bool = True
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
 

@@ -98,9 +98,9 @@ def gpqa_eval_row(raw: Mapping[str, Any], source: str, config: PrepareConfig, se
     texts = [correct, *wrong]
     order = list(range(4))
     random.Random(f"m2rl-gpqa/{seed}/{uid}").shuffle(order)
-    options = [{letter: texts[k]} for letter, k in zip(_LETTERS, order)]
+    options = [{letter: texts[k]} for letter, k in zip(_LETTERS, order, strict=True)]
     label = _LETTERS[order.index(0)]
-    choices = "\n".join(f"{letter}) {texts[k]}" for letter, k in zip(_LETTERS, order))
+    choices = "\n".join(f"{letter}) {texts[k]}" for letter, k in zip(_LETTERS, order, strict=True))
     template = config.gpqa_template or GPQA_TEMPLATE
     content = template.replace("{question}", question).replace("{choices}", choices)
     metadata = {"source": source, "uid": uid, "valid_letters": _LETTERS, "options": options}

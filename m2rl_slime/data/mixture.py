@@ -67,7 +67,9 @@ def normalise(weights: Mapping[str, float]) -> dict[str, float]:
     return {name: w / total for name, w in weights.items()}
 
 
-def allocate(n: int, probs: Mapping[str, float], carry: Mapping[str, float]) -> tuple[dict[str, int], dict[str, float]]:
+def allocate(
+    n: int, probs: Mapping[str, float], carry: Mapping[str, float]
+) -> tuple[dict[str, int], dict[str, float]]:
     """Split `n` draws over pools by largest remainder, carrying the rounding error.
 
     Args:
@@ -87,7 +89,7 @@ def allocate(n: int, probs: Mapping[str, float], carry: Mapping[str, float]) -> 
     missing = n - sum(counts.values())
     for i in range(max(0, missing)):
         counts[by_remainder[i % len(by_remainder)]] += 1
-    for i in range(max(0, -missing)):  # only reachable through float drift; take from the smallest remainders
+    for _ in range(max(0, -missing)):  # only reachable through float drift; take from the smallest remainders
         name = [m for m in reversed(by_remainder) if counts[m] > 0][0]
         counts[name] -= 1
     new_carry = {name: quota[name] - counts[name] for name in active}
@@ -138,6 +140,12 @@ class MixtureSampler:
         self.probs: dict[str, float] = {}
         self._perms: dict[str, tuple[int, np.ndarray]] = {}
         self.set_weights(weights)
+        self._prime()
+
+    def _prime(self) -> None:
+        """Build every pool's current permutation now, so memory stays flat from the first draw on."""
+        for name in self.sizes:
+            self._permutation(name)
 
     def set_weights(self, weights: Mapping[str, float]) -> None:
         """Change the mixture from the next batch on; carries of disabled pools are dropped."""
@@ -170,7 +178,8 @@ class MixtureSampler:
         cached = self._perms.get(name)
         if cached is None or cached[0] != epoch:
             rng = np.random.default_rng(np.random.SeedSequence(_stable_key(self.seed, name, epoch)))
-            cached = (epoch, rng.permutation(self.sizes[name]).astype(np.int64))
+            dtype = np.int32 if self.sizes[name] < 2**31 else np.int64
+            cached = (epoch, rng.permutation(self.sizes[name]).astype(dtype))
             self._perms[name] = cached
         return cached[1]
 
@@ -219,3 +228,4 @@ class MixtureSampler:
         self.carry = {name: float(state["carry"].get(name, 0.0)) for name in self.sizes}
         self.probs = {name: float(state["probs"].get(name, 0.0)) for name in self.sizes}
         self._perms.clear()
+        self._prime()

@@ -90,7 +90,9 @@ class Summary:
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
-        domains = {d: {**asdict(t), "dropped": dict(t.dropped), "sources": dict(t.sources)} for d, t in self.domains.items()}
+        domains = {
+            d: {**asdict(t), "dropped": dict(t.dropped), "sources": dict(t.sources)} for d, t in self.domains.items()
+        }
         return {"domains": domains, "skipped": dict(self.skipped), "files": dict(self.files)}
 
 
@@ -142,7 +144,9 @@ def progress_bar(options: PrepareOptions, desc: str) -> Any:
     """A tqdm bar over input rows (auto-disabled off a terminal unless `options.progress` says otherwise)."""
     from tqdm import tqdm
 
-    return tqdm(total=options.limit, unit="rows", desc=desc, disable=None if options.progress is None else not options.progress)
+    return tqdm(
+        total=options.limit, unit="rows", desc=desc, disable=None if options.progress is None else not options.progress
+    )
 
 
 class _Run:

@@ -141,6 +141,10 @@ def to_chat_tools(tools: Any, where: str = "responses_create_params.tools") -> l
 def _scalar_label(raw: Mapping[str, Any], fields: tuple[str, ...]) -> str:
     for name in fields:
         value = raw.get(name)
+        if isinstance(value, list):
+            if len(value) != 1:
+                raise RowError("bad_label", name, f"expected one gold answer, got a list of {len(value)}")
+            value = value[0]
         if isinstance(value, bool):
             continue
         if isinstance(value, (int, float)):
@@ -168,7 +172,7 @@ def _options(raw: Mapping[str, Any], messages: list[dict[str, str]]) -> tuple[st
     for i, option in enumerate(options):
         if not isinstance(option, Mapping) or len(option) != 1:
             raise RowError("bad_options", f"options[{i}]", "expected one {letter: text} pair")
-        (letter, text), = option.items()
+        ((letter, text),) = option.items()
         if not (isinstance(letter, str) and len(letter) == 1 and letter.isupper()) or not isinstance(text, str):
             raise RowError("bad_options", f"options[{i}]", f"bad option {dict(option)!r}")
         cleaned.append({letter: text})
@@ -199,7 +203,9 @@ def if_row(raw: Mapping[str, Any], messages: list[dict[str, str]]) -> tuple[None
     if kwargs is None:
         kwargs = [{} for _ in ids]
     if not isinstance(kwargs, list) or len(kwargs) != len(ids):
-        raise RowError("bad_kwargs", "kwargs", f"expected a list of {len(ids)} objects aligned with instruction_id_list")
+        raise RowError(
+            "bad_kwargs", "kwargs", f"expected a list of {len(ids)} objects aligned with instruction_id_list"
+        )
     if not all(k is None or isinstance(k, Mapping) for k in kwargs):
         raise RowError("bad_kwargs", "kwargs", "every entry must be an object or null")
     clean = [{key: v for key, v in (k or {}).items() if v is not None} for k in kwargs]
@@ -218,7 +224,9 @@ def code_row(raw: Mapping[str, Any], messages: list[dict[str, str]]) -> tuple[No
         raise RowError("missing_tests", "verifier_metadata.unit_tests", "no unit tests")
     inputs, outputs, fn_name = tests.get("inputs"), tests.get("outputs"), tests.get("fn_name")
     if not (isinstance(inputs, list) and isinstance(outputs, list) and inputs and len(inputs) == len(outputs)):
-        raise RowError("bad_tests", "verifier_metadata.unit_tests", "inputs/outputs must be equal-length non-empty lists")
+        raise RowError(
+            "bad_tests", "verifier_metadata.unit_tests", "inputs/outputs must be equal-length non-empty lists"
+        )
     if not all(isinstance(x, str) for x in [*inputs, *outputs]):
         raise RowError("bad_tests", "verifier_metadata.unit_tests", "inputs and outputs must be strings")
     if fn_name is not None and not (isinstance(fn_name, str) and fn_name):

@@ -10,11 +10,12 @@ indices and state to the pure `MixingSource`. ``--prompt-data`` is ignored: prom
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from slime.rollout.data_source import RolloutDataSourceWithBuffer
 from slime.utils.data import Dataset
@@ -40,8 +41,38 @@ def state_path(root: str, rollout_id: int) -> str:
     return os.path.join(root, "rollout", f"m2rl_data_source_{rollout_id}.json")
 
 
-def make_sample(prompt: Sample, pool: str, group_index: int, index: int) -> Sample:
-    """A fresh sample sharing the prompt's immutable payload; metadata is copied one level deep."""
+class PromptRecord(NamedTuple):
+    """What a pool keeps of one prompt: 2 GC-tracked containers instead of a `Sample`'s ~10."""
+
+    prompt: Any
+    label: Any
+    metadata: dict
+    multimodal_inputs: dict | None
+
+
+def compact(samples: list[Sample], interned: dict[str, list]) -> list[PromptRecord]:
+    """Pool records of slime `Dataset` samples; identical ``metadata["tools"]`` lists become one shared list.
+
+    Fewer tracked objects keep the process's full garbage-collection passes short (their cost grows with
+    every live container); one workbench row carries ~140 containers of tool schemas, all identical.
+    """
+    records = []
+    for sample in samples:
+        metadata = sample.metadata
+        tools = metadata.get("tools")
+        if isinstance(tools, list):
+            key = json.dumps(tools, sort_keys=True, ensure_ascii=False)
+            metadata["tools"] = interned.setdefault(key, tools)
+        records.append(PromptRecord(sample.prompt, sample.label, metadata, sample.multimodal_inputs))
+    return records
+
+
+def make_sample(prompt: PromptRecord, pool: str, group_index: int, index: int) -> Sample:
+    """A fresh sample sharing the prompt's immutable payload; metadata is copied one level deep.
+
+    Nested metadata values (tools, unit tests, options, ...) are shared by every sample of the prompt
+    (slime deep-copies them); hooks must replace them rather than mutate them in place.
+    """
     metadata = dict(prompt.metadata)
     metadata["source_name"] = pool
     multimodal = prompt.multimodal_inputs
@@ -78,6 +109,12 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
         self.config = parse_dataclass(DataConfig, plugin_setting(args, "m2rl_data"), WHERE)
         self._core = self._build_core(args, self.config)
         self.buffer = self._core.buffer
+        if self.config.gc_freeze:
+            gc.collect()
+            gc.freeze()
+            logger.info(
+                "MultiDomainDataSource: froze %d objects out of cyclic GC (m2rl_data.gc_freeze)", gc.get_freeze_count()
+            )
 
     def _build_core(self, args: Any, config: DataConfig) -> MixingSource:
         if not config.prompt_files:
@@ -103,7 +140,7 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
             take_from_buffer=self._take_from_buffer,
         )
 
-    def _load_pools(self, args: Any, config: DataConfig) -> dict[str, list[Sample]]:
+    def _load_pools(self, args: Any, config: DataConfig) -> dict[str, list[PromptRecord]]:
         for name, path in config.prompt_files.items():
             missing = {args.input_key, args.label_key} - first_row_keys(path)
             if missing:
@@ -115,7 +152,7 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
         processor = load_processor(args.hf_checkpoint, trust_remote_code=True)
         if (dump := getattr(args, "dump_details", None)) is not None:
             tokenizer.save_pretrained(Path(dump) / "tokenizer")
-        pools = {}
+        pools, interned = {}, {}
         for name, path in config.prompt_files.items():
             dataset = Dataset(
                 path,
@@ -133,7 +170,8 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
             )
             if len(dataset.origin_samples) == 0:
                 raise ConfigError(f"{WHERE}.prompt_files.{name}: {path} has no prompts (after the length filter)")
-            pools[name] = dataset.origin_samples  # held once; Dataset.shuffle (global RNG) is never called
+            # held once, compactly; the Dataset is dropped (its shuffle would reseed the global RNG anyway)
+            pools[name] = compact(dataset.origin_samples, interned)
         return pools
 
     def _take_from_buffer(self, buffer: list[list[Sample]], n: int) -> list[list[Sample]]:

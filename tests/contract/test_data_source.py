@@ -6,7 +6,6 @@ Skipped (with the reason) when slime is not importable, e.g. in CI.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from m2rl_slime.data.prepare import prepare_blend
+
 pytestmark = pytest.mark.contract
 
 try:
@@ -24,8 +25,6 @@ try:
     from slime.utils.types import Sample
 except Exception as exc:  # ImportError, or a slime dependency failing at import
     pytest.skip(f"slime is not importable ({type(exc).__name__}: {exc})", allow_module_level=True)
-
-from m2rl_slime.data.prepare import prepare_blend
 
 EXAMPLES = {
     "nemo_gym_examples/math_with_judge.jsonl": "dapo17k",
@@ -68,13 +67,29 @@ def make_args(prepared: Path, tokenizer_dir: Path, tmp: Path, **overrides) -> Na
         "prompt_files": {d: str(prepared / f"{d}.jsonl") for d in DOMAINS},
         "mixture": "weights",
         "weights": {"math": 4, "science": 2, "if": 1, "code": 2, "agent": 1},
+        "gc_freeze": False,  # keep pytest's heap collectable; test_gc_freeze covers the default
     }
     values = dict(
-        m2rl_data=m2rl_data, rollout_global_dataset=True, prompt_data=None, hf_checkpoint=str(tokenizer_dir),
-        input_key="prompt", label_key="label", metadata_key="metadata", tool_key="tools", multimodal_keys=None,
-        apply_chat_template=True, apply_chat_template_kwargs={}, rollout_max_prompt_len=None, rollout_seed=42,
-        n_samples_per_prompt=4, buffer_filter_path=None, dump_details=None, save=str(tmp / "ckpt"),
-        load=str(tmp / "ckpt"), rollout_all_samples_process_path=None, reward_key=None,
+        m2rl_data=m2rl_data,
+        rollout_global_dataset=True,
+        prompt_data=None,
+        hf_checkpoint=str(tokenizer_dir),
+        input_key="prompt",
+        label_key="label",
+        metadata_key="metadata",
+        tool_key="tools",
+        multimodal_keys=None,
+        apply_chat_template=True,
+        apply_chat_template_kwargs={},
+        rollout_max_prompt_len=None,
+        rollout_seed=42,
+        n_samples_per_prompt=4,
+        buffer_filter_path=None,
+        dump_details=None,
+        save=str(tmp / "ckpt"),
+        load=str(tmp / "ckpt"),
+        rollout_all_samples_process_path=None,
+        reward_key=None,
     )
     values.update(overrides)
     return Namespace(**values)
@@ -85,8 +100,17 @@ def test_prepared_rows_load_in_slimes_dataset(prepared, tokenizer_dir):
 
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     for domain in DOMAINS:
-        ds = Dataset(str(prepared / f"{domain}.jsonl"), tokenizer, None, None, prompt_key="prompt",
-                     label_key="label", metadata_key="metadata", tool_key="tools", apply_chat_template=True)
+        ds = Dataset(
+            str(prepared / f"{domain}.jsonl"),
+            tokenizer,
+            None,
+            None,
+            prompt_key="prompt",
+            label_key="label",
+            metadata_key="metadata",
+            tool_key="tools",
+            apply_chat_template=True,
+        )
         assert len(ds) == 5
         for sample in ds.samples:
             assert isinstance(sample.prompt, str) and sample.prompt.endswith("<assistant>")
@@ -114,6 +138,18 @@ def test_hook_path_resolves_to_a_slime_data_source(prepared, tokenizer_dir, tmp_
             assert len({id(s.metadata) for s in group}) == 4  # fresh metadata per sample
     indices = [s.index for g in groups for s in g]
     assert len(set(indices)) == 40 and min(indices) == 160
+
+
+def test_gc_freeze_default_freezes_the_heap(prepared, tokenizer_dir, tmp_path):
+    import gc
+
+    args = make_args(prepared, tokenizer_dir, tmp_path)
+    args.m2rl_data = {k: v for k, v in args.m2rl_data.items() if k != "gc_freeze"}
+    try:
+        load_function("m2rl_slime.data.MultiDomainDataSource")(args)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def test_save_load_resumes_identical_sequence(prepared, tokenizer_dir, tmp_path):
@@ -192,7 +228,17 @@ def test_slimes_own_contract_tests_accept_our_paths():
     env = dict(os.environ)
     env["SLIME_CONTRACT_DATA_SOURCE_PATH"] = "m2rl_slime.data.MultiDomainDataSource"
     env["SLIME_CONTRACT_ROLLOUT_ALL_SAMPLES_PROCESS_PATH"] = "m2rl_slime.data.curriculum.observe"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test_file), "-k", "data_source or all_samples"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        str(test_file),
+        "-k",
+        "data_source or all_samples",
+    ]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "4 passed" in done.stdout, done.stdout[-2000:]

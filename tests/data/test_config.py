@@ -38,7 +38,10 @@ def test_defaults_and_full_setting():
         ({"prompt_files": FILES, "mixture": "weights"}, "non-empty weights"),
         ({"prompt_files": FILES, "mixture": "weights", "weights": {"math": 0, "code": 0}}, "sum to a positive"),
         ({"prompt_files": FILES, "mixture": "weights", "weights": {"math": 1, "code": -1}}, "weights.code"),
-        ({"prompt_files": FILES, "mixture": "weights", "weights": {"math": 1, "code": 1, "if": 1}}, "weights.if: no prompt file"),
+        (
+            {"prompt_files": FILES, "mixture": "weights", "weights": {"math": 1, "code": 1, "if": 1}},
+            "weights.if: no prompt file",
+        ),
         ({"prompt_files": FILES, "mixture": "weights", "weights": {"math": 1}}, "no weight for pool.*code"),
         ({"prompt_files": FILES, "weights": {"math": 1, "code": 1}}, "only used with mixture: weights"),
         ({"mixture": "temperature", "temperature": 0}, "temperature"),

@@ -50,12 +50,20 @@ def test_gpqa_shuffle_is_seeded_per_row_and_label_points_at_the_right_answer(tmp
         assert f"{letter}) right {i}" in row["prompt"][0]["content"]
         assert row["metadata"]["valid_letters"] == "ABCD"
     # the same row gets the same order wherever it sits in the file
-    prepare_eval(write(tmp_path / "rev.jsonl", [gpqa(i) for i in reversed(range(40))]), tmp_path / "d.jsonl", "gpqa", options=EvalOptions(seed=1, name="gpqa"))
+    prepare_eval(
+        write(tmp_path / "rev.jsonl", [gpqa(i) for i in reversed(range(40))]),
+        tmp_path / "d.jsonl",
+        "gpqa",
+        options=EvalOptions(seed=1, name="gpqa"),
+    )
     assert list(reversed(read(tmp_path / "d.jsonl"))) == a
 
 
 def test_aime_raw_rows(tmp_path):
-    rows = [{"id": 1, "problem": "Find x.", "answer": "42"}, {"id": 2, "problem": "Find y.", "solution": "so \\boxed{\\frac{1}{2}}"}]
+    rows = [
+        {"id": 1, "problem": "Find x.", "answer": "42"},
+        {"id": 2, "problem": "Find y.", "solution": "so \\boxed{\\frac{1}{2}}"},
+    ]
     tally = prepare_eval(write(tmp_path / "aime.jsonl", rows), tmp_path / "out.jsonl", "aime")
     out = read(tmp_path / "out.jsonl")
     assert tally.rows_out == 2 and [r["label"] for r in out] == ["42", "\\frac{1}{2}"]
@@ -100,7 +108,12 @@ def test_errors(tmp_path):
 
 def test_cli(tmp_path, capsys):
     src = write(tmp_path / "gpqa.jsonl", [gpqa(0)])
-    assert main(["prepare-eval", "--kind", "gpqa", "--input", str(src), "--out", str(tmp_path / "o.jsonl"), "--seed", "3"]) == 0
+    assert (
+        main(
+            ["prepare-eval", "--kind", "gpqa", "--input", str(src), "--out", str(tmp_path / "o.jsonl"), "--seed", "3"]
+        )
+        == 0
+    )
     assert "rows out 1" in capsys.readouterr().out
     assert main(["prepare-eval", "--kind", "aime", "--input", str(src), "--out", str(tmp_path / "p.jsonl")]) == 1
     assert capsys.readouterr().err.startswith("error:")

@@ -38,7 +38,14 @@ def test_examples_become_contract_rows_per_domain(blend_inputs, tmp_path):
     assert read(tmp_path / "code.jsonl")[0]["metadata"]["source"] == "taco"
     report = json.loads((tmp_path / "prepare_summary.json").read_text())
     assert report["domains"]["agent"]["rows_out"] == 5 and report["domains"]["code"]["sources"] == {"taco": 5}
-    assert leftovers(tmp_path) == ["agent.jsonl", "code.jsonl", "if.jsonl", "math.jsonl", "prepare_summary.json", "science.jsonl"]
+    assert leftovers(tmp_path) == [
+        "agent.jsonl",
+        "code.jsonl",
+        "if.jsonl",
+        "math.jsonl",
+        "prepare_summary.json",
+        "science.jsonl",
+    ]
 
 
 def _blend(tmp_path: Path, rows: list) -> Path:
@@ -57,7 +64,9 @@ def _math(i, dataset="nano_v3_sft_profiled_dapo17k", answer="1"):
 def test_unknown_source_fails_and_writes_nothing(tmp_path):
     blend = _blend(tmp_path, [_math(0), _math(1, dataset="nano_v3_sft_profiled_chat")])
     out = tmp_path / "out"
-    with pytest.raises(ConfigError, match=r"blend.jsonl:2: unknown data source 'nano_v3_sft_profiled_chat'.*skip-unknown"):
+    with pytest.raises(
+        ConfigError, match=r"blend.jsonl:2: unknown data source 'nano_v3_sft_profiled_chat'.*skip-unknown"
+    ):
         prepare_blend([str(blend)], out)
     assert leftovers(out) == []
     summary = prepare_blend([str(blend)], out, options=PrepareOptions(skip_unknown_sources=True))
@@ -122,7 +131,21 @@ def test_configured_sources_and_templates(tmp_path):
 def test_cli_prints_summary_and_fails_in_one_line(blend_inputs, tmp_path, capsys):
     config = tmp_path / "c.yaml"
     config.write_text("m2rl_data:\n  prepare:\n    sources: {taco: code}\n")
-    assert main(["prepare", "--blend", *blend_inputs, "--out", str(tmp_path / "o"), "--config", str(config), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--blend",
+                *blend_inputs,
+                "--out",
+                str(tmp_path / "o"),
+                "--config",
+                str(config),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "domain" in out and "wrote" in out and "agent" in out
     bad = _blend(tmp_path, [_math(0, dataset="mystery")])

@@ -17,13 +17,23 @@ def rcp(content, **extra):
 
 
 def test_math_row():
-    row = convert_row({**rcp("1+1?"), "expected_answer": 2, "uuid": "u1"}, "math", "dapo17k", PromptTemplate("Q: {prompt}"))
+    row = convert_row(
+        {**rcp("1+1?"), "expected_answer": 2, "uuid": "u1"}, "math", "dapo17k", PromptTemplate("Q: {prompt}")
+    )
     assert row.to_json() == {
         "prompt": [{"role": "user", "content": "Q: 1+1?"}],
         "label": "2",
         "metadata": {"domain": "math", "source": "dapo17k", "uid": "u1"},
         "tools": [],
     }
+
+
+def test_math_label_shapes():
+    assert convert_row({**rcp("q"), "expected_answer": ["7"]}, "math", "skywork", IDENT).label == "7"
+    with pytest.raises(RowError, match="list of 2"):
+        convert_row({**rcp("q"), "expected_answer": ["7", "8"]}, "math", "skywork", IDENT)
+    with pytest.raises(RowError, match="no gold answer"):
+        convert_row({**rcp("q"), "expected_answer": "  "}, "math", "skywork", IDENT)
 
 
 def test_science_row_letters_from_options_or_prompt():
@@ -79,11 +89,19 @@ def test_code_row():
         convert_row(rcp("Code."), "code", "taco", IDENT)
     assert err.value.reason == "missing_tests" and "verifier_metadata.unit_tests" in str(err.value)
     with pytest.raises(RowError, match="equal-length"):
-        convert_row({**rcp("C"), "verifier_metadata": {"unit_tests": {"inputs": ["1"], "outputs": []}}}, "code", "t", IDENT)
+        convert_row(
+            {**rcp("C"), "verifier_metadata": {"unit_tests": {"inputs": ["1"], "outputs": []}}}, "code", "t", IDENT
+        )
 
 
 def test_agent_row_converts_tools_to_chat_completions_form():
-    tool = {"type": "function", "name": "send", "description": "Send.", "parameters": {"type": "object"}, "strict": False}
+    tool = {
+        "type": "function",
+        "name": "send",
+        "description": "Send.",
+        "parameters": {"type": "object"},
+        "strict": False,
+    }
     raw = {
         "responses_create_params": {
             "input": [{"role": "system", "content": "Date."}, {"role": "user", "content": "Do."}],
@@ -92,22 +110,39 @@ def test_agent_row_converts_tools_to_chat_completions_form():
         "ground_truth": [{"name": "send", "arguments": '{"to": "x"}'}],
     }
     row = convert_row(raw, "agent", "workbench", IDENT)
-    assert row.tools == [{"type": "function", "function": {"name": "send", "description": "Send.", "parameters": {"type": "object"}}}]
+    assert row.tools == [
+        {"type": "function", "function": {"name": "send", "description": "Send.", "parameters": {"type": "object"}}}
+    ]
     assert row.metadata["ground_truth"] == [{"name": "send", "arguments": '{"to": "x"}'}]
     assert [m["role"] for m in row.prompt] == ["system", "user"]
     assert to_chat_tools(row.tools) == row.tools  # already-converted tools pass through
     with pytest.raises(RowError, match="ground_truth\\[0\\].arguments"):
         convert_row({**raw, "ground_truth": [{"name": "send", "arguments": "[1]"}]}, "agent", "w", IDENT)
     with pytest.raises(RowError, match="missing_tools|tool schemas"):
-        convert_row({**raw, "responses_create_params": {"input": raw["responses_create_params"]["input"]}}, "agent", "w", IDENT)
+        convert_row(
+            {**raw, "responses_create_params": {"input": raw["responses_create_params"]["input"]}}, "agent", "w", IDENT
+        )
 
 
 def test_prompt_rejections_and_role_mapping():
     with pytest.raises(RowError, match="no chat messages"):
         convert_row({"expected_answer": "1"}, "math", "m", IDENT)
     with pytest.raises(RowError, match="no user message"):
-        convert_row({"responses_create_params": {"input": [{"role": "system", "content": "s"}]}, "expected_answer": "1"}, "math", "m", IDENT)
-    dev = {"responses_create_params": {"input": [{"role": "developer", "content": [{"type": "input_text", "text": "d"}]}, {"role": "user", "content": "u"}]}, "expected_answer": "1"}
+        convert_row(
+            {"responses_create_params": {"input": [{"role": "system", "content": "s"}]}, "expected_answer": "1"},
+            "math",
+            "m",
+            IDENT,
+        )
+    dev = {
+        "responses_create_params": {
+            "input": [
+                {"role": "developer", "content": [{"type": "input_text", "text": "d"}]},
+                {"role": "user", "content": "u"},
+            ]
+        },
+        "expected_answer": "1",
+    }
     assert convert_row(dev, "math", "m", IDENT).prompt[0] == {"role": "system", "content": "d"}
 
 

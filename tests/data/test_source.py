@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from m2rl_slime.data.curriculum import PoolStats
 from m2rl_slime.data.config import CurriculumConfig
+from m2rl_slime.data.curriculum import PoolStats
 from m2rl_slime.data.source import MixingSource
 
 
@@ -102,11 +102,15 @@ def test_save_load_resumes_identical_sequence():
 
 
 def test_curriculum_reweights_and_resumes_with_its_state():
-    cfg = CurriculumConfig(mode="learnability", ema=1.0, warmup_rollouts=1, min_groups=1, min_factor=0.1, max_factor=10)
+    cfg = CurriculumConfig(
+        mode="learnability", ema=1.0, warmup_rollouts=1, min_groups=1, min_factor=0.1, max_factor=10
+    )
     source = _source(weights={"math": 1, "code": 1, "agent": 1}, curriculum=cfg)
     assert Counter(g[0]["pool"] for g in source.get_samples(30)) == {"math": 10, "code": 10, "agent": 10}
     # math solved always (no signal), code half the time (max signal), agent never
-    source.observe_rewards({"math": PoolStats(40, 40, 10), "code": PoolStats(20, 40, 10), "agent": PoolStats(0, 40, 10)})
+    source.observe_rewards(
+        {"math": PoolStats(40, 40, 10), "code": PoolStats(20, 40, 10), "agent": PoolStats(0, 40, 10)}
+    )
     counts = Counter(g[0]["pool"] for g in source.get_samples(30))
     assert counts["code"] > 20 and counts["math"] <= 2 and counts["agent"] <= 2
     state = json.loads(json.dumps(source.state_dict()))
