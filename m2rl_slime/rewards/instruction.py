@@ -123,6 +123,8 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: IF
         return Result.fail(Reason.BAD_LABEL, error=str(exc))
     if not isinstance(response, str) or not response.strip():
         return Result.fail(Reason.EMPTY_RESPONSE, total=len(constraints))
+    if "\r" in response:
+        response = response.replace("\r\n", "\n")  # Windows line ends: paragraphs split at "\n\n"
     followed = _evaluate(constraints, response, config.loose)
     count = sum(followed)
     fraction = count / len(constraints)

@@ -193,11 +193,15 @@ def test_empty_instruction_list_is_bad_label_not_reward_one():
         ("keywords:frequency", {"first_word": "x", "frequency": 1, "relation": "at least"}, "first_word"),
         ("combination:repeat_prompt", {}, "prompt_to_repeat"),
         ("language:response_language", {"language": "klingon"}, "language"),
-        ("length_constraints:nth_paragraph_first_word", {"num_paragraphs": 2, "nth_paragraph": 0,
-                                                         "first_word": "x"}, "nth_paragraph"),  # fmt: skip
+        (
+            "length_constraints:nth_paragraph_first_word",
+            {"num_paragraphs": 2, "nth_paragraph": 0, "first_word": "x"},
+            "nth_paragraph",
+        ),
         ("new:copy_span_idx", {"prompt_to_repeat": "abc", "n_start": 2, "n_end": 1}, "span"),
         ("copy:repeat_phrase", {"phrase": "single", "small_n": 2}, "phrase"),
         ("first_word:first_word_answer", {"first_word": "..."}, "first_word"),
+        ("last_word:last_word_answer", {"last_word": "New York"}, "single word"),
     ],
 )
 def test_bad_kwargs_are_bad_label_naming_the_field(instruction_id, kwargs, fragment):
@@ -310,6 +314,12 @@ def test_empty_response(response):
     assert (result.score, result.reason) == (0.0, Reason.EMPTY_RESPONSE)
 
 
+def test_windows_line_ends_are_read_as_newlines():
+    md = meta(["paragraphs:paragraphs2", "length_constraints:nth_paragraph_first_word"],
+              [{}, {"num_paragraphs": 2, "nth_paragraph": 2, "first_word": "second"}])  # fmt: skip
+    assert verify("First paragraph.\r\n\r\nSecond paragraph.", None, md).reason is Reason.OK
+
+
 def test_data_errors_are_reported_before_empty_response():
     assert verify("", None, meta([])).reason is Reason.BAD_LABEL
     assert verify("", None, meta(["nope:nope"])).reason is Reason.UNKNOWN_INSTRUCTION
@@ -341,15 +351,21 @@ def test_config_parses_and_pickles():
 _RESPONSES = {
     # nth_paragraph_first_word (4 paragraphs, 3rd starts with "crash") + last word "contest"
     17616: (
-        "Oliver woke in the hospital bed.\n\nHis mother drove in silence.\n\n"
-        "Crash, went the memories of the island.\n\nHe would win Laurel back, whatever the contest.",
-        "Oliver woke in the hospital bed.\n\nHis mother drove in silence.\n\n"
-        "Memories of the island crashed in.\n\nHe would win Laurel back, whatever the contest.",
+        (
+            "Oliver woke in the hospital bed.\n\nHis mother drove in silence.\n\n"
+            "Crash, went the memories of the island.\n\nHe would win Laurel back, whatever the contest."
+        ),
+        (
+            "Oliver woke in the hospital bed.\n\nHis mother drove in silence.\n\n"
+            "Memories of the island crashed in.\n\nHe would win Laurel back, whatever the contest."
+        ),
     ),
     # 2 paragraphs split by ***, at most 3 lowercase words, exactly 5 bullets
     44654: (
-        "SQL PLAN\n* INDEX URID\n* INDEX DRAFTID\n* DROP UNUSED JOINS\n* FILTER EARLY\n* CACHE TEP\n***\n"
-        "RESULT: FASTER QUERIES with less work.",
+        (
+            "SQL PLAN\n* INDEX URID\n* INDEX DRAFTID\n* DROP UNUSED JOINS\n* FILTER EARLY\n* CACHE TEP\n***\n"
+            "RESULT: FASTER QUERIES with less work."
+        ),
         "sql plan\n* index urid\n* index draftid\n***\nresult: faster queries",
     ),
     # forbidden words inevitable/part + every sentence starts with "relationship"
@@ -364,8 +380,10 @@ _RESPONSES = {
     ),
     # paragraphs:paragraphs (*** split, 2 paragraphs), a <<title>>, fewer than 204 words
     8654: (
-        "<<Installing JayHorn>>\nDownload the release jar and install Java 8.\n***\n"
-        "Run java -jar jayhorn.jar on your input file.",
+        (
+            "<<Installing JayHorn>>\nDownload the release jar and install Java 8.\n***\n"
+            "Run java -jar jayhorn.jar on your input file."
+        ),
         "<<Installing JayHorn>>\nDownload the release jar. Then run it.",
     ),
 }

@@ -12,16 +12,16 @@ from .registry import IFEVAL_IDS, IFEVALG_EXTRA_IDS, REGISTRY
 from .text import Doc, count_words, split_sentences, tokenize
 
 __all__ = [
-    "REGISTRY",
-    "IFEVAL_IDS",
     "IFEVALG_EXTRA_IDS",
-    "Checker",
-    "Param",
+    "IFEVAL_IDS",
+    "REGISTRY",
     "ArgumentError",
-    "UnknownRelationError",
+    "Checker",
     "Doc",
-    "split_sentences",
-    "tokenize",
+    "Param",
+    "UnknownRelationError",
     "count_words",
     "detect_language",
+    "split_sentences",
+    "tokenize",
 ]

@@ -107,7 +107,9 @@ CHECKERS: dict[str, Checker] = {
     "combination:repeat_prompt": Checker(repeat_prompt, (Param("prompt_to_repeat", "raw_text"),)),
     "copy:copy": Checker(copy_exact, (Param("prompt_to_repeat", "raw_text"),)),
     "copy:copying_simple": Checker(copy_exact, (Param("prompt_to_repeat", "raw_text"),)),
-    "copy:copying_multiple": Checker(copying_multiple, (Param("prompt_to_repeat", "raw_text"), Param("N", "positive"))),
+    "copy:copying_multiple": Checker(
+        copying_multiple, (Param("prompt_to_repeat", "raw_text"), Param("N", "positive"))
+    ),
     "copy:repeat_phrase": Checker(
         repeat_phrase, (Param("phrase", "text"), Param("small_n", "positive")), validate=_validate_phrase
     ),

@@ -6,6 +6,7 @@ IFEval's regexes for bullets, placeholders and titles backtrack quadratically on
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from functools import lru_cache
@@ -112,7 +113,7 @@ def sentence_hyphens(doc: Doc) -> bool:
         return False
     if spans[0][0] != 0 or spans[-1][1] != len(text):
         return False  # leading or trailing hyphens
-    return all(text[end:start] == "-" for (_, end), (start, _) in zip(spans, spans[1:]))
+    return all(text[end:start] == "-" for (_, end), (start, _) in itertools.pairwise(spans))
 
 
 def square_brackets(doc: Doc) -> bool:
@@ -123,9 +124,7 @@ def square_brackets(doc: Doc) -> bool:
 def bigram_wrapping(doc: Doc) -> bool:
     """detectable_format:bigram_wrapping: words go in pairs ``<<w1 w2>>`` (a lone last word is free)."""
     chunks = doc.split
-    return all(
-        chunks[i].startswith("<<") and chunks[i + 1].endswith(">>") for i in range(0, len(chunks) - 1, 2)
-    )
+    return all(chunks[i].startswith("<<") and chunks[i + 1].endswith(">>") for i in range(0, len(chunks) - 1, 2))
 
 
 CHECKERS: dict[str, Checker] = {

@@ -36,7 +36,11 @@ def no_exclamation(doc: Doc) -> bool:
     return "!" not in doc.text
 
 
-_LETTER_FREQUENCY_PARAMS = (Param("letter", "letter"), Param("let_frequency", "count"), Param("let_relation", "relation"))
+_LETTER_FREQUENCY_PARAMS = (
+    Param("letter", "letter"),
+    Param("let_frequency", "count"),
+    Param("let_relation", "relation"),
+)
 
 CHECKERS: dict[str, Checker] = {
     "keywords:letter_frequency": Checker(letter_frequency, _LETTER_FREQUENCY_PARAMS),

@@ -19,9 +19,7 @@ LESS_THAN = "less than"
 AT_LEAST = "at least"
 RELATIONS = (LESS_THAN, AT_LEAST)
 
-Kind = Literal[
-    "count", "positive", "text", "raw_text", "word", "words", "relation", "letter", "language", "ignored"
-]
+Kind = Literal["count", "positive", "text", "raw_text", "word", "words", "relation", "letter", "language", "ignored"]
 
 
 class ArgumentError(LabelError):
@@ -138,6 +136,8 @@ def _word(value: Any, where: str) -> str:
     word = _text(value, where)
     if not any(ch.isalnum() for ch in word):
         raise ArgumentError(f"{where} must contain a letter or digit, got {value!r}")
+    if len(word.split()) != 1:
+        raise ArgumentError(f"{where} must be a single word (it is compared with one word), got {value!r}")
     return word
 
 

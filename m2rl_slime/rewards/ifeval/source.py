@@ -50,8 +50,9 @@ def _constraint_mapping(label: Any) -> Mapping[str, Any]:
     items = _as_list(label)
     if items is not None:
         if len(items) != 1:
-            raise LabelError(f"label: expected a one-item list [{{'instruction_id': ..., 'kwargs': ...}}], "
-                             f"got {len(items)} items")
+            raise LabelError(
+                f"label: expected a one-item list [{{'instruction_id': ..., 'kwargs': ...}}], got {len(items)} items"
+            )
         label = items[0]
         if isinstance(label, (str, bytes)):
             label = _decode_string(label, "label[0]")

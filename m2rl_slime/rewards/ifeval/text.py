@@ -24,23 +24,29 @@ _OPENERS = "\"'\u201c\u2018\u00ab([{*_"
 _DOTTED_ACRONYM_RE = re.compile(r"[a-z](?:\.[a-z])+")
 
 # Abbreviations after which a period never ends a sentence (titles and inline Latin).
-_NEVER_END = frozenset(
-    "mr mrs ms mx dr prof rev gen col capt cpt lt sgt hon mt st fr gov sen rep pres supt messrs mme mlle "
-    "e.g i.e cf viz vs".split()
-)
+_NEVER_END = frozenset({
+    "mr", "mrs", "ms", "mx", "dr", "prof", "rev", "gen", "col", "capt", "cpt", "lt", "sgt", "hon", "mt", "st",
+    "fr", "gov", "sen", "rep", "pres", "supt", "messrs", "mme", "mlle", "e.g", "i.e", "cf", "viz", "vs",
+})  # fmt: skip
 # Abbreviations that end a sentence only when the next word is capitalized ("at 5 p.m. The ...").
-_CONTEXTUAL = frozenset(
-    "etc inc ltd co corp llc jr sr esp dept univ est approx misc al a.m p.m u.s u.k ph.d b.c a.d".split()
-)
+_CONTEXTUAL = frozenset({
+    "etc", "inc", "ltd", "co", "corp", "llc", "jr", "sr", "esp", "dept", "univ", "est", "approx", "misc", "al",
+    "a.m", "p.m", "u.s", "u.k", "ph.d", "b.c", "a.d",
+})  # fmt: skip
 # Abbreviations followed by a number ("No. 5", "Fig. 3", "pp. 10-12").
-_NUMBERED = frozenset("no nos fig figs vol vols p pp ch chap sec art eq eqs ref refs op".split())
+_NUMBERED = frozenset({
+    "no", "nos", "fig", "figs", "vol", "vols", "p", "pp", "ch", "chap", "sec", "art", "eq", "eqs", "ref",
+    "refs", "op",
+})  # fmt: skip
 # Words that start sentences but not names: after a single capital letter they mean the letter ended
 # a sentence ("... of B. The next ..."), not an initial ("J. K. Rowling").
-_SENTENCE_STARTERS = frozenset(
-    "a an the this that these those it its he she they we you i my our their there here then thus so but "
-    "and or yet however although though if in on at for as after before when while since because what why "
-    "how which who each every all some many most one both this moreover meanwhile instead indeed finally".split()
-)
+_SENTENCE_STARTERS = frozenset({
+    "a", "an", "the", "this", "that", "these", "those", "it", "its", "he", "she", "they", "we", "you", "i",
+    "my", "our", "their", "there", "here", "then", "thus", "so", "but", "and", "or", "yet", "however",
+    "although", "though", "if", "in", "on", "at", "for", "as", "after", "before", "when", "while", "since",
+    "because", "what", "why", "how", "which", "who", "each", "every", "all", "some", "many", "most", "one",
+    "both", "moreover", "meanwhile", "instead", "indeed", "finally",
+})  # fmt: skip
 
 # Word tokens: dotted acronyms (U.S.A., e.g.), words with inner hyphens/apostrophes and numbers with
 # inner separators (3.14, 1,000, 12:30). Tokens add each other symbol alone (ellipses, dash runs whole).
@@ -59,15 +65,24 @@ def _next_word_start(text: str, pos: int) -> str:
     return text[pos] if pos < n else ""
 
 
-def _next_word(text: str, pos: int) -> str:
-    """The next whitespace-delimited word after `pos`, lower-cased, without surrounding punctuation."""
+def _next_chunk(text: str, pos: int) -> str:
+    """The next whitespace-delimited chunk after `pos` (at most 32 characters of it)."""
     n = len(text)
     while pos < n and text[pos].isspace():
         pos += 1
     end = pos
     while end < n and not text[end].isspace() and end - pos < 32:
         end += 1
-    return strip_edge_punctuation(text[pos:end]).lower()
+    return text[pos:end]
+
+
+def _initial_ends_sentence(text: str, end: int) -> bool:
+    """After a single capital letter and a period: a sentence ends only before a common sentence opener
+    that is not itself another initial ("of B. The next" ends; "J. K. Rowling", "J. A. Smith" do not)."""
+    chunk = _next_chunk(text, end)
+    if len(chunk) == 2 and chunk[0].isalpha() and chunk[1] == ".":
+        return False
+    return strip_edge_punctuation(chunk).lower() in _SENTENCE_STARTERS
 
 
 def _at_line_start(text: str, start: int) -> bool:
@@ -85,7 +100,7 @@ def _period_ends_sentence(text: str, token: str, chunk_start: int, end: int) -> 
     if len(token) == 1:
         if not token.isalpha() or token == "i":
             return True
-        return _next_word(text, end) in _SENTENCE_STARTERS  # else an initial ("J. K. Rowling")
+        return _initial_ends_sentence(text, end)
     if token in _NEVER_END:
         return False
     if token in _NUMBERED:

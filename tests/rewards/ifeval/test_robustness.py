@@ -123,4 +123,6 @@ def test_32k_response_with_five_constraints_takes_a_few_ms():
         timings.append(time.perf_counter() - start)
     # About 2.5 ms on a 2-core dev box (docs/rewards_if.md). The best of 15 runs is robust to a busy
     # machine; the bound still fails for anything super-linear or a per-call setup cost.
-    assert min(timings) < 0.010, f"best {min(timings) * 1000:.1f} ms, median {statistics.median(timings) * 1000:.1f} ms"
+    assert min(timings) < 0.010, (
+        f"best {min(timings) * 1000:.1f} ms, median {statistics.median(timings) * 1000:.1f} ms"
+    )

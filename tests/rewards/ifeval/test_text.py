@@ -60,6 +60,7 @@ def test_ifeval_sentence_split_examples():
         ("See No. 5 and Fig. 3 here.", ["See No. 5 and Fig. 3 here."]),
         ("J. K. Rowling wrote it.", ["J. K. Rowling wrote it."]),
         ("It depends on B. The next step is easy.", ["It depends on B.", "The next step is easy."]),
+        ("J. A. Smith and Plan A. It works.", ["J. A. Smith and Plan A.", "It works."]),
         ("So do I. You agree.", ["So do I.", "You agree."]),
         ("Wait... what happened? Nothing.", ["Wait... what happened?", "Nothing."]),
         ("He paused... Then he left.", ["He paused...", "Then he left."]),
@@ -118,8 +119,8 @@ def test_doc_words_drop_punctuation():
     ("text", "count"),
     [  # IFEval's count_words cases: RegexpTokenizer(r"\w+")
         ("word1, word2, word3, word4.", 4),
-        ("\n Bard can you tell me which is the best optimization method for the\n transition from an "
-         "hydro-thermal system to an hydro-renewables system", 24),
+        (("\n Bard can you tell me which is the best optimization method for the\n transition from an "
+         "hydro-thermal system to an hydro-renewables system"), 24),
         ("\n Hyphenated-word has two word counts.\n ", 6),
         ("", 0),
     ],
