@@ -12,6 +12,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 from ckpt import EXPERTS, make_family  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: torch's intra-op threads only add contention (the merge pins them to 1 itself)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
+
 @pytest.fixture(scope="session")
 def family(tmp_path_factory):
     """(base dir, {expert: dir}), bf16, single-file checkpoints, tied embeddings."""

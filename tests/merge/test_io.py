@@ -1,0 +1,76 @@
+"""Streaming I/O: header parsing errors, checkpoint index checks, the shard writer's format and atomicity."""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from m2rl_slime.errors import ConfigError
+from m2rl_slime.merge.io import Checkpoint, FileCache, ReadAhead, ShardWriter, map_range, read_header
+
+
+def test_shard_writer_streams_a_valid_safetensors_file(tmp_path):
+    a = torch.arange(10, dtype=torch.float32).reshape(2, 5).to(torch.bfloat16)
+    b = torch.arange(7, dtype=torch.int64)
+    w = ShardWriter(tmp_path / "s.safetensors", [("a", "BF16", (2, 5)), ("b", "I64", (7,))], {"format": "pt"})
+    assert not (tmp_path / "s.safetensors").exists()
+    w.write(a.reshape(-1)[:4])
+    w.write(a.reshape(-1)[4:])
+    w.write(b)
+    size, sha = w.close()
+    got = load_file(str(tmp_path / "s.safetensors"))
+    assert torch.equal(got["a"], a) and torch.equal(got["b"], b)
+    assert size == (tmp_path / "s.safetensors").stat().st_size and len(sha) == 64
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_shard_writer_refuses_short_data_and_abort_cleans_up(tmp_path):
+    w = ShardWriter(tmp_path / "s.safetensors", [("a", "F32", (4,))], {})
+    w.write(torch.zeros(3))
+    with pytest.raises(Exception, match="expected"):
+        w.close()
+    assert not (tmp_path / "s.safetensors").exists()
+    w = ShardWriter(tmp_path / "t.safetensors", [("a", "F32", (4,))], {})
+    w.abort()
+    assert not list(tmp_path.iterdir()) or not list(tmp_path.glob("t.*"))
+
+
+def test_map_range_reads_slices_of_sharded_checkpoints(tmp_path):
+    x = torch.randn(1000).to(torch.bfloat16)
+    save_file({"pad": torch.zeros(3, dtype=torch.uint8), "x": x}, str(tmp_path / "model.safetensors"))
+    ckpt = Checkpoint(tmp_path)
+    files = FileCache()
+    jobs = [lambda s=s: map_range(files, ckpt.tensors["x"], s, min(s + 300, 1000)) for s in range(0, 1000, 300)]
+    reads = ReadAhead(jobs, depth=2)
+    parts = [reads.next() for _ in jobs]
+    with pytest.raises(Exception, match="schedule exhausted"):
+        reads.next()
+    reads.close()
+    files.close()
+    assert torch.equal(torch.cat(parts), x)
+
+
+def test_header_and_index_errors(tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", 10**6) + b"{}")
+    with pytest.raises(ConfigError, match="not a safetensors file"):
+        read_header(tmp_path / "model.safetensors")
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", 4) + b"{x: ")
+    with pytest.raises(ConfigError, match="corrupt safetensors header"):
+        Checkpoint(tmp_path)
+    save_file({"a": torch.zeros(2)}, str(tmp_path / "model-1.safetensors"))
+    save_file({"b": torch.zeros(2)}, str(tmp_path / "model-2.safetensors"))
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="2 safetensors files but no model.safetensors.index.json"):
+        Checkpoint(tmp_path)
+    index = {"metadata": {}, "weight_map": {"a": "model-1.safetensors", "b": "model-1.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ConfigError, match="tensor 'b' is not in model-1.safetensors"):
+        Checkpoint(tmp_path)
+    index["weight_map"] = {"a": "model-1.safetensors", "b": "model-3.safetensors"}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ConfigError, match="model-3.safetensors is listed but missing"):
+        Checkpoint(tmp_path)
