@@ -18,7 +18,7 @@ from typing import Any
 from ..config import PLUGIN_SETTINGS, parse_dataclass
 from ..errors import ConfigError
 from .flags import SlimeFlags, slime_flags, to_tokens
-from .model import GROUPS, Recipe, Service, display, origin_of
+from .model import GROUPS, Recipe, Service, display, where_text
 
 # Flags the launcher writes itself, and the recipe section that feeds each.
 GENERATED_FLAGS = {"custom-config-path": "plugin", "eval-config": "eval"}
@@ -38,7 +38,7 @@ def build_recipe(
     top = display(path)
 
     def where(key: str) -> str:
-        return f"{origin_of(origin, key, top)}: {key}"
+        return where_text(origin, key, top)
 
     table = slime_flags()
     slime = check_slime(resolved.get("slime") or {}, where, table)
@@ -147,7 +147,9 @@ def check_eval(eval_cfg: Any, where: Any, table: SlimeFlags) -> dict[str, Any] |
             raise ConfigError(
                 f"{where(key)}: slime does not accept {', '.join(bad)}; valid: {', '.join(sorted(table.eval_dataset_keys))}"
             )
-    return {"defaults": dict(defaults), "datasets": [dict(d) for d in datasets]}
+    checked: dict[str, Any] = {"defaults": dict(defaults)} if defaults else {}
+    checked["datasets"] = [dict(d) for d in datasets]
+    return checked
 
 
 def check_env(env: Any, key: str, where: Any) -> dict[str, str]:
@@ -170,7 +172,9 @@ def check_services(services: Any, where: Any) -> tuple[Service, ...]:
     for i, item in enumerate(services):
         key = f"services[{i}]"
         if not isinstance(item, Mapping):
-            raise ConfigError(f"{where(key)}: expected a mapping with name, command, env, health_urls, wait_command, timeout_s")
+            raise ConfigError(
+                f"{where(key)}: expected a mapping with name, command, env, health_urls, wait_command, timeout_s"
+            )
         item = dict(item)
         if "env" in item:
             item["env"] = check_env(item["env"], f"{key}.env", where)

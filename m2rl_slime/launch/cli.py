@@ -53,7 +53,9 @@ def _launch_parser() -> argparse.ArgumentParser:
     )
     _add_recipe_args(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the commands and generated files; run nothing")
-    parser.add_argument("--emit-script", metavar="PATH", help="write a standalone bash script in slime's style; run nothing")
+    parser.add_argument(
+        "--emit-script", metavar="PATH", help="write a standalone bash script in slime's style; run nothing"
+    )
     parser.add_argument("--start-services", action="store_true", help="start the recipe's services on this node first")
     parser.add_argument("--keep-ray", action="store_true", help="leave the Ray head this launcher started running")
     parser.add_argument("--ray-timeout", type=float, default=1200.0, metavar="S", help="wait for nodes (default 1200)")
@@ -92,7 +94,9 @@ def _launch(argv: Sequence[str]) -> int:
     opts = _launch_parser().parse_args(argv)
     recipe = _load(opts.recipe, opts.sets)
     node = NodeSettings.from_variables(recipe.variables, display(recipe.path))
-    rendered = render(recipe, has_nvlink=has_nvlink(recipe.variables["HAS_NVLINK"]), dashboard_port=node.dashboard_port)
+    rendered = render(
+        recipe, has_nvlink=has_nvlink(recipe.variables["HAS_NVLINK"]), dashboard_port=node.dashboard_port
+    )
     launch_opts = cluster.LaunchOptions(
         ray_timeout_s=opts.ray_timeout, start_services=opts.start_services, keep_ray=opts.keep_ray
     )
@@ -106,12 +110,11 @@ def _launch(argv: Sequence[str]) -> int:
         else:
             sys.stdout.write(dryrun.describe_worker(recipe, node, launch_opts))
         return 0
-    runner = SystemRunner()
     if not node.is_head:
-        return cluster.run_worker(node, runner, launch_opts)
+        return cluster.run_worker(node, SystemRunner(), launch_opts)
     if not opts.no_path_check:
         check_inputs(recipe)
-    return cluster.run_head(recipe, rendered, node, runner, launch_opts)
+    return cluster.run_head(recipe, rendered, node, SystemRunner(), launch_opts)
 
 
 def _serve(argv: Sequence[str]) -> int:
@@ -124,7 +127,9 @@ def _serve(argv: Sequence[str]) -> int:
     opts = parser.parse_args(argv)
     recipe = _load(opts.recipe, opts.sets)
     node = NodeSettings.from_variables(recipe.variables, display(recipe.path))
-    rendered = render(recipe, has_nvlink=has_nvlink(recipe.variables["HAS_NVLINK"]), dashboard_port=node.dashboard_port)
+    rendered = render(
+        recipe, has_nvlink=has_nvlink(recipe.variables["HAS_NVLINK"]), dashboard_port=node.dashboard_port
+    )
     return cluster.serve(recipe, rendered, SystemRunner(), cluster.LaunchOptions())
 
 

@@ -16,7 +16,7 @@ import os
 import shlex
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,17 +121,29 @@ def wait_for_nodes(node: NodeSettings, runner: Runner, opts: LaunchOptions) -> N
         runner.sleep(opts.poll_s)
 
 
-def wait_for_service(service: Service, runner: Runner, opts: LaunchOptions, handle: ProcessHandle | None) -> None:
+def service_env(recipe: Recipe, extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a service command: `extra`, with this checkout first on PYTHONPATH so that
+    ``python3 -m m2rl_slime...`` commands work without an install."""
+    env = dict(extra)
+    m2rl_dir = recipe.variables.get("M2RL_DIR")
+    if m2rl_dir:
+        env["PYTHONPATH"] = ":".join(p for p in (m2rl_dir, os.environ.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def wait_for_service(
+    recipe: Recipe, service: Service, runner: Runner, opts: LaunchOptions, handle: ProcessHandle | None
+) -> None:
     """Wait until the service is ready: its wait command exits 0 and every health URL answers.
 
     Raises:
         LaunchError: on timeout, a failing wait command, or when the process we started exits first.
     """
     hint = (
-        f"start it (the recipe's `services`, e.g. `python -m m2rl_slime.launch serve RECIPE` on its host) "
+        "start it (the recipe's `services`, e.g. `python -m m2rl_slime.launch serve RECIPE` on its host) "
         "or pass --start-services"
     )
-    if service.wait_command and runner.call(service.wait_command) != 0:
+    if service.wait_command and runner.call(service.wait_command, env=service_env(recipe, {})) != 0:
         raise LaunchError(f"service {service.name} is not ready: `{shlex.join(service.wait_command)}` failed; {hint}")
     deadline = runner.monotonic() + service.timeout_s
     for url in service.health_urls:
@@ -139,7 +151,9 @@ def wait_for_service(service: Service, runner: Runner, opts: LaunchOptions, hand
             if handle is not None and handle.poll() is not None:
                 raise LaunchError(f"service {service.name} exited with code {handle.poll()} before {url} answered")
             if runner.monotonic() >= deadline:
-                raise LaunchError(f"service {service.name} did not answer at {url} within {service.timeout_s:.0f} s; {hint}")
+                raise LaunchError(
+                    f"service {service.name} did not answer at {url} within {service.timeout_s:.0f} s; {hint}"
+                )
             runner.sleep(opts.poll_s)
     logger.info("service %s is ready", service.name)
 
@@ -152,7 +166,7 @@ def start_services(recipe: Recipe, runner: Runner) -> list[tuple[Service, Proces
             continue
         log_path = f"{recipe.output_dir}/logs/{service.name}.log"
         logger.info("starting service %s: %s (log: %s)", service.name, shlex.join(service.command), log_path)
-        started.append((service, runner.spawn(service.command, service.env, log_path)))
+        started.append((service, runner.spawn(service.command, service_env(recipe, service.env), log_path)))
     return started
 
 
@@ -162,7 +176,7 @@ def bring_up_services(recipe: Recipe, runner: Runner, opts: LaunchOptions, start
         started.extend(start_services(recipe, runner))
     handles = {service.name: handle for service, handle in started}
     for service in recipe.services:
-        wait_for_service(service, runner, opts, handles.get(service.name))
+        wait_for_service(recipe, service, runner, opts, handles.get(service.name))
 
 
 def run_head(recipe: Recipe, rendered: Rendered, node: NodeSettings, runner: Runner, opts: LaunchOptions) -> int:

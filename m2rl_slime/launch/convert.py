@@ -53,12 +53,16 @@ def hf_to_torch_dist(
     model = recipe.slime.get("model", {})
     if not model:
         raise ConfigError(f"{recipe.where('slime.model')}: the recipe has no model flags to convert with")
-    model_tokens = [t for flag, value in model.items() for t in to_tokens(flag, value, recipe.where(f"slime.model.{flag}"))]
+    model_tokens = [
+        t for flag, value in model.items() for t in to_tokens(flag, value, recipe.where(f"slime.model.{flag}"))
+    ]
     source = hf_checkpoint or _flag(recipe, "ckpt", "hf-checkpoint", "--hf-checkpoint")
     target = save or _flag(recipe, "ckpt", "ref-load", "--save")
     script = f"{recipe.variables['SLIME_DIR']}/tools/convert_hf_to_torch_dist.py"
     launcher = ["python3"] if nproc == 1 else ["torchrun", f"--nproc-per-node={nproc}"]
-    return ConvertCommand((*launcher, script, *model_tokens, "--hf-checkpoint", source, "--save", target), _env(recipe))
+    return ConvertCommand(
+        (*launcher, script, *model_tokens, "--hf-checkpoint", source, "--save", target), _env(recipe)
+    )
 
 
 def latest_iteration(save_dir: str) -> str:

@@ -29,8 +29,10 @@ def _header(recipe: Recipe, node: NodeSettings) -> list[str]:
     role = "head" if node.is_head else "worker"
     return [
         f"# m2rl-launch --dry-run: {display(recipe.path)} ({recipe.description})",
-        f"# node {node.node_rank} of {node.nnodes} ({role}); MASTER_ADDR={node.master_addr}, "
-        f"GPUS_PER_NODE={node.gpus_per_node}",
+        (
+            f"# node {node.node_rank} of {node.nnodes} ({role}); MASTER_ADDR={node.master_addr}, "
+            f"GPUS_PER_NODE={node.gpus_per_node}"
+        ),
     ]
 
 
@@ -49,7 +51,9 @@ def describe_head(recipe: Recipe, rendered: Rendered, node: NodeSettings, opts: 
     steps: list[tuple[list[str], list[str]]] = []  # (comment lines, command lines)
     if rendered.files:
         steps.append(([f"write {', '.join(f.path for f in rendered.files)} (contents below)"], []))
-    steps.append(([f"start Ray unless `{shlex.join(ray_status_command(node))}` answers:"], [shlex.join(ray_head_command(node))]))
+    steps.append(
+        ([f"start Ray unless `{shlex.join(ray_status_command(node))}` answers:"], [shlex.join(ray_head_command(node))])
+    )
     if node.nnodes > 1:
         steps.append(([
             f"wait up to {opts.ray_timeout_s:.0f} s until {node.nnodes} nodes have joined; every other node runs",
@@ -60,7 +64,9 @@ def describe_head(recipe: Recipe, rendered: Rendered, node: NodeSettings, opts: 
             for service in (s for s in recipe.services if s.command):
                 env = " ".join(f"{k}={shlex.quote(v)}" for k, v in service.env.items())
                 log = f"{recipe.output_dir}/logs/{service.name}.log"
-                steps.append(([f"start service {service.name} (log: {log}):"], [f"{env} {shlex.join(service.command)}".strip()]))
+                steps.append(
+                    ([f"start service {service.name} (log: {log}):"], [f"{env} {shlex.join(service.command)}".strip()])
+                )
         for service in recipe.services:
             waits = [shlex.join(service.wait_command)] if service.wait_command else []
             urls = f" until {', '.join(service.health_urls)} answer" if service.health_urls else ""

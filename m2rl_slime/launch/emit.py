@@ -22,7 +22,7 @@ import yaml
 from .flags import slime_flags
 from .model import Recipe, display
 from .render import CUSTOM_CONFIG_NAME, EVAL_CONFIG_NAME, PLUGIN_GROUP, slime_groups
-from .variables import BUILTINS, references
+from .variables import references
 
 _REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 _SCRIPT_VARIABLES = ("NNODES", "NODE_RANK", "MASTER_ADDR", "GPUS_PER_NODE", "RAY_PORT", "RAY_DASHBOARD_PORT",
@@ -66,10 +66,14 @@ def _raw_tokens(flag: str, raw: Any, resolved: Any) -> list[str]:
     return [name, *(_word(item) for item in items)]
 
 
+def _texts(recipe: Recipe) -> list[str]:
+    raw = recipe.raw
+    return list(_strings([raw.get(k) for k in ("slime", "plugin", "eval", "env", "output_dir", "services")]))
+
+
 def _used_variables(recipe: Recipe) -> list[str]:
     """Variables the script needs, dependencies first."""
-    raw = recipe.raw
-    texts: list[str] = list(_strings([raw.get(k) for k in ("slime", "plugin", "eval", "env", "output_dir", "services")]))
+    texts = _texts(recipe)
     wanted: list[str] = list(_SCRIPT_VARIABLES)
     for text in texts:
         wanted += references(text)
@@ -100,11 +104,15 @@ def _strings(node: Any) -> Iterable[str]:
 
 
 def _variable_lines(recipe: Recipe) -> list[str]:
+    used = _used_variables(recipe)
+    texts = _texts(recipe) + [recipe.defaults[name] or "" for name in used]
+    bare = {m.group(1) for text in texts for m in _REF.finditer(text) if m.group(2) is None}
     lines = []
-    for name in _used_variables(recipe):
+    for name in used:
         default = recipe.defaults[name]
         if default is None:
-            lines.append(f': "${{{name}:?set {name} (required by {display(recipe.path)})}}"')
+            if name in bare:  # used somewhere without an inline default
+                lines.append(f': "${{{name}:?set {name} (required by {display(recipe.path)})}}"')
         else:
             lines.append(f'{name}="${{{name}:-{_template(default)}}}"')
     return lines
@@ -127,7 +135,11 @@ def _arrays(recipe: Recipe) -> tuple[list[str], list[str], list[str]]:
             files += _heredoc(f'"{output_dir}/{CUSTOM_CONFIG_NAME}"', header + plugin)
         else:
             raw_group = recipe.raw["slime"].get(group, {})
-            words = [w for flag in recipe.slime.get(group, {}) for w in _raw_tokens(flag, raw_group[flag], recipe.slime[group][flag])]
+            words = [
+                w
+                for flag in recipe.slime.get(group, {})
+                for w in _raw_tokens(flag, raw_group[flag], recipe.slime[group][flag])
+            ]
             if "--eval-config" in tokens:
                 words += ["--eval-config", f'"{output_dir}/{EVAL_CONFIG_NAME}"']
                 body = yaml.safe_dump({"eval": recipe.raw["eval"]}, sort_keys=False, default_flow_style=False)
@@ -165,14 +177,17 @@ def _service_lines(recipe: Recipe) -> list[str]:
     if not recipe.services:
         return []
     raw_services = recipe.raw.get("services") or []
-    lines = [f"# Services this job needs; start them first (`python -m m2rl_slime.launch serve {recipe.name}` on their host):"]
+    lines = [
+        f"# Services this job needs; start them first (`python -m m2rl_slime.launch serve {recipe.name}` on their host):"
+    ]
     for raw in raw_services:
         if raw.get("command"):
             env = " ".join(f"{k}={v}" for k, v in (raw.get("env") or {}).items())
             lines.append(f"#   {env} {' '.join(str(t) for t in raw['command'])}".replace("#   ", "#   ", 1).rstrip())
     for service, raw in zip(recipe.services, raw_services, strict=True):
         if raw.get("wait_command"):
-            lines.append(" ".join(_word(token) for token in raw["wait_command"]))
+            words = " ".join(_word(token) for token in raw["wait_command"])
+            lines.append(f'PYTHONPATH="${{M2RL_DIR}}:${{PYTHONPATH:-}}" {words}')
         for url_template in raw.get("health_urls") or []:
             url = _template(str(url_template))
             lines += [
@@ -187,17 +202,45 @@ def _service_lines(recipe: Recipe) -> list[str]:
     return lines + [""]
 
 
-def script_text(recipe: Recipe) -> str:
-    """The whole standalone script."""
-    from .. import __version__  # noqa: PLC0415
+_COUNT_NODES = (
+    "import sys, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False); "
+    "print(sum(1 for n in ray.nodes() if n.get('Alive')))"
+)
+_WORKER = [
+    'if [ "${NODE_RANK}" != "0" ]; then',
+    "   # a worker: wait for the head, join, and block until the cluster stops",
+    '   until ray status --address="${MASTER_ADDR}:${RAY_PORT}" >/dev/null 2>&1; do sleep 5; done',
+    '   exec ray start --address="${MASTER_ADDR}:${RAY_PORT}" --num-gpus "${GPUS_PER_NODE}" --disable-usage-stats --block',
+    "fi",
+]
+_HEAD = [
+    'if ! ray status --address="${MASTER_ADDR}:${RAY_PORT}" >/dev/null 2>&1; then',
+    (
+        '   ray start --head --node-ip-address "${MASTER_ADDR}" --port "${RAY_PORT}" --num-gpus "${GPUS_PER_NODE}" '
+        '--disable-usage-stats --dashboard-host=0.0.0.0 --dashboard-port="${RAY_DASHBOARD_PORT}"'
+    ),
+    "fi",
+    'if [ "${NNODES}" -gt 1 ]; then',
+    "   DEADLINE=$((SECONDS + 1200))",
+    f'   until [ "$(python3 -c "{_COUNT_NODES}" "${{MASTER_ADDR}}:${{RAY_PORT}}" 2>/dev/null | tail -n 1)" -ge "${{NNODES}}" ] 2>/dev/null; do',
+    '      if [ "${SECONDS}" -ge "${DEADLINE}" ]; then echo "not all ${NNODES} nodes joined the Ray cluster" >&2; exit 1; fi',
+    "      sleep 5",
+    "   done",
+    "fi",
+]  # fmt: skip
+_NVLINK = [
+    'if [ "${HAS_NVLINK:-auto}" = "auto" ]; then',
+    "   NVLINK_COUNT=$(nvidia-smi topo -m 2>/dev/null | grep -o 'NV[0-9][0-9]*' | wc -l)",
+    '   if [ "${NVLINK_COUNT}" -gt 0 ]; then HAS_NVLINK=1; else HAS_NVLINK=0; fi',
+    "fi",
+]
+
+
+def _header_lines(recipe: Recipe) -> list[str]:
+    from .. import __version__
 
     commit = slime_flags().slime_commit[:9]
-    defs, names, files = _arrays(recipe)
-    count = (
-        "import sys, ray; ray.init(address=sys.argv[1], logging_level='ERROR', log_to_driver=False); "
-        "print(sum(1 for n in ray.nodes() if n.get('Alive')))"
-    )
-    lines = [
+    return [
         "#!/bin/bash",
         f"# {recipe.description}",
         f"# Generated by m2rl-launch {__version__} from {display(recipe.path)} (flags checked against slime {commit}).",
@@ -207,49 +250,32 @@ def script_text(recipe: Recipe) -> str:
         "# workers: M2RL_DIR is put on their PYTHONPATH (or pip install m2rl-slime into the image).",
         "# Unlike slime's example scripts this script kills nothing (no pkill): it starts a Ray head only when",
         "# none answers; stop the cluster with `ray stop` when you no longer need it.",
-        "",
-        "set -ex",
-        "",
-        "export PYTHONUNBUFFERED=1",
-        "",
-        *_variable_lines(recipe),
-        "",
-        'if [ "${HAS_NVLINK:-auto}" = "auto" ]; then',
-        "   NVLINK_COUNT=$(nvidia-smi topo -m 2>/dev/null | grep -o 'NV[0-9][0-9]*' | wc -l)",
-        '   if [ "${NVLINK_COUNT}" -gt 0 ]; then HAS_NVLINK=1; else HAS_NVLINK=0; fi',
-        "fi",
-        "",
-        *defs,
-        'if [ "${NODE_RANK}" != "0" ]; then',
-        "   # a worker: wait for the head, join, and block until the cluster stops",
-        '   until ray status --address="${MASTER_ADDR}:${RAY_PORT}" >/dev/null 2>&1; do sleep 5; done',
-        '   exec ray start --address="${MASTER_ADDR}:${RAY_PORT}" --num-gpus "${GPUS_PER_NODE}" --disable-usage-stats --block',
-        "fi",
-        "",
-        *files,
-        "",
-        'if ! ray status --address="${MASTER_ADDR}:${RAY_PORT}" >/dev/null 2>&1; then',
-        '   ray start --head --node-ip-address "${MASTER_ADDR}" --port "${RAY_PORT}" --num-gpus "${GPUS_PER_NODE}" '
-        '--disable-usage-stats --dashboard-host=0.0.0.0 --dashboard-port="${RAY_DASHBOARD_PORT}"',
-        "fi",
-        'if [ "${NNODES}" -gt 1 ]; then',
-        "   DEADLINE=$((SECONDS + 1200))",
-        f'   until [ "$(python3 -c "{count}" "${{MASTER_ADDR}}:${{RAY_PORT}}" 2>/dev/null | tail -n 1)" -ge "${{NNODES}}" ] 2>/dev/null; do',
-        '      if [ "${SECONDS}" -ge "${DEADLINE}" ]; then echo "not all ${NNODES} nodes joined the Ray cluster" >&2; exit 1; fi',
-        "      sleep 5",
-        "   done",
-        "fi",
-        "",
-        *_service_lines(recipe),
-        _runtime_env(recipe),
-        "",
+    ]  # fmt: skip
+
+
+def script_text(recipe: Recipe) -> str:
+    """The whole standalone script."""
+    defs, names, files = _arrays(recipe)
+    submit = [
         'ray job submit --address="http://127.0.0.1:${RAY_DASHBOARD_PORT}" \\',
         '   --runtime-env-json="${RUNTIME_ENV_JSON}" \\',
         f"   -- python3 {recipe.entrypoint} \\",
         " \\\n".join(f'   "${{{name}[@]}}"' for name in names),
-        "",
-    ]  # fmt: skip
-    return "\n".join(lines)
+    ]
+    sections = [
+        _header_lines(recipe),
+        ["set -ex", "", "export PYTHONUNBUFFERED=1"],
+        _variable_lines(recipe),
+        _NVLINK,
+        defs[:-1],
+        _WORKER,
+        files,
+        _HEAD,
+        _service_lines(recipe)[:-1] if recipe.services else [],
+        [_runtime_env(recipe)],
+        submit,
+    ]
+    return "\n\n".join("\n".join(section) for section in sections if section) + "\n"
 
 
 def write_script(recipe: Recipe, path: str | Path) -> None:

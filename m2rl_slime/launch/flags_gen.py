@@ -68,7 +68,7 @@ def collect_flags() -> dict[str, dict[str, Any]]:
 
     Must run where `slime.utils.arguments` imports (slime, Megatron-LM and sglang importable).
     """
-    import slime.utils.arguments as slime_arguments  # noqa: PLC0415 (slime exists only in the slime env)
+    import slime.utils.arguments as slime_arguments
 
     flags: dict[str, dict[str, Any]] = {}
     original = argparse.ArgumentParser.parse_known_args
@@ -100,9 +100,9 @@ def collect_flags() -> dict[str, dict[str, Any]]:
 
 def collect_eval_keys() -> dict[str, list[str]]:
     """Keys slime accepts in an ``--eval-config`` dataset entry and in its ``defaults`` mapping."""
-    from dataclasses import fields  # noqa: PLC0415
+    from dataclasses import fields
 
-    from slime.utils import eval_config  # noqa: PLC0415
+    from slime.utils import eval_config
 
     dataset = sorted(f.name for f in fields(eval_config.EvalDatasetConfig))
     specs = {**eval_config.DATASET_RUNTIME_SPECS, **eval_config.DATASET_SAMPLE_SPECS}
@@ -111,16 +111,14 @@ def collect_eval_keys() -> dict[str, list[str]]:
 
 
 def _git_commit(path: Path) -> str:
-    result = subprocess.run(
-        ["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-    )
+    result = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"cannot read the git commit of {path}: {result.stderr.strip()}")
     return result.stdout.strip()
 
 
 def _version(dist: str) -> str:
-    from importlib import metadata  # noqa: PLC0415
+    from importlib import metadata
 
     try:
         return metadata.version(dist)

@@ -9,8 +9,32 @@ from typing import Any, Literal
 
 from ..errors import ConfigError
 
-GROUPS = ("cluster", "model", "ckpt", "rollout", "rm", "eval", "perf", "grpo", "optimizer", "logging", "sglang", "misc")
-TOP_KEYS = ("extends", "description", "variables", "entrypoint", "output_dir", "slime", "plugin", "eval", "services", "env")
+GROUPS = (
+    "cluster",
+    "model",
+    "ckpt",
+    "rollout",
+    "rm",
+    "eval",
+    "perf",
+    "grpo",
+    "optimizer",
+    "logging",
+    "sglang",
+    "misc",
+)
+TOP_KEYS = (
+    "extends",
+    "description",
+    "variables",
+    "entrypoint",
+    "output_dir",
+    "slime",
+    "plugin",
+    "eval",
+    "services",
+    "env",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +103,8 @@ class Recipe:
     origin: Mapping[str, str]
 
     def where(self, key: str) -> str:
-        """``"<file>: <key>"`` for error messages, naming the file that set `key`."""
-        return f"{origin_of(self.origin, key, display(self.path))}: {key}"
+        """``"<recipe>: <key>"`` for error messages, plus the base file or ``--set`` that set `key`."""
+        return where_text(self.origin, key, display(self.path))
 
 
 def display(path: Path) -> str:
@@ -153,3 +177,9 @@ class NodeSettings:
         if not settings.master_addr:
             raise ConfigError(f"{where}: MASTER_ADDR must be set to the head node's address")
         return settings
+
+
+def where_text(origin: Mapping[str, str], key: str, top: str) -> str:
+    """``"<recipe file>: <key>"``, adding ``(set in <file>)`` when a base recipe or ``--set`` set the key."""
+    source = origin_of(origin, key, top)
+    return f"{top}: {key}" if source == top else f"{top}: {key} (set in {source})"

@@ -62,7 +62,7 @@ def apply_sets(raw: dict[str, Any], sets: Sequence[tuple[str, Any]], origin: dic
         else:
             _set_nested(raw, parts, value, key, where)
             dotted = key
-        origin[dotted] = f"{where} (--set)"
+        origin[dotted] = "--set"
 
 
 def _set_slime(slime: dict[str, dict[str, Any]], rest: list[str], value: Any, key: str, where: str) -> str:
@@ -78,7 +78,9 @@ def _set_slime(slime: dict[str, dict[str, Any]], rest: list[str], value: Any, ke
     elif len(rest) == 2:
         group, flag = rest
         if group not in GROUPS:
-            raise ConfigError(f"{where}: --set {key}: unknown slime group {group!r}; valid groups: {', '.join(GROUPS)}")
+            raise ConfigError(
+                f"{where}: --set {key}: unknown slime group {group!r}; valid groups: {', '.join(GROUPS)}"
+            )
         others = [g for g, flags in slime.items() if flag in flags and g != group]
         if others:
             raise ConfigError(f"{where}: --set {key}: this recipe sets {flag} in slime.{others[0]}, not slime.{group}")

@@ -31,7 +31,7 @@ import yaml
 
 from ..errors import ConfigError
 from .checks import build_recipe
-from .model import GROUPS, TOP_KEYS, Recipe, display, origin_of
+from .model import GROUPS, TOP_KEYS, Recipe, display, where_text
 from .overrides import apply_sets, split_sets
 from .variables import BUILTINS, Resolver, VariableScope, resolve_tree
 
@@ -70,7 +70,9 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{display(path)}: a recipe must be a mapping, got {type(data).__name__}")
     unknown = sorted(set(data) - set(TOP_KEYS))
     if unknown:
-        raise ConfigError(f"{display(path)}: unknown recipe key(s) {', '.join(unknown)}; valid keys: {', '.join(TOP_KEYS)}")
+        raise ConfigError(
+            f"{display(path)}: unknown recipe key(s) {', '.join(unknown)}; valid keys: {', '.join(TOP_KEYS)}"
+        )
     return data
 
 
@@ -206,11 +208,15 @@ def load_recipe(
     resolver = Resolver(scope)
 
     def resolve(text: str, key: str) -> str:
-        return resolver.substitute(text, f"{origin_of(origin, key, display(path))}: {key}")
+        return resolver.substitute(text, where_text(origin, key, display(path)))
 
     resolved = {key: resolve_tree(raw[key], resolve, key) for key in TOP_KEYS if key in raw and key not in _UNRESOLVED}
     for name in BUILTINS:  # the launcher reads these (cluster size, checkout locations) even when unused
-        resolver.value(name, f"variable {name}")
+        resolver.value(name, f"{display(path)}: variable {name}")
+    for name in declared:  # unused ones too (e.g. HF_EXPORT_DIR for `convert`), when they can be resolved
+        try:
+            resolver.value(name, f"{display(path)}: variable {name}")
+        except ConfigError:
+            continue  # an unused variable that depends on an unset required one: only an error when used
     defaults = {name: var_sets.get(name, scope.computed.get(name, default)) for name, default in declared.items()}
     return build_recipe(path, tuple(p for p, _ in chain), raw, resolved, origin, resolver.resolved(), defaults)
-

@@ -146,9 +146,9 @@ def input_paths(recipe: Recipe) -> list[tuple[str, str]]:
         value = recipe.slime.get(group, {}).get(flag)
         if isinstance(value, str):
             found.append((f"slime.{group}.{flag}", _SLICE.sub("", value)))
-    domains = recipe.plugin.get("m2rl_data", {}).get("domains", {})
-    if isinstance(domains, Mapping):
-        found += [(f"plugin.m2rl_data.domains.{d}", str(p)) for d, p in domains.items()]
+    prompt_files = recipe.plugin.get("m2rl_data", {}).get("prompt_files", {})
+    if isinstance(prompt_files, Mapping):
+        found += [(f"plugin.m2rl_data.prompt_files.{d}", _SLICE.sub("", str(p))) for d, p in prompt_files.items()]
     for i, dataset in enumerate((recipe.eval or {}).get("datasets", [])):
         found.append((f"eval.datasets[{i}].path", _SLICE.sub("", str(dataset["path"]))))
     found.append(("variables.SLIME_DIR", f"{recipe.variables['SLIME_DIR']}/{recipe.entrypoint}"))

@@ -107,7 +107,7 @@ class SystemRunner:
 
     def http_ok(self, url: str) -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (URL from the recipe)
+            with urllib.request.urlopen(url, timeout=5) as response:
                 return response.status == 200
         except (urllib.error.URLError, OSError, ValueError):
             return False

@@ -75,13 +75,12 @@ class Resolver:
         if name not in scope.declared:
             known = ", ".join(sorted(scope.declared))
             raise ConfigError(
-                f"{scope.where}: {used_at} uses undeclared variable ${{{name}}}; declare it under "
-                f"`variables:` (declared: {known})"
+                f"{used_at} uses undeclared variable ${{{name}}}; declare it under `variables:` (declared: {known})"
             )
         if name in self._values:
             return self._values[name]
         if name in self._stack:
-            cycle = " -> ".join([*self._stack[self._stack.index(name):], name])
+            cycle = " -> ".join([*self._stack[self._stack.index(name) :], name])
             raise ConfigError(f"{scope.where}: variable defaults form a cycle: {cycle}")
         self._stack.append(name)
         try:
@@ -94,7 +93,7 @@ class Resolver:
     def _lookup(self, name: str) -> str | None:
         scope = self._scope
         if name in scope.overrides:
-            return self.substitute(scope.overrides[name], f"--set {name}")
+            return self.substitute(scope.overrides[name], f"{scope.where}: --set {name}")
         if scope.environ.get(name):
             return scope.environ[name]
         if name in scope.computed:
@@ -102,10 +101,18 @@ class Resolver:
         default = scope.declared[name]
         if default is None:
             return None
-        return self.substitute(default, f"the default of variable {name}")
+        return self.substitute(default, f"{scope.where}: the default of variable {name}")
 
     def substitute(self, text: str, used_at: str) -> str:
-        """Replace every reference in `text`; raise ConfigError naming `used_at` for a missing value."""
+        """Replace every reference in `text`.
+
+        Args:
+            text: a template.
+            used_at: where it comes from (``"<recipe>: <key>"``), the prefix of every error message.
+
+        Raises:
+            ConfigError: an undeclared variable, or a required one nothing sets.
+        """
 
         def replace(match: re.Match[str]) -> str:
             name, inline_default = match.group(1), match.group(2)
@@ -114,7 +121,7 @@ class Resolver:
                 if inline_default is not None:
                     return self.substitute(inline_default, used_at)
                 raise ConfigError(
-                    f"{self._scope.where}: {used_at} needs variable {name}, which is required and not set; "
+                    f"{used_at} needs variable {name}, which is required and not set; "
                     f"export {name}=... or pass --set {name}=..."
                 )
             return value
@@ -133,7 +140,9 @@ def resolve_tree(node: Any, resolve: Callable[[str, str], str], where: str = "")
     substitution, so numbers and booleans keep their type; any other string stays a string.
     """
     if isinstance(node, Mapping):
-        return {key: resolve_tree(value, resolve, f"{where}.{key}" if where else str(key)) for key, value in node.items()}
+        return {
+            key: resolve_tree(value, resolve, f"{where}.{key}" if where else str(key)) for key, value in node.items()
+        }
     if isinstance(node, list):
         return [resolve_tree(value, resolve, f"{where}[{i}]") for i, value in enumerate(node)]
     if isinstance(node, str):

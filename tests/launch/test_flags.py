@@ -16,8 +16,17 @@ def test_table_is_stamped_with_the_checked_slime_and_megatron_commits():
     assert data["slime_commit"].startswith("624b824")
     assert data["megatron_commit"].startswith("1dcf0da")
     table = slime_flags()
-    for flag in ("--lr", "--use-tis", "--rollout-sample-hook-path", "--sglang-mem-fraction-static", "--use-opd",
-                 "--custom-config-path", "--eval-config", "--debug-train-only", "--rollout-stop-token-ids"):
+    for flag in (
+        "--lr",
+        "--use-tis",
+        "--rollout-sample-hook-path",
+        "--sglang-mem-fraction-static",
+        "--use-opd",
+        "--custom-config-path",
+        "--eval-config",
+        "--debug-train-only",
+        "--rollout-stop-token-ids",
+    ):
         assert flag in table.flags, flag
     assert "--rollout-stop-token-idz" not in table.flags
     assert {"name", "path", "metadata_overrides", "n_samples_per_eval_prompt"} <= table.eval_dataset_keys
@@ -48,7 +57,11 @@ def test_choices():
 
 
 def test_multi_value_and_append_flags():
-    assert to_tokens("rollout-stop-token-ids", [151645, 151643], "w") == ["--rollout-stop-token-ids", "151645", "151643"]
+    assert to_tokens("rollout-stop-token-ids", [151645, 151643], "w") == [
+        "--rollout-stop-token-ids",
+        "151645",
+        "151643",
+    ]
     assert to_tokens("rollout-stop-token-ids", 151645, "w") == ["--rollout-stop-token-ids", "151645"]
     with pytest.raises(ConfigError, match="needs at least one value"):
         to_tokens("rollout-stop-token-ids", [], "w")

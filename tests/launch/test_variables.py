@@ -36,7 +36,9 @@ def test_inline_default_used_only_when_required_variable_is_unset():
 
 
 def test_required_variable_names_the_key_and_the_fix():
-    with pytest.raises(ConfigError, match=r"r\.yaml: slime\.ckpt\.load needs variable CKPT.*export CKPT=.*--set CKPT="):
+    with pytest.raises(
+        ConfigError, match=r"^r\.yaml: slime\.ckpt\.load needs variable CKPT.*export CKPT=.*--set CKPT="
+    ):
         scope({"CKPT": None}).substitute("${CKPT}/x", "r.yaml: slime.ckpt.load")
 
 

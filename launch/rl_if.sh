@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# GRPO on instruction following (paper settings).
+# Usage: bash launch/rl_if.sh [--dry-run] [--emit-script PATH] [--set KEY=VALUE ...]
+# On several nodes run it on every node with NNODES, NODE_RANK (0 = head), MASTER_ADDR and GPUS_PER_NODE set.
+# Paths come from DATA_DIR, CKPT_DIR, ... (see recipes/rl_if.yaml and docs/launch.md). Kills nothing.
+set -euo pipefail
+ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
+export PYTHONPATH="${ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
+exec "${PYTHON:-python3}" -m m2rl_slime.launch "${ROOT}/recipes/rl_if.yaml" "$@"
