@@ -17,5 +17,14 @@ from .config import ExpertSpec, MergeConfig, MergeOptions, load_recipe
 from .core import MergeReport, run_merge
 from .methods import METHODS, MergeMethod, get_method
 
-__all__ = ["METHODS", "ExpertSpec", "MergeConfig", "MergeMethod", "MergeOptions", "MergeReport", "get_method",
-           "load_recipe", "run_merge"]
+__all__ = [
+    "METHODS",
+    "ExpertSpec",
+    "MergeConfig",
+    "MergeMethod",
+    "MergeOptions",
+    "MergeReport",
+    "get_method",
+    "load_recipe",
+    "run_merge",
+]

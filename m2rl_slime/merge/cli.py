@@ -49,8 +49,10 @@ def _epilog() -> str:
     for name, m in METHODS.items():
         lines.append(f"\n  {name}: {m.summary}")
         lines += ["    " + line for line in m.formula.splitlines()]
-        params = ", ".join(f.metadata.get("flag", "--" + f.name.replace("_", "-")) + f"={f.default}"
-                           for f in dataclasses.fields(m.params))
+        params = ", ".join(
+            f.metadata.get("flag", "--" + f.name.replace("_", "-")) + f"={f.default}"
+            for f in dataclasses.fields(m.params)
+        )
         lines.append(f"    parameters: {params}")
     lines.append("\nmergekit density = 1 - drop. Exit status: 0 ok, 1 merge/validation failure, 2 bad input.")
     return "\n".join(lines)
@@ -58,8 +60,12 @@ def _epilog() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used to render --help in docs)."""
-    p = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_epilog(),
-                description="Streaming, exact, resumable merge of HF safetensors experts into their base model.")
+    p = _Parser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_epilog(),
+        description="Streaming, exact, resumable merge of HF safetensors experts into their base model.",
+    )
     p.add_argument("--config", metavar="RECIPE", help="YAML recipe (ours, or mergekit-style with merge_method)")
     p.add_argument("--base", metavar="DIR", help="base (SFT) checkpoint; task vectors are relative to it")
     p.add_argument("--expert", metavar="NAME=DIR", action="append", default=[], help="an expert (repeat)")
@@ -88,10 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--chunk-elems", type=int, default=1 << 25, help="elements per read chunk (multiple of 65536)")
     r.add_argument("--block-elems", type=int, default=1 << 18, help="elements per compute block (multiple of 65536)")
     r.add_argument("--read-ahead", type=int, default=2, help="chunks read ahead of the computation")
-    r.add_argument("--fingerprint", choices=["stat", "content"], default="stat",
-                   help="input fingerprints: headers+sizes+mtimes (stat) or sha256 of every byte (content)")
-    r.add_argument("--warn-rounding", type=float, default=0.1,
-                   help="warn when more than this fraction of an expert's changes rounds back to the base")
+    r.add_argument(
+        "--fingerprint",
+        choices=["stat", "content"],
+        default="stat",
+        help="input fingerprints: headers+sizes+mtimes (stat) or sha256 of every byte (content)",
+    )
+    r.add_argument(
+        "--warn-rounding",
+        type=float,
+        default=0.1,
+        help="warn when more than this fraction of an expert's changes rounds back to the base",
+    )
     r.add_argument("--no-scan", action="store_true", help="skip the NaN/Inf scan of the written shards")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument("-v", "--verbose", action="store_true", help="log progress details")
@@ -134,23 +148,35 @@ def _cli_params(args: argparse.Namespace, method: str | None) -> dict[str, Any]:
     given = {k[2:]: v for k, v in vars(args).items() if k.startswith("p_") and v is not None}
     if not given or method not in METHODS:
         return given
-    valid = {f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-"))
-             for f in dataclasses.fields(METHODS[method].params)}
+    valid = {
+        f.name: f.metadata.get("flag", "--" + f.name.replace("_", "-"))
+        for f in dataclasses.fields(METHODS[method].params)
+    }
     for name in given:
         if name not in valid:
             flag = "--" + ("lambda" if name == "lam" else name.replace("_", "-"))
-            raise ConfigError(f"{flag} does not apply to method {method} (its parameters: "
-                              f"{', '.join(valid.values()) or 'none'})")
+            raise ConfigError(
+                f"{flag} does not apply to method {method} (its parameters: {', '.join(valid.values()) or 'none'})"
+            )
     return given
 
 
 def _options(args: argparse.Namespace) -> MergeOptions:
     from ..config import parse_dataclass
 
-    raw = {"device": args.device, "threads": args.threads, "chunk_elems": args.chunk_elems,
-           "block_elems": args.block_elems, "shard_bytes": args.shard_size, "read_ahead": args.read_ahead,
-           "resume": args.resume, "scan": not args.no_scan, "progress": not args.no_progress,
-           "warn_rounding": args.warn_rounding, "fingerprint": args.fingerprint}
+    raw = {
+        "device": args.device,
+        "threads": args.threads,
+        "chunk_elems": args.chunk_elems,
+        "block_elems": args.block_elems,
+        "shard_bytes": args.shard_size,
+        "read_ahead": args.read_ahead,
+        "resume": args.resume,
+        "scan": not args.no_scan,
+        "progress": not args.no_progress,
+        "warn_rounding": args.warn_rounding,
+        "fingerprint": args.fingerprint,
+    }
     return parse_dataclass(MergeOptions, raw, "options")
 
 
@@ -172,11 +198,15 @@ def _run(args: argparse.Namespace) -> int:
 
     report = run_merge(config, args.out, options)
     gb = report.bytes_written / 1e9
-    print(f"merged {config.method} -> {report.out} in {report.seconds:.1f} s ({gb:.2f} GB written); "
-          f"manifest: {report.out / 'merge_manifest.json'}")
+    print(
+        f"merged {config.method} -> {report.out} in {report.seconds:.1f} s ({gb:.2f} GB written); "
+        f"manifest: {report.out / 'merge_manifest.json'}"
+    )
     for name, s in report.manifest["statistics"]["experts"].items():
-        print(f"  {name}: changed {s['changed_fraction']:.2%} of weights, {s['vanished_fraction']:.1%} of those "
-              f"left no trace, {s['rounded_back_fraction']:.1%} rounded back to the base")
+        print(
+            f"  {name}: changed {s['changed_fraction']:.2%} of weights, {s['vanished_fraction']:.1%} of those "
+            f"left no trace, {s['rounded_back_fraction']:.1%} rounded back to the base"
+        )
     return 0
 
 
@@ -187,8 +217,9 @@ def _one_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format=f"{PROG}: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s"
+    )
     try:
         return _run(args)
     except ConfigError as exc:

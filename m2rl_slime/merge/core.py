@@ -12,6 +12,7 @@ depend on threads, chunk sizes or timing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections import deque
@@ -83,15 +84,17 @@ class _Engine:
         for s in range(c0, max(c1, c0 + 1), step):
             e = min(s + step, c1)
             views = [x[s - c0 : e - c0] for x in data]
-            out.append(Block(t.name, s, e, views[0], tuple(views[1:]), self.names, self.weights,
-                             self.plan.config.seed))
+            out.append(
+                Block(t.name, s, e, views[0], tuple(views[1:]), self.names, self.weights, self.plan.config.seed)
+            )
         return out
 
     def on_device(self, blk: Block) -> Block:
         if self.opts.device == "cpu":
             return blk
-        return dataclasses.replace(blk, base=blk.base.to(self.device),
-                                   experts=tuple(x.to(self.device) for x in blk.experts))
+        return dataclasses.replace(
+            blk, base=blk.base.to(self.device), experts=tuple(x.to(self.device) for x in blk.experts)
+        )
 
     def ordered(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """Run fn over items in the pool, yielding results in item order, a bounded number in flight."""
@@ -131,7 +134,6 @@ class _TensorPasses:
             for r in eng.ordered(lambda b: fn(eng.on_device(b)), eng.blocks(self._t, data, c0, c1)):
                 acc = combine(acc, r)
         return acc
-
 
     def _take_pass(self) -> None:
         self._left -= 1
@@ -231,7 +233,7 @@ def _schedule(eng: _Engine, shards: Iterable[PlannedShard]) -> Iterator[Callable
                     yield eng.read_job(t, c0, c1, base_only=not t.merge)
 
 
-def _apply_block(eng: _Engine, blk: Block, stats: Any, out: Any, c0: int) -> DeltaCounts:
+def _apply_block(eng: _Engine, blk: Block, *, stats: Any, out: Any, c0: int) -> DeltaCounts:
     dev = eng.on_device(blk)
     merged = eng.plan.method.apply(dev, eng.plan.params, stats)
     low = merged.to(eng.out_dtype)
@@ -239,8 +241,9 @@ def _apply_block(eng: _Engine, blk: Block, stats: Any, out: Any, c0: int) -> Del
     return block_counts(dev.base, dev.experts, merged, low)
 
 
-def _write_tensor(eng: _Engine, t: PlannedTensor, reads: ReadAhead, writer: _Writer, counts: DeltaCounts,
-                  model_stats: Any) -> None:
+def _write_tensor(
+    eng: _Engine, t: PlannedTensor, reads: ReadAhead, writer: _Writer, counts: DeltaCounts, model_stats: Any
+) -> None:
     import torch
 
     if not t.merge:
@@ -256,7 +259,7 @@ def _write_tensor(eng: _Engine, t: PlannedTensor, reads: ReadAhead, writer: _Wri
     for c0, c1, data in passes.chunk_data():
         out = torch.empty(c1 - c0, dtype=eng.out_dtype)
         blocks = eng.blocks(t, data, c0, c1)
-        for cnt in eng.ordered(lambda b: _apply_block(eng, b, stats, out, c0), blocks):
+        for cnt in eng.ordered(functools.partial(_apply_block, eng, stats=stats, out=out, c0=c0), blocks):
             counts.add(cnt)
         writer.write(out)
         eng.pbar.update(out.numel() * out.element_size())
@@ -281,7 +284,7 @@ def _model_stats(eng: _Engine, progress: Progress) -> Any:
 
 
 def _merge_shards(eng: _Engine, progress: Progress, writer: _Writer, model_stats: Any) -> None:
-    shards = eng.plan.shards[len(progress.done):]
+    shards = eng.plan.shards[len(progress.done) :]
     reads = ReadAhead(_schedule(eng, shards), eng.opts.read_ahead)
     try:
         for shard in shards:
@@ -325,15 +328,16 @@ def _check_device(options: MergeOptions) -> None:
 def _bar(total: int, desc: str, enabled: bool) -> Any:
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled, dynamic_ncols=True
+    )
 
 
 def _compute(plan: MergePlan, progress: Progress, out: Path) -> int:
     """Model statistics, then every missing shard; returns bytes written."""
     opts = plan.options
     in_bytes = sum(DTYPES[t.in_dtype][1] * t.numel for t in plan.tensors if t.merge) * (1 + len(plan.experts))
-    todo = sum(s.nbytes for s in plan.shards[len(progress.done):])
+    todo = sum(s.nbytes for s in plan.shards[len(progress.done) :])
     with _TorchThreads(opts.device):
         eng = _Engine(plan, None)
         try:
@@ -387,17 +391,30 @@ def run_merge(config: MergeConfig, out_dir: str | Path, options: MergeOptions | 
     validation = validate_output(out, plan, scan=options.scan, progress=options.progress)
     counts = DeltaCounts(len(config.experts))
     for entry in progress.done:
-        counts.add(DeltaCounts.from_dict(progress.stats[entry["file"]]) if entry["file"] in progress.stats
-                   else DeltaCounts(len(config.experts)))
+        counts.add(
+            DeltaCounts.from_dict(progress.stats[entry["file"]])
+            if entry["file"] in progress.stats
+            else DeltaCounts(len(config.experts))
+        )
     stats, warnings = summarize(counts, [e.name for e in config.experts], options.warn_rounding)
     if progress.finished is not None:
         stats, warnings = progress.finished["statistics"], list(progress.finished.get("warnings", []))
     for w in warnings:
         log.warning("%s", w)
     seconds = time.perf_counter() - t0
-    report = {"statistics": stats, "validation": validation, "warnings": warnings, "copied_files": copied,
-              "run": {"seconds": round(seconds, 3), "device": options.device, "threads": options.compute_threads(),
-                      "chunk_elems": options.chunk_elems, "resumed": options.resume}}
+    report = {
+        "statistics": stats,
+        "validation": validation,
+        "warnings": warnings,
+        "copied_files": copied,
+        "run": {
+            "seconds": round(seconds, 3),
+            "device": options.device,
+            "threads": options.compute_threads(),
+            "chunk_elems": options.chunk_elems,
+            "resumed": options.resume,
+        },
+    }
     manifest = write_manifest(out, plan, progress, report)
     progress.finish()
     validation_error(validation)

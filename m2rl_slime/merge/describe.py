@@ -15,8 +15,10 @@ def _gb(n: int) -> str:
 def _mergekit_note(plan: MergePlan) -> str | None:
     p = asdict(plan.params)
     if "drop" in p:
-        return (f"mergekit equivalent: density: {1 - p['drop']:.4g} (= 1 - drop); mergekit rescales by an L1 match, "
-                f"we by exactly 1/(1-p) = {1 / (1 - p['drop']):.4g}")
+        return (
+            f"mergekit equivalent: density: {1 - p['drop']:.4g} (= 1 - drop); mergekit rescales by an L1 match, "
+            f"we by exactly 1/(1-p) = {1 / (1 - p['drop']):.4g}"
+        )
     if plan.config.method == "ties":
         return f"mergekit equivalent: ties with density: {p['density']} (mergekit trims per tensor only)"
     return None
@@ -36,15 +38,22 @@ def describe(plan: MergePlan) -> str:
         f"base:    {plan.base.path}  [{plan.fingerprints['base'][:20]}]",
     ]
     for spec, ckpt in zip(cfg.experts, plan.experts):
-        lines.append(f"expert:  {spec.name} = {ckpt.path}  weight={spec.weight}  [{plan.fingerprints[spec.name][:20]}]")
+        lines.append(
+            f"expert:  {spec.name} = {ckpt.path}  weight={spec.weight}  [{plan.fingerprints[spec.name][:20]}]"
+        )
     n_chunked = sum(1 for t in tensors if t.merge and chunked(plan, t))
     lines += [
-        f"tensors: {len(tensors)} ({sum(t.numel for t in tensors):,} elements; largest {big.name} {big.numel:,}; "
-        f"{n_chunked} streamed in chunks of {opts.chunk_elems:,})",
-        f"input:   {1 + len(plan.experts)} x {_gb(in_bytes)} = {_gb(in_bytes * (1 + len(plan.experts)))}; "
-        f"read incl. statistics passes: {_gb(read_volume(plan))}",
+        (
+            f"tensors: {len(tensors)} ({sum(t.numel for t in tensors):,} elements; largest {big.name} "
+            f"{big.numel:,}; {n_chunked} streamed in chunks of {opts.chunk_elems:,})"
+        ),
+        (
+            f"input:   {1 + len(plan.experts)} x {_gb(in_bytes)} = {_gb(in_bytes * (1 + len(plan.experts)))}; "
+            f"read incl. statistics passes: {_gb(read_volume(plan))}"
+        ),
         f"output:  {cfg.dtype}, {_gb(out_bytes)} in {len(plan.shards)} shard(s) of <= {_gb(opts.shard_bytes)}: "
-        + ", ".join(s.file for s in plan.shards[:3]) + (" ..." if len(plan.shards) > 3 else ""),
+        + ", ".join(s.file for s in plan.shards[:3])
+        + (" ..." if len(plan.shards) > 3 else ""),
     ]
     if plan.ignored:
         lines.append(f"ignored: {', '.join(plan.ignored)} (tied to the embeddings)")

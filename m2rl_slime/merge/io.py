@@ -316,7 +316,7 @@ class ShardWriter:
         header = safetensors_header(entries, metadata)
         self._expected = len(header) + sum(_nbytes(c, s) for _, c, s in entries)
         self._sha = hashlib.sha256()
-        self._file = open(self._tmp, "wb")
+        self._file = open(self._tmp, "wb")  # noqa: SIM115 (stays open across write() calls; close/abort)
         self._write(header)
 
     def _write(self, data: Any) -> None:

@@ -90,13 +90,18 @@ class Progress:
         expected = [s.file for s in plan.shards]
         for i, entry in enumerate(done):
             path = self.out / entry["file"]
-            if (i >= len(expected) or entry["file"] != expected[i] or not path.is_file()
-                    or path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]):
+            if (
+                i >= len(expected)
+                or entry["file"] != expected[i]
+                or not path.is_file()
+                or path.stat().st_size != entry["bytes"]
+                or sha256_file(path) != entry["sha256"]
+            ):
                 log.warning("resume: shard %s is missing or does not verify; continuing from it", entry["file"])
                 break
             self.done.append(entry)
             self.stats[entry["file"]] = stats[entry["file"]]
-        for name in expected[len(self.done):]:
+        for name in expected[len(self.done) :]:
             (self.out / name).unlink(missing_ok=True)
         self.save()
         log.info("resume: %d of %d shards verified", len(self.done), len(expected))
@@ -118,10 +123,15 @@ class Progress:
 def write_index(out: Path, plan: MergePlan) -> None:
     """Write model.safetensors.index.json for the planned shards."""
     weight_map = {t.name: s.file for s in plan.shards for t in s.tensors}
-    meta = {"total_size": sum(s.nbytes for s in plan.shards), "merge_method": plan.config.method,
-            "merge_plan_id": plan.plan_id}
-    write_atomic(out / "model.safetensors.index.json", json.dumps({"metadata": meta, "weight_map": weight_map},
-                                                                   indent=2).encode())
+    meta = {
+        "total_size": sum(s.nbytes for s in plan.shards),
+        "merge_method": plan.config.method,
+        "merge_plan_id": plan.plan_id,
+    }
+    write_atomic(
+        out / "model.safetensors.index.json",
+        json.dumps({"metadata": meta, "weight_map": weight_map}, indent=2).encode(),
+    )
 
 
 def copy_side_files(out: Path, plan: MergePlan) -> list[str]:
@@ -176,9 +186,19 @@ def write_manifest(out: Path, plan: MergePlan, progress: Progress, report: dict[
         "params": asdict(plan.params),
         "seed": cfg.seed,
         "dtype": cfg.dtype,
-        "inputs": [{"role": "base", "name": "base", "path": str(plan.base.path), "fingerprint": plan.fingerprints["base"]}]
-        + [{"role": "expert", "name": e.name, "path": str(c.path), "weight": e.weight,
-            "fingerprint": plan.fingerprints[e.name]} for e, c in zip(cfg.experts, plan.experts)],
+        "inputs": [
+            {"role": "base", "name": "base", "path": str(plan.base.path), "fingerprint": plan.fingerprints["base"]}
+        ]
+        + [
+            {
+                "role": "expert",
+                "name": e.name,
+                "path": str(c.path),
+                "weight": e.weight,
+                "fingerprint": plan.fingerprints[e.name],
+            }
+            for e, c in zip(cfg.experts, plan.experts)
+        ],
         "ignored_tensors": list(plan.ignored),
         "shards": progress.done,
         **report,

@@ -37,7 +37,16 @@ METHOD_MAP = {
     "sce": "sce",
 }
 _DTYPES = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32", "bf16": "bf16", "fp16": "fp16", "fp32": "fp32"}
-_TOP_KEYS = {"merge_method", "base_model", "models", "parameters", "dtype", "out_dtype", "tokenizer_source", "tokenizer"}
+_TOP_KEYS = {
+    "merge_method",
+    "base_model",
+    "models",
+    "parameters",
+    "dtype",
+    "out_dtype",
+    "tokenizer_source",
+    "tokenizer",
+}
 _DARE = {"dare_ties", "dare_linear"}
 
 
@@ -75,8 +84,9 @@ def _check_top(doc: Mapping[str, Any], where: str) -> str:
         )
     method = doc["merge_method"]
     if method not in METHOD_MAP:
-        raise ConfigError(f"{where}: mergekit merge_method {method!r} has no equivalent; supported: "
-                          f"{', '.join(METHOD_MAP)}")
+        raise ConfigError(
+            f"{where}: mergekit merge_method {method!r} has no equivalent; supported: {', '.join(METHOD_MAP)}"
+        )
     for key in ("tokenizer_source", "tokenizer"):
         if doc.get(key) not in (None, "base"):
             raise ConfigError(f"{where}: {key}: {doc[key]!r} is not supported (experts must share the base vocab)")
@@ -150,18 +160,24 @@ def _method_params(
     if method in ("ties", "dare_ties"):
         out["normalize"] = bool(normalize)
         if weighted:
-            warnings.append("mergekit elects TIES signs on weight-scaled deltas; ours elects on unweighted deltas "
-                            "(TIES paper), so results differ where weights change a sign majority")
+            warnings.append(
+                "mergekit elects TIES signs on weight-scaled deltas; ours elects on unweighted deltas "
+                "(TIES paper), so results differ where weights change a sign majority"
+            )
     if method == "ties":
         out["density"] = density
-        warnings.append("mergekit ties keeps exactly k = int(density*n) elements per tensor (argsort); ours keeps every "
-                        "|delta| >= the k-th largest (ties at the threshold are kept) and elects sgn(0) = 0, not +1")
+        warnings.append(
+            "mergekit ties keeps exactly k = int(density*n) elements per tensor (argsort); ours keeps every "
+            "|delta| >= the k-th largest (ties at the threshold are kept) and elects sgn(0) = 0, not +1"
+        )
     if method in _DARE:
         out["drop"] = 1.0 - density
         out["rescale"] = bool(g.get("rescale", True))
         if out["rescale"]:
-            warnings.append(f"mergekit DARE rescales by an L1-norm match per tensor; ours by exactly 1/(1-p) = "
-                            f"{1 / density:.4g} (mergekit density {density} = our drop {1 - density:.4g})")
+            warnings.append(
+                f"mergekit DARE rescales by an L1-norm match per tensor; ours by exactly 1/(1-p) = "
+                f"{1 / density:.4g} (mergekit density {density} = our drop {1 - density:.4g})"
+            )
         warnings.append("DARE masks differ from mergekit's (ours: counter-based per tensor/expert/block seed)")
     if method == "dare_ties" and not out["normalize"]:
         warnings.append("mergekit dare_ties default normalize: false sums agreeing deltas; kept as normalize: false")
@@ -181,8 +197,7 @@ def _dtypes(doc: Mapping[str, Any], warnings: list[str]) -> dict[str, Any]:
     compute = doc.get("dtype")
     out = doc.get("out_dtype", compute)
     if compute is not None and _DTYPES.get(compute) != "fp32":
-        warnings.append(f"mergekit computes in dtype {compute}; we always compute in fp32 (only the output is "
-                        f"{out})")
+        warnings.append(f"mergekit computes in dtype {compute}; we always compute in fp32 (only the output is {out})")
     if out is None:
         return {}
     if out not in _DTYPES:

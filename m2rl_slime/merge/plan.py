@@ -118,7 +118,9 @@ def check_experts(base: Checkpoint, experts: dict[str, Checkpoint]) -> tuple[lis
         if tied and TIED_HEAD in exp.tensors:
             head, emb = exp.tensors[TIED_HEAD], exp.tensors.get("model.embed_tokens.weight")
             if emb is not None and head.shape != emb.shape:
-                raise ConfigError(f"{where}: tied {TIED_HEAD} has shape {list(head.shape)}, embeddings {list(emb.shape)}")
+                raise ConfigError(
+                    f"{where}: tied {TIED_HEAD} has shape {list(head.shape)}, embeddings {list(emb.shape)}"
+                )
             ignored.append(f"{ename}:{TIED_HEAD}")
     return names, ignored
 
@@ -178,8 +180,9 @@ def build_plan(config: MergeConfig, options: MergeOptions) -> MergePlan:
         "shards": [[s.file, [t.name for t in s.tensors]] for s in shards],
     }
     plan_id = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
-    return MergePlan(config, options, method, params, base, tuple(experts.values()), shards, tuple(ignored), prints,
-                     plan_id)
+    return MergePlan(
+        config, options, method, params, base, tuple(experts.values()), shards, tuple(ignored), prints, plan_id
+    )
 
 
 def chunked(plan: MergePlan, t: PlannedTensor) -> bool:

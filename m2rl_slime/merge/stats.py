@@ -54,8 +54,13 @@ class DeltaCounts:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DeltaCounts:
-        return cls(len(data["per_expert"]), data["elements"], [list(r) for r in data["per_expert"]],
-                   data["merged_changed"], data["merged_rounded_back"])
+        return cls(
+            len(data["per_expert"]),
+            data["elements"],
+            [list(r) for r in data["per_expert"]],
+            data["merged_changed"],
+            data["merged_rounded_back"],
+        )
 
 
 def _bits(x: Any) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import M2RLError
-from .io import DTYPES, INDEX_NAME, FileCache, tensor_infos, map_range
+from .io import DTYPES, INDEX_NAME, FileCache, map_range, tensor_infos
 from .plan import MergePlan
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,9 @@ def _structure(out: Path, plan: MergePlan) -> list[str]:
         for t in shard.tensors:
             info = infos[t.name]
             if info.dtype != t.out_dtype or info.shape != t.shape:
-                errors.append(f"{shard.file}: {t.name} is {info.dtype}{list(info.shape)}, planned "
-                              f"{t.out_dtype}{list(t.shape)}")
+                errors.append(
+                    f"{shard.file}: {t.name} is {info.dtype}{list(info.shape)}, planned {t.out_dtype}{list(t.shape)}"
+                )
         end = max((i.offset + i.nbytes for i in infos.values()), default=0)
         if infos and (out / shard.file).stat().st_size != end:
             errors.append(f"{shard.file}: file size does not match its header")
@@ -63,8 +64,15 @@ def _nonfinite(out: Path, plan: MergePlan, progress: bool) -> dict[str, int]:
     files = FileCache()
     total = sum(s.nbytes for s in plan.shards)
     try:
-        with tqdm(total=total, desc="validate", unit="B", unit_scale=True, unit_divisor=1024,
-                  disable=not progress, dynamic_ncols=True) as bar:
+        with tqdm(
+            total=total,
+            desc="validate",
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            disable=not progress,
+            dynamic_ncols=True,
+        ) as bar:
             for shard in plan.shards:
                 for info in tensor_infos(out / shard.file):
                     if info.dtype not in _EXP:
@@ -91,8 +99,14 @@ def validate_output(out: Path, plan: MergePlan, scan: bool = True, progress: boo
     if bad:
         first = next(iter(bad))
         errors.append(f"{len(bad)} tensor(s) contain NaN/Inf, first {first} ({bad[first]} elements)")
-    return {"ok": not errors, "errors": errors, "nonfinite": bad, "scanned": bool(scan and not errors),
-            "shards": len(plan.shards), "tensors": sum(len(s.tensors) for s in plan.shards)}
+    return {
+        "ok": not errors,
+        "errors": errors,
+        "nonfinite": bad,
+        "scanned": bool(scan and not errors),
+        "shards": len(plan.shards),
+        "tensors": sum(len(s.tensors) for s in plan.shards),
+    }
 
 
 def validation_error(report: dict[str, Any]) -> None:

@@ -14,9 +14,17 @@ EXPERTS = ("math", "code", "science")
 def qwen3_config(vocab: int = 1536, tie: bool = True):
     from transformers import Qwen3Config
 
-    return Qwen3Config(vocab_size=vocab, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                       num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=128,
-                       tie_word_embeddings=tie)
+    return Qwen3Config(
+        vocab_size=vocab,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=128,
+        tie_word_embeddings=tie,
+    )
 
 
 def param_shapes(config) -> dict[str, tuple[int, ...]]:
@@ -26,19 +34,21 @@ def param_shapes(config) -> dict[str, tuple[int, ...]]:
     shapes = {"model.embed_tokens.weight": (config.vocab_size, h)}
     for n in range(config.num_hidden_layers):
         p = f"model.layers.{n}."
-        shapes.update({
-            p + "input_layernorm.weight": (h,),
-            p + "self_attn.q_proj.weight": (q, h),
-            p + "self_attn.k_proj.weight": (kv, h),
-            p + "self_attn.v_proj.weight": (kv, h),
-            p + "self_attn.o_proj.weight": (h, q),
-            p + "self_attn.q_norm.weight": (hd,),
-            p + "self_attn.k_norm.weight": (hd,),
-            p + "post_attention_layernorm.weight": (h,),
-            p + "mlp.gate_proj.weight": (i, h),
-            p + "mlp.up_proj.weight": (i, h),
-            p + "mlp.down_proj.weight": (h, i),
-        })
+        shapes.update(
+            {
+                p + "input_layernorm.weight": (h,),
+                p + "self_attn.q_proj.weight": (q, h),
+                p + "self_attn.k_proj.weight": (kv, h),
+                p + "self_attn.v_proj.weight": (kv, h),
+                p + "self_attn.o_proj.weight": (h, q),
+                p + "self_attn.q_norm.weight": (hd,),
+                p + "self_attn.k_norm.weight": (hd,),
+                p + "post_attention_layernorm.weight": (h,),
+                p + "mlp.gate_proj.weight": (i, h),
+                p + "mlp.up_proj.weight": (i, h),
+                p + "mlp.down_proj.weight": (h, i),
+            }
+        )
     shapes["model.norm.weight"] = (h,)
     if not config.tie_word_embeddings:
         shapes["lm_head.weight"] = (config.vocab_size, h)
@@ -56,8 +66,9 @@ def base_weights(shapes: dict[str, tuple[int, ...]], seed: int, dtype: torch.dty
     return out
 
 
-def expert_weights(base: dict[str, torch.Tensor], seed: int, changed: float = 0.4,
-                   scale: float = 0.01) -> dict[str, torch.Tensor]:
+def expert_weights(
+    base: dict[str, torch.Tensor], seed: int, changed: float = 0.4, scale: float = 0.01
+) -> dict[str, torch.Tensor]:
     """base + a sparse delta: `changed` of the elements move, by mixed magnitudes (some below bf16 resolution)."""
     g = torch.Generator().manual_seed(seed)
     out = {}
@@ -81,18 +92,20 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], config, shards
     weight_map = {}
     per = -(-len(names) // shards)
     for i in range(shards):
-        part = names[i * per:(i + 1) * per]
+        part = names[i * per : (i + 1) * per]
         fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
         save_file({n: tensors[n] for n in part}, str(path / fname), metadata={"format": "pt"})
         weight_map.update({n: fname for n in part})
     total = sum(t.numel() * t.element_size() for t in tensors.values())
     (path / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}))
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+    )
     return path
 
 
-def make_family(root: Path, shards: int = 1, dtype: torch.dtype = torch.bfloat16, experts=EXPERTS,
-                tie: bool = True) -> tuple[Path, dict[str, Path]]:
+def make_family(
+    root: Path, shards: int = 1, dtype: torch.dtype = torch.bfloat16, experts=EXPERTS, tie: bool = True
+) -> tuple[Path, dict[str, Path]]:
     """Write a base and its experts under root; return (base dir, {expert: dir})."""
     config = qwen3_config(tie=tie)
     shapes = param_shapes(config)

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ckpt import EXPERTS, make_family  # noqa: E402
+from ckpt import EXPERTS, make_family
 
 
 @pytest.fixture(autouse=True)

@@ -47,7 +47,8 @@ def average(base, experts, weights, p):
     out = {}
     for name, b in base.items():
         terms = ([(b, p.get("base_weight", 1.0))] if p.get("include_base") else []) + [
-            (e[name], w) for e, w in zip(experts, weights)]
+            (e[name], w) for e, w in zip(experts, weights)
+        ]
         acc = None
         total = 0.0
         for x, w in terms:
@@ -117,8 +118,11 @@ def ties(base, experts, weights, p, names=None, seed=0, dare=False):
             agree &= gamma != 0
             num = num + torch.where(agree, d * f32(w) if w != 1.0 else d, torch.zeros_like(d))
             den = den + torch.where(agree, f32(w), 0.0)
-        tau = torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(num)) \
-            if p.get("normalize", True) else num
+        tau = (
+            torch.where(den > 0, num / torch.where(den > 0, den, torch.ones_like(den)), torch.zeros_like(num))
+            if p.get("normalize", True)
+            else num
+        )
         lam = p.get("lam", 1.0)
         out[name] = (tau * f32(lam) if lam != 1.0 else tau) + b
     return out

@@ -87,8 +87,9 @@ def test_recipe_with_variables(family, tmp_path, monkeypatch, capsys):
     base, experts = family
     recipe = tmp_path / "r.yaml"
     recipe.write_text(
-        "method: ta_dare\nbase: ${T_BASE}\nexperts:\n  math: ${T_MATH}\n  code: {path: \"${T_CODE}\", weight: 0.5}\n"
-        "  science: ${T_SCI:-/nonexistent}\nparams: {drop: 0.5, lambda: 0.9}\nseed: 3\ndtype: fp16\n")
+        'method: ta_dare\nbase: ${T_BASE}\nexperts:\n  math: ${T_MATH}\n  code: {path: "${T_CODE}", weight: 0.5}\n'
+        "  science: ${T_SCI:-/nonexistent}\nparams: {drop: 0.5, lambda: 0.9}\nseed: 3\ndtype: fp16\n"
+    )
     monkeypatch.setenv("T_BASE", str(base))
     monkeypatch.setenv("T_MATH", str(experts["math"]))
     monkeypatch.setenv("T_CODE", str(experts["code"]))
@@ -104,8 +105,9 @@ def test_recipe_with_variables(family, tmp_path, monkeypatch, capsys):
 
 
 def test_module_entry_point(family, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "m2rl_slime.merge", "--method", "bogus"], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "m2rl_slime.merge", "--method", "bogus"], capture_output=True, check=False, text=True
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("m2rl-merge: error:")
 
 

@@ -27,8 +27,10 @@ def test_paper_recipes(name, family, monkeypatch):
     from dataclasses import asdict
 
     base, experts = family
-    for var, path in zip(("SFT_HF", "MATH_HF", "CODE_HF", "SCIENCE_HF", "IF_HF", "AGENT_HF"),
-                         [base, *experts.values(), experts["math"], experts["code"]]):
+    for var, path in zip(
+        ("SFT_HF", "MATH_HF", "CODE_HF", "SCIENCE_HF", "IF_HF", "AGENT_HF"),
+        [base, *experts.values(), experts["math"], experts["code"]],
+    ):
         monkeypatch.setenv(var, str(path))
     fields, warnings = load_recipe(RECIPES / f"{name}.yaml")
     cfg = build_config(fields, name)
@@ -48,8 +50,9 @@ def test_recipe_defaults_without_environment(monkeypatch):
 def test_ties_dare_recipe_trim_is_a_no_op_at_p08(family, config_of, quiet, tmp_path):
     """The recipe drops the code's post-DARE top-20% trim because at p = 0.8 it keeps everything."""
     run_merge(config_of(family, "ties_dare", {"drop": 0.8}), tmp_path / "a", quiet())
-    run_merge(config_of(family, "ties_dare", {"drop": 0.8, "density": 0.2, "trim_scope": "model"}), tmp_path / "b",
-              quiet())
+    run_merge(
+        config_of(family, "ties_dare", {"drop": 0.8, "density": 0.2, "trim_scope": "model"}), tmp_path / "b", quiet()
+    )
     a, b = load(tmp_path / "a"), load(tmp_path / "b")
     assert all(a[k].equal(b[k]) for k in a)
 
@@ -72,8 +75,9 @@ def test_recipe_errors(tmp_path):
     with pytest.raises(ConfigError, match="used twice"):
         build_config({"method": "ta", "base": "b", "experts": [{"name": "a", "path": "p"}] * 2}, "x")
     with pytest.raises(ConfigError, match="unknown key"):
-        build_config({"method": "ta", "base": "b", "params": {"density": 0.2},
-                      "experts": [{"name": "a", "path": "p"}]}, "x").method_params()
+        build_config(
+            {"method": "ta", "base": "b", "params": {"density": 0.2}, "experts": [{"name": "a", "path": "p"}]}, "x"
+        ).method_params()
 
 
 def _mergekit(tmp_path, text):
@@ -83,7 +87,9 @@ def _mergekit(tmp_path, text):
 
 
 def test_mergekit_dare_ties_mapping(tmp_path):
-    fields, warnings = _mergekit(tmp_path, """
+    fields, warnings = _mergekit(
+        tmp_path,
+        """
 merge_method: dare_ties
 base_model: /ckpt/sft
 models:
@@ -95,7 +101,8 @@ models:
 parameters: {int8_mask: true}
 dtype: bfloat16
 out_dtype: bfloat16
-""")
+""",
+    )
     cfg = build_config(fields, "mk")
     assert cfg.method == "ties_dare" and [e.name for e in cfg.experts] == ["math_rl", "code_rl"]
     p = cfg.method_params()
@@ -106,30 +113,50 @@ out_dtype: bfloat16
 
 
 def test_mergekit_linear_ties_and_sce(tmp_path):
-    fields, _ = _mergekit(tmp_path, "merge_method: linear\nbase_model: /b\nmodels:\n  - model: /b\n"
-                                    "    parameters: {weight: 2}\n  - model: /e\n")
+    fields, _ = _mergekit(
+        tmp_path,
+        "merge_method: linear\nbase_model: /b\nmodels:\n  - model: /b\n    parameters: {weight: 2}\n  - model: /e\n",
+    )
     assert fields["params"] == {"include_base": True, "base_weight": 2.0} and fields["method"] == "average"
-    fields, warnings = _mergekit(tmp_path, "merge_method: ties\nbase_model: /b\nmodels:\n  - model: /e\n"
-                                           "    parameters: {weight: 0.5, density: 0.3}\nparameters: {lambda: 1.2}\n")
+    fields, warnings = _mergekit(
+        tmp_path,
+        "merge_method: ties\nbase_model: /b\nmodels:\n  - model: /e\n"
+        "    parameters: {weight: 0.5, density: 0.3}\nparameters: {lambda: 1.2}\n",
+    )
     assert fields["params"] == {"lambda": 1.2, "normalize": True, "density": 0.3}
     assert any("weight-scaled" in w for w in warnings)
-    fields, _ = _mergekit(tmp_path, "merge_method: sce\nbase_model: /b\nmodels: [{model: /e}, {model: /f}]\n"
-                                    "parameters: {select_topk: 0.1}\n")
+    fields, _ = _mergekit(
+        tmp_path,
+        "merge_method: sce\nbase_model: /b\nmodels: [{model: /e}, {model: /f}]\nparameters: {select_topk: 0.1}\n",
+    )
     assert fields["params"] == {"select_topk": 0.1, "min_energy": 1e-6}
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("merge_method: slerp\nbase_model: /b\nmodels: [{model: /e}]\n", "no equivalent"),
-    ("merge_method: ties\nbase_model: /b\nslices: []\nmodels: [{model: /e}]\n", "unsupported mergekit key"),
-    ("merge_method: ties\nmodels: [{model: /e}]\n", "base_model is required"),
-    ("merge_method: ties\nbase_model: /b\nmodels: [{model: /e, parameters: {density: [0.1, 0.5]}}]\n", "gradients"),
-    ("merge_method: ties\nbase_model: /b\ntokenizer_source: union\nmodels: [{model: /e}]\n", "tokenizer_source"),
-    ("merge_method: ties\nbase_model: /b\nmodels: [{model: /e, parameters: {density: 0.1}}, "
-     "{model: /f, parameters: {density: 0.5}}]\n", "densities differ"),
-    ("merge_method: task_arithmetic\nbase_model: /b\nmodels: [{model: /e}]\nparameters: {normalize: true}\n",
-     "scale lambda instead"),
-    ("merge_method: ties\nbase_model: /b\nmodels: [{model: /b}]\n", "no model besides base_model"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("merge_method: slerp\nbase_model: /b\nmodels: [{model: /e}]\n", "no equivalent"),
+        ("merge_method: ties\nbase_model: /b\nslices: []\nmodels: [{model: /e}]\n", "unsupported mergekit key"),
+        ("merge_method: ties\nmodels: [{model: /e}]\n", "base_model is required"),
+        (
+            "merge_method: ties\nbase_model: /b\nmodels: [{model: /e, parameters: {density: [0.1, 0.5]}}]\n",
+            "gradients",
+        ),
+        ("merge_method: ties\nbase_model: /b\ntokenizer_source: union\nmodels: [{model: /e}]\n", "tokenizer_source"),
+        (
+            (
+                "merge_method: ties\nbase_model: /b\nmodels: [{model: /e, parameters: {density: 0.1}}, "
+                "{model: /f, parameters: {density: 0.5}}]\n"
+            ),
+            "densities differ",
+        ),
+        (
+            "merge_method: task_arithmetic\nbase_model: /b\nmodels: [{model: /e}]\nparameters: {normalize: true}\n",
+            "scale lambda instead",
+        ),
+        ("merge_method: ties\nbase_model: /b\nmodels: [{model: /b}]\n", "no model besides base_model"),
+    ],
+)
 def test_mergekit_refusals(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         _mergekit(tmp_path, text)

@@ -37,8 +37,9 @@ def test_chunked_equals_unchunked_bit_for_bit(family, config_of, quiet, tmp_path
     run_merge(cfg, tmp_path / "large", quiet(shard_bytes=150_000, **LARGE))
     small, large = _shard_bytes(tmp_path / "small"), _shard_bytes(tmp_path / "large")
     assert len(small) > 1 and small == large
-    assert (tmp_path / "small" / "model.safetensors.index.json").read_bytes() == \
-        (tmp_path / "large" / "model.safetensors.index.json").read_bytes()
+    assert (tmp_path / "small" / "model.safetensors.index.json").read_bytes() == (
+        tmp_path / "large" / "model.safetensors.index.json"
+    ).read_bytes()
 
 
 def test_seed_changes_dare_and_only_dare(family, config_of, quiet, tmp_path):
@@ -97,7 +98,7 @@ def test_resume_redoes_a_corrupted_shard_and_refuses_other_merges(family, config
     with pytest.raises(KeyboardInterrupt):
         run_merge(cfg, tmp_path / "out", opts)
     monkeypatch.undo()
-    first = sorted((tmp_path / "out").glob("model-*.safetensors"))[0]
+    first = min((tmp_path / "out").glob("model-*.safetensors"))
     first.write_bytes(first.read_bytes()[:-8] + b"corrupt!")
     with pytest.raises(Exception, match="different inputs, parameters"):
         run_merge(config_of(family, "ta", {"lambda": 0.5}), tmp_path / "out", quiet(shard_bytes=100_000, resume=True))

@@ -13,7 +13,7 @@ def test_mask_does_not_depend_on_the_split():
     whole = keep_mask(0, "w", "math", 0, n, 0.8)
     parts = torch.cat([keep_mask(0, "w", "math", a, min(a + GROUP, n), 0.8) for a in range(0, n, GROUP)])
     assert torch.equal(whole, parts)
-    assert torch.equal(keep_mask(0, "w", "math", GROUP, 2 * GROUP, 0.8), whole[GROUP:2 * GROUP])
+    assert torch.equal(keep_mask(0, "w", "math", GROUP, 2 * GROUP, 0.8), whole[GROUP : 2 * GROUP])
 
 
 def test_mask_rate_and_keys():

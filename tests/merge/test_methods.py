@@ -58,5 +58,5 @@ def test_methods_are_not_trivial(family, config_of, quiet, tmp_path):
     names = list(outs)
     for i, a in enumerate(names):
         assert not torch.equal(outs[a], base)
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             assert not torch.equal(outs[a], outs[b]), (a, b)

@@ -25,10 +25,19 @@ def _variant(src, dst, edit):
 
 
 EDITS = {
-    "missing": (lambda t: t.pop("model.layers.1.mlp.up_proj.weight"), "tensor model.layers.1.mlp.up_proj.weight is missing"),
-    "shape": (lambda t: t.update({"model.norm.weight": torch.ones(65, dtype=torch.bfloat16)}), "has shape [65], base [64]"),
+    "missing": (
+        lambda t: t.pop("model.layers.1.mlp.up_proj.weight"),
+        "tensor model.layers.1.mlp.up_proj.weight is missing",
+    ),
+    "shape": (
+        lambda t: t.update({"model.norm.weight": torch.ones(65, dtype=torch.bfloat16)}),
+        "has shape [65], base [64]",
+    ),
     "dtype": (lambda t: t.update({"model.norm.weight": t["model.norm.weight"].float()}), "has dtype F32, base BF16"),
-    "extra": (lambda t: t.update({"model.extra.bias": torch.zeros(3, dtype=torch.bfloat16)}), "model.extra.bias is not in the base"),
+    "extra": (
+        lambda t: t.update({"model.extra.bias": torch.zeros(3, dtype=torch.bfloat16)}),
+        "model.extra.bias is not in the base",
+    ),
 }
 
 
@@ -66,7 +75,13 @@ def test_plan_layout_and_dry_run_description(family, config_of, quiet):
     assert all(s.nbytes <= 100_000 or len(s.tensors) == 1 for s in plan.shards)
     assert plan.tensors[0].name == "model.embed_tokens.weight"
     text = describe(plan)
-    for needle in ("ties_dare", "density: 0.2 (= 1 - drop)", "1 streamed in chunks", "estimated peak", "expert:  math"):
+    for needle in (
+        "ties_dare",
+        "density: 0.2 (= 1 - drop)",
+        "1 streamed in chunks",
+        "estimated peak",
+        "expert:  math",
+    ):
         assert needle in text, needle
     assert memory_estimate(plan)["total"] > memory_estimate(plan)["read_window"] > 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -32,7 +33,7 @@ def test_radix_select_equals_kthvalue(split):
     n = 30_011
     streams = [_values(s, n) for s in range(3)]
     cuts = sorted({0, n, *torch.randint(0, n, (split - 1,), generator=torch.Generator().manual_seed(split)).tolist()})
-    blocks = list(zip(cuts, cuts[1:]))
+    blocks = list(itertools.pairwise(cuts))
     for k in (1, 17, n // 5, n - 1, n):
         got = _select(streams, blocks, [k] * 3)
         want = [float(torch.kthvalue(s, n - k + 1).values) for s in streams]
@@ -47,7 +48,7 @@ def test_radix_select_rejects_ranks_outside_the_data():
 def test_group_and_tree_sums_are_split_invariant():
     x = _values(1, 5 * GROUP + 123).double() ** 2
     whole = tree_sum(group_sums(x))
-    parts = torch.cat([group_sums(x[a:a + 2 * GROUP]) for a in range(0, x.numel(), 2 * GROUP)])
+    parts = torch.cat([group_sums(x[a : a + 2 * GROUP]) for a in range(0, x.numel(), 2 * GROUP)])
     assert tree_sum(parts) == whole
     assert math.isclose(whole, math.fsum(x.tolist()), rel_tol=1e-13)
     assert tree_sum(torch.zeros(0)) == 0.0

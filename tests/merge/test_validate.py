@@ -28,8 +28,17 @@ def test_nan_in_an_expert_fails_validation_naming_the_tensor(family, config_of, 
     manifest = json.loads((tmp_path / "out" / "merge_manifest.json").read_text())
     assert manifest["validation"]["ok"] is False
     assert manifest["validation"]["nonfinite"] == {"model.layers.1.self_attn.k_proj.weight": 1}
-    args = ["--base", str(base), "--expert", f"code={bad}", "--method", "ta", "--no-progress",
-            "--out", str(tmp_path / "cli")]
+    args = [
+        "--base",
+        str(base),
+        "--expert",
+        f"code={bad}",
+        "--method",
+        "ta",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "cli"),
+    ]
     assert main(args) == 1
     err = capsys.readouterr().err
     assert err.startswith("m2rl-merge: failed: merged checkpoint failed validation") and err.count("\n") == 1
