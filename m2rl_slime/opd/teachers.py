@@ -14,14 +14,16 @@ Nothing here imports slime; aiohttp is imported when the first request is made.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+import json
 import logging
 import math
 import random
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,19 +107,30 @@ def parse_teacher_log_probs(reply: Any, tokens: Sequence[int], response_length: 
             f"expected {response_length + 1} input_token_logprobs entries (logprob_start_len={start}, "
             f"{len(tokens)} tokens, response_length={response_length}), got {len(entries)}"
         )
-    out: list[float] = []
+    try:  # fast path: C-level comprehensions and comparisons (replies carry up to ~32k entries)
+        values = [entry[0] for entry in entries[1:]]
+        ids = [entry[1] for entry in entries[1:]]
+        ok = ids == list(tokens[start + 1 :]) and math.isfinite(math.fsum(values)) and max(values) <= MAX_LOGPROB
+    except (TypeError, IndexError, KeyError, ValueError, OverflowError):
+        ok = False
+    if ok and not any(isinstance(v, bool) for v in values):
+        return [float(v) for v in values]
+    raise _BadReply(_first_bad_entry(entries, tokens, start))
+
+
+def _first_bad_entry(entries: list[Any], tokens: Sequence[int], start: int) -> str:
+    """Describe the first entry that is not `[finite log-prob <= 0, matching token id, ...]`."""
     for offset, entry in enumerate(entries[1:], start=start + 1):
         if not isinstance(entry, (list, tuple)) or len(entry) < 2:
-            raise _BadReply(f"entry for position {offset} is not [logprob, token_id, ...]: {entry!r}")
+            return f"entry for position {offset} is not [logprob, token_id, ...]: {entry!r}"
         value, token_id = entry[0], entry[1]
         if token_id != tokens[offset]:
-            raise _BadReply(f"position {offset}: teacher scored token {token_id!r}, the sample has {tokens[offset]}")
+            return f"position {offset}: teacher scored token {token_id!r}, the sample has {tokens[offset]}"
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise _BadReply(f"position {offset}: log-prob {value!r} is not a finite number")
+            return f"position {offset}: log-prob {value!r} is not a finite number"
         if value > MAX_LOGPROB:
-            raise _BadReply(f"position {offset}: log-prob {value} > 0 is not a log-probability")
-        out.append(float(value))
-    return out
+            return f"position {offset}: log-prob {value} > 0 is not a log-probability"
+    return "input_token_logprobs entries do not sum to a finite value"
 
 
 class _LoopState:
@@ -262,12 +275,27 @@ class TeacherRouter:
                     raise _Retryable(f"HTTP {resp.status}: {(await resp.text())[:200]!r}")
                 if resp.status >= 400:
                     raise _BadReply(f"HTTP {resp.status} (not retried): {(await resp.text())[:300]!r}")
-                try:
-                    return await resp.json(content_type=None)
-                except ValueError as exc:
-                    raise _Retryable(f"reply is not JSON: {exc}") from None
+                body = await resp.read()
+            try:
+                return _json_loads(body)
+            except ValueError as exc:
+                raise _Retryable(f"reply is not JSON: {exc}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+
+
+def _json_loads(body: bytes) -> Any:
+    """Decode a reply with orjson when installed (slime's image has it), else the stdlib."""
+    return _json_decoder()(body)
+
+
+@functools.lru_cache(maxsize=1)
+def _json_decoder() -> Callable[[bytes], Any]:
+    try:
+        import orjson
+    except ImportError:
+        return json.loads
+    return orjson.loads
 
 
 def _keys(value: Any) -> str:

@@ -59,7 +59,8 @@ class TeacherServer:
         model: The teacher model (None: a server that only answers health checks).
         fail_first: Answer the first N /generate requests with `fail_status`.
         mode: `ok`, `short` (one entry missing), `wrong_token` (a token id changed), `positive` (a
-            log-prob of +0.5), `no_meta` (no meta_info), `hang` (sleep `delay_s` before answering).
+            log-prob of +0.5), `null_value` (a null log-prob), `no_meta` (no meta_info), `garbage` (HTML
+            with status 200), `hang` (sleep `delay_s` before answering).
     """
 
     def __init__(
@@ -119,6 +120,8 @@ class TeacherServer:
             await asyncio.sleep(self.delay_s if self.mode == "hang" else 0.01)
             if len(self.requests) <= self.fail_first:
                 return web.Response(status=self.fail_status, text="server busy")
+            if self.mode == "garbage":
+                return web.Response(status=200, text="<html>proxy error</html>")
             return web.json_response(self._reply(payload))
         finally:
             self.in_flight -= 1
@@ -138,6 +141,8 @@ class TeacherServer:
             entries[-1][1] = (entries[-1][1] + 1) % VOCAB
         elif self.mode == "positive":
             entries[-1][0] = 0.5
+        elif self.mode == "null_value":
+            entries[-1][0] = None
         elif self.mode == "no_meta":
             return {"text": ""}
         return {"text": "", "meta_info": {"input_token_logprobs": entries, "prompt_tokens": len(ids)}}

@@ -85,6 +85,7 @@ def test_temperature_changes_the_scores(kit, teacher_model):
         ("short", "expected 4 input_token_logprobs entries"),
         ("wrong_token", "teacher scored token"),
         ("positive", "is not a log-probability"),
+        ("null_value", "log-prob None is not a finite number"),
         ("no_meta", "no meta_info.input_token_logprobs"),
     ],
 )
@@ -133,6 +134,19 @@ def test_transient_failures_are_retried(kit, teacher_model):
     assert score.log_probs == pytest.approx(
         kit.direct_log_probs(teacher_model, PROMPT + RESPONSES[0], 3, 1.0), abs=1e-5
     )
+
+
+def test_non_json_reply_is_retried(kit, teacher_model):
+    server = kit.TeacherServer(teacher_model, mode="garbage")
+
+    async def body(urls):
+        router = TeacherRouter(config(urls, max_retries=1), temperature=1.0)
+        with pytest.raises(TeacherError, match="reply is not JSON"):
+            await router.score("math", PROMPT + [1], 1)
+        await router.aclose()
+
+    asyncio.run(_with_servers([server], body))
+    assert len(server.requests) == 2
 
 
 def test_dead_url_fails_over_to_the_next(kit, teacher_model, unused_port):
