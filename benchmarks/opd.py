@@ -22,6 +22,7 @@ import platform
 import random
 import statistics
 import time
+import tracemalloc
 
 
 def _reply(ids: list[int], start: int) -> dict:
@@ -89,6 +90,20 @@ async def _run_ours(url, workload, concurrency):
     return [(s.log_probs, None) for s in scores]
 
 
+def _retained_bytes(tokens: list[int], response_length: int, *, whole_reply: bool) -> int:
+    """Heap bytes still held per sample after scoring: the decoded reply (M2RL) or the response log-probs."""
+    start = 0 if whole_reply else len(tokens) - response_length - 1
+    body = json.dumps(_reply(tokens, start)).encode()
+    tracemalloc.start()
+    reply = json.loads(body)
+    kept = reply if whole_reply else [float(e[0]) for e in reply["meta_info"]["input_token_logprobs"][1:]]
+    del reply
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del kept
+    return current
+
+
 def _workload(n: int, prompt_len: int, response_len: int, seed: int) -> list[tuple[list[int], int]]:
     rng = random.Random(seed)
     prompts = [[rng.randrange(151_000) for _ in range(prompt_len)] for _ in range(max(1, n // 4))]
@@ -136,6 +151,10 @@ def main() -> None:
     assert [a for a, _ in anchor] == [o for o, _ in ours], "the two paths disagree on teacher log-probs"
     reply_bytes = statistics.mean(size for _, size in anchor)
     response_tokens = sum(r for _, r in workload)
+    kept = {
+        flag: statistics.mean(_retained_bytes(t, r, whole_reply=flag) for t, r in workload[:16])
+        for flag in (True, False)
+    }
     ours_reply = statistics.mean(len(json.dumps(_reply(t, len(t) - r - 1))) for t, r in workload)
     for name, values in times.items():
         wall = statistics.median(values)
@@ -163,6 +182,8 @@ def main() -> None:
                 "speedup_ours_vs_m2rl": round(anchor_s / ours_s, 2),
                 "reply_bytes_per_sample_m2rl": round(reply_bytes),
                 "reply_bytes_per_sample_ours": round(ours_reply),
+                "retained_bytes_per_sample_m2rl": round(kept[True]),
+                "retained_bytes_per_sample_ours": round(kept[False]),
                 "kept_per_sample_m2rl": "whole reply (as sample.reward)",
                 "kept_per_sample_ours": "response log-probs",
             }
