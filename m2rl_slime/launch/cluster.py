@@ -55,6 +55,7 @@ class LaunchOptions:
 
 
 def ray_head_command(node: NodeSettings) -> list[str]:
+    """``ray start --head`` on the head node, as slime's scripts start it (plus an explicit GCS port)."""
     return [
         "ray", "start", "--head",
         "--node-ip-address", node.master_addr,
@@ -67,6 +68,7 @@ def ray_head_command(node: NodeSettings) -> list[str]:
 
 
 def ray_worker_command(node: NodeSettings) -> list[str]:
+    """``ray start --address=HEAD --block`` on a worker: joins, then returns when the cluster stops."""
     return [
         "ray", "start",
         f"--address={node.master_addr}:{node.ray_port}",
@@ -77,10 +79,12 @@ def ray_worker_command(node: NodeSettings) -> list[str]:
 
 
 def ray_status_command(node: NodeSettings) -> list[str]:
+    """Exits 0 when a Ray cluster answers at the head's address."""
     return ["ray", "status", f"--address={node.master_addr}:{node.ray_port}"]
 
 
 def count_nodes_command(node: NodeSettings) -> list[str]:
+    """Prints the number of alive nodes of the cluster at the head's address (last line of stdout)."""
     return [sys.executable, "-c", _COUNT_NODES, f"{node.master_addr}:{node.ray_port}"]
 
 

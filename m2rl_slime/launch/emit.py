@@ -10,7 +10,6 @@ nothing: it starts a Ray head only when none answers, and never runs ``pkill``.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -22,9 +21,8 @@ import yaml
 from .flags import slime_flags
 from .model import Recipe, display
 from .render import CUSTOM_CONFIG_NAME, EVAL_CONFIG_NAME, PLUGIN_GROUP, slime_groups
-from .variables import references
+from .variables import REFERENCE, references
 
-_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 _SCRIPT_VARIABLES = ("NNODES", "NODE_RANK", "MASTER_ADDR", "GPUS_PER_NODE", "RAY_PORT", "RAY_DASHBOARD_PORT",
                      "MEGATRON_DIR", "M2RL_DIR")  # fmt: skip
 
@@ -39,7 +37,7 @@ def _template(text: str, quote: bool = True) -> str:
     """A recipe template as the inside of a bash double-quoted string (or a here-document line): literal
     parts escaped, ``${NAME}`` / ``${NAME:-default}`` kept as bash expansions."""
     out, last = [], 0
-    for match in _REF.finditer(text):
+    for match in REFERENCE.finditer(text):
         out.append(_escape(text[last : match.start()], quote))
         name, default = match.group(1), match.group(2)
         out.append(f"${{{name}}}" if default is None else f"${{{name}:-{_template(default, quote)}}}")
@@ -106,7 +104,7 @@ def _strings(node: Any) -> Iterable[str]:
 def _variable_lines(recipe: Recipe) -> list[str]:
     used = _used_variables(recipe)
     texts = _texts(recipe) + [recipe.defaults[name] or "" for name in used]
-    bare = {m.group(1) for text in texts for m in _REF.finditer(text) if m.group(2) is None}
+    bare = {m.group(1) for text in texts for m in REFERENCE.finditer(text) if m.group(2) is None}
     lines = []
     for name in used:
         default = recipe.defaults[name]

@@ -152,6 +152,8 @@ def merge_chain(chain: Sequence[tuple[Path, Mapping[str, Any]]]) -> tuple[dict[s
                 if not isinstance(value, Mapping):
                     raise ConfigError(f"{src}: variables must map NAME to a default (null = required)")
                 for name, default in value.items():
+                    if isinstance(default, (Mapping, list)):
+                        raise ConfigError(f"{src}: variables.{name}: a default must be a string or number")
                     merged["variables"][name] = None if default is None else str(default)
                     origin[f"variables.{name}"] = src
             elif key == "slime":

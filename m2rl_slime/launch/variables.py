@@ -20,7 +20,8 @@ import yaml
 
 from ..errors import ConfigError
 
-_REF = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
+# ``${NAME}`` or ``${NAME:-default}``: group 1 is the name, group 2 the inline default (None when absent).
+REFERENCE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)(?::-([^}]*))?\}")
 
 # Variables every recipe has, with the launcher's defaults; a recipe may redeclare them with its own default.
 BUILTINS: dict[str, str | None] = {
@@ -58,7 +59,7 @@ class VariableScope:
 
 def references(text: str) -> list[str]:
     """Names referenced by ``${NAME}`` / ``${NAME:-default}`` in `text`, in order."""
-    return [m.group(1) for m in _REF.finditer(text)]
+    return [m.group(1) for m in REFERENCE.finditer(text)]
 
 
 class Resolver:
@@ -126,7 +127,7 @@ class Resolver:
                 )
             return value
 
-        return _REF.sub(replace, text)
+        return REFERENCE.sub(replace, text)
 
     def resolved(self) -> dict[str, str]:
         """Every variable resolved so far that has a value (for display and provenance)."""
@@ -147,7 +148,7 @@ def resolve_tree(node: Any, resolve: Callable[[str, str], str], where: str = "")
         return [resolve_tree(value, resolve, f"{where}[{i}]") for i, value in enumerate(node)]
     if isinstance(node, str):
         text = resolve(node, where)
-        whole = _REF.fullmatch(node)
+        whole = REFERENCE.fullmatch(node)
         if whole is not None and text != node:
             parsed = yaml.safe_load(text) if text.strip() else text
             if isinstance(parsed, (bool, int, float)):
