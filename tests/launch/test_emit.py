@@ -99,7 +99,7 @@ def test_shipped_recipe_script_submits_the_rendered_argv(tmp_path, repo_root, wo
 def test_tricky_quoting_and_services(tmp_path, write_recipe):
     path = write_recipe("tricky.yaml", TRICKY.replace("    variables_note: null\n", ""))
     env = {"ROOT": str(tmp_path / "root"), "HAS_NVLINK": "0", "NNODES": "1"}
-    recipe = load_recipe(path, ["--set", "slime.optimizer.lr=1e-6"][1:], environ=env, computed={"M2RL_DIR": "/m"})
+    recipe = load_recipe(path, ["slime.optimizer.lr=1e-6"], environ=env, computed={"M2RL_DIR": "/m"})
     assert recipe.slime["ckpt"]["save"] == f'{tmp_path}/root/with space/$NAME "q" `x`'
     calls = check_against_render(recipe, env, tmp_path)
     curl = [c for c in calls if c[0] == "curl"]
