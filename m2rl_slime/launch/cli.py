@@ -92,6 +92,8 @@ def check_inputs(recipe: Recipe) -> None:
 
 def _launch(argv: Sequence[str]) -> int:
     opts = _launch_parser().parse_args(argv)
+    if opts.ray_timeout <= 0:
+        raise ConfigError(f"--ray-timeout must be > 0 seconds, got {opts.ray_timeout}")
     recipe = _load(opts.recipe, opts.sets)
     node = NodeSettings.from_variables(recipe.variables, display(recipe.path))
     rendered = render(

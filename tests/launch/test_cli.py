@@ -88,6 +88,10 @@ def test_bad_input_exits_non_zero_before_anything_starts(tmp_path, capsys, text,
     assert expected in err and "bad.yaml" in err
 
 
+def test_bad_option(capsys):
+    assert "--ray-timeout must be > 0" in run_bad(["rl_math", "--ray-timeout", "0"], capsys)
+
+
 def test_unknown_recipe_name(capsys):
     err = run_bad(["rl_maths", "--dry-run"], capsys)
     assert "recipe rl_maths not found" in err and "rl_math" in err
