@@ -1,0 +1,1 @@
+"""Synthetic workplace database for the quick-start demo (data only; written for m2rl-slime)."""

@@ -1,0 +1,69 @@
+"""Fixtures of the agent tests: the shipped workplace data, configs, and the episode harness."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from agent_harness import build_tokenizer  # noqa: E402
+
+from m2rl_slime.agent.config import AgentConfig  # noqa: E402
+from m2rl_slime.agent.tables import load_db  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def wa_dir(shared_data: Path) -> Path:
+    path = shared_data / "workplace_assistant"
+    if not path.is_dir():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.fixture(scope="session")
+def csv_dir(wa_dir: Path) -> str:
+    return str(wa_dir / "csv_data")
+
+
+@pytest.fixture(scope="session")
+def db(csv_dir: str):
+    return load_db(csv_dir)
+
+
+@pytest.fixture(scope="session")
+def config(csv_dir: str) -> AgentConfig:
+    return AgentConfig(csv_dir=csv_dir)
+
+
+@pytest.fixture(scope="session")
+def tasks(wa_dir: Path) -> list[dict]:
+    """NeMo-Gym's example tasks (prompt, 27 tool schemas, ground truth)."""
+    return [json.loads(line) for line in (wa_dir / "example.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def rollouts(wa_dir: Path) -> list[dict]:
+    """NeMo-Gym's example rollouts, each joined with the ground truth we derived for it (data/)."""
+    lines = (wa_dir / "example_rollouts.jsonl").read_text().splitlines()
+    gts = [json.loads(line) for line in (DATA / "rollout_ground_truth.jsonl").read_text().splitlines()]
+    out = []
+    for line, gt in zip([line for line in lines if line.strip()], gts, strict=True):
+        row = json.loads(line)
+        user = [m["content"] for m in row["responses_create_params"]["input"] if m["role"] == "user"][0]
+        assert user == gt["user"], "rollout_ground_truth.jsonl is out of step with example_rollouts.jsonl"
+        out.append({**row, "ground_truth": gt["ground_truth"], "category": gt["category"]})
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tasks: list[dict]):
+    """A BPE tokenizer trained in-process on text like the episodes' (prompt, tools, tool outputs)."""
+    corpus = [json.dumps(t["responses_create_params"]) for t in tasks]
+    corpus += ["<think>\nLook it up.\n</think>\n\n", "Email replied successfully.", "No emails found."] * 20
+    return build_tokenizer(corpus)
