@@ -107,6 +107,8 @@ async def attach_teacher_log_probs(args: Any, sample: Any, *, rollout_id: int | 
         return None
     state: _HookState = _cached("hook", args, _HookState.build)
     sample_id = _sample_id(sample, rollout_id)
+    if getattr(sample, "multimodal_inputs", None):
+        raise ConfigError(f"sample {sample_id} has multimodal inputs: the teacher hook scores text token ids only")
     route = state.router.route(_raw_domain(sample), sample_id=sample_id)
     length = sample.response_length
     info: dict[str, Any] = {"domain": route.domain, "teacher": None}

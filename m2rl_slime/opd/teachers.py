@@ -171,6 +171,7 @@ class TeacherRouter:
         self._rng = random.Random(seed)
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        self._temperature_checked: set[str] = set()
 
     def route(self, raw_domain: object, *, sample_id: str = "?") -> Route:
         """Resolve a sample's domain (a canonical name or an M2RL alias such as `deepscaler`).
@@ -203,18 +204,40 @@ class TeacherRouter:
     ) -> TeacherScore:
         """Teacher log-probs of the last `response_length` of `tokens`, aligned with them.
 
+        The first sample scored by each teacher at a temperature other than 1 is scored again at 1:
+        SGLang versions that do not temperature-scale *input* log-probs return the same values, and
+        would silently compare a T=1 teacher with a tempered student, so that is an error.
+
         Raises:
-            TeacherError: the teacher stayed unreachable for all attempts, rejected the request, or
-                returned log-probs that do not match the sample (named: teacher, domain, URL, sample).
+            TeacherError: the teacher stayed unreachable for all attempts, rejected the request,
+                returned log-probs that do not match the sample, or ignores the temperature (named:
+                teacher, domain, URL, sample).
         """
         name = self.config.teacher_name(domain)
-        prompt_length = len(tokens) - response_length
-        if response_length < 1 or prompt_length < 1:
+        if response_length < 1 or len(tokens) - response_length < 1:
             raise TeacherError(
                 f"teacher {name!r} (domain {domain!r}): sample {sample_id} has {len(tokens)} tokens and "
                 f"response_length {response_length}; need at least one prompt and one response token"
             )
-        payload = scoring_payload(tokens, response_length, self.temperature)
+        score = await self._score_at(self.temperature, domain, tokens, response_length, sample_id)
+        if self.temperature != 1.0 and domain not in self._temperature_checked:
+            plain = await self._score_at(1.0, domain, tokens, response_length, sample_id)
+            unchanged = all(abs(a - b) < 1e-6 for a, b in zip(score.log_probs, plain.log_probs, strict=True))
+            if unchanged and any(abs(b) > 1e-3 for b in plain.log_probs):
+                raise TeacherError(
+                    f"teacher {name!r} at {score.url} (domain {domain!r}) returns the same input log-probs at "
+                    f"temperature {self.temperature} and 1.0: this SGLang build does not temperature-scale input "
+                    "log-probs, so the teacher would not be scored at the rollout temperature. Use "
+                    "--rollout-temperature 1.0 or an SGLang that scales them (docs/opd.md)."
+                )
+            self._temperature_checked.add(domain)
+        return score
+
+    async def _score_at(
+        self, temperature: float, domain: str, tokens: Sequence[int], response_length: int, sample_id: str
+    ) -> TeacherScore:
+        name = self.config.teacher_name(domain)
+        payload = scoring_payload(tokens, response_length, temperature)
         state = self._loop_state()
         attempts = 1 + self.config.max_retries
         started = time.monotonic()

@@ -43,9 +43,9 @@ VOCAB = 17
 TEMPERATURE = 0.8
 
 
-def stub_log_prob(position: int, token: int) -> float:
-    """The stub teacher's log-prob of `token` at input `position` (deterministic, position-dependent)."""
-    return -0.1 * ((token + 3 * position) % 7) - 0.05
+def stub_log_prob(position: int, token: int, temperature: float = TEMPERATURE) -> float:
+    """The stub teacher's log-prob of `token` at input `position` (deterministic, scaled by temperature)."""
+    return (-0.1 * ((token + 3 * position) % 7) - 0.05) / temperature
 
 
 async def start_stub_teacher():
@@ -55,8 +55,9 @@ async def start_stub_teacher():
     async def generate(request):
         payload = await request.json()
         ids, start = payload["input_ids"], payload["logprob_start_len"]
+        temperature = payload["sampling_params"]["temperature"]
         entries = [[None, ids[start], None]] + [
-            [stub_log_prob(p, ids[p]), ids[p], None] for p in range(start + 1, len(ids))
+            [stub_log_prob(p, ids[p], temperature), ids[p], None] for p in range(start + 1, len(ids))
         ]
         return web.json_response({"text": "", "meta_info": {"input_token_logprobs": entries}})
 

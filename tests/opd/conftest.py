@@ -61,6 +61,8 @@ class TeacherServer:
         mode: `ok`, `short` (one entry missing), `wrong_token` (a token id changed), `positive` (a
             log-prob of +0.5), `null_value` (a null log-prob), `no_meta` (no meta_info), `garbage` (HTML
             with status 200), `hang` (sleep `delay_s` before answering).
+        ignore_temperature: Score at T=1 whatever the request says (like SGLang builds that do not
+            temperature-scale input log-probs).
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class TeacherServer:
         mode: str = "ok",
         delay_s: float = 0.0,
         healthy_after: int = 0,
+        ignore_temperature: bool = False,
     ) -> None:
         self.model = model
         self.fail_first = fail_first
@@ -79,6 +82,7 @@ class TeacherServer:
         self.mode = mode
         self.delay_s = delay_s
         self.healthy_after = healthy_after
+        self.ignore_temperature = ignore_temperature
         self.requests: list[dict[str, Any]] = []
         self.health_checks = 0
         self.in_flight = 0
@@ -129,7 +133,7 @@ class TeacherServer:
     def _reply(self, payload: dict[str, Any]) -> dict[str, Any]:
         ids = payload["input_ids"]
         start = payload["logprob_start_len"]
-        temperature = payload["sampling_params"]["temperature"]
+        temperature = 1.0 if self.ignore_temperature else payload["sampling_params"]["temperature"]
         with torch.no_grad():
             logits = self.model(torch.tensor([ids])).logits[0].float() / temperature
         log_probs = torch.log_softmax(logits, dim=-1)

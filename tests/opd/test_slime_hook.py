@@ -122,6 +122,10 @@ def test_down_teacher_fails_the_sample(kit, unused_port):
 
 def test_unknown_and_missing_domains_fail(kit):
     args = kit.make_args(opd("http://127.0.0.1:1"))
+    image = kit.FakeSample(PROMPT + [3], 1, metadata={"domain": "math"})
+    image.multimodal_inputs = {"images": ["x.png"]}
+    with pytest.raises(ConfigError, match="multimodal"):
+        asyncio.run(attach_teacher_log_probs(args, image))
     with pytest.raises(ConfigError, match="'code', which has no teacher"):
         asyncio.run(attach_teacher_log_probs(args, kit.FakeSample(PROMPT + [3], 1, metadata={"domain": "code"})))
     with pytest.raises(ConfigError, match="m2rl_opd is not set"):

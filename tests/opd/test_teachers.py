@@ -57,7 +57,9 @@ def test_log_probs_match_direct_forward_and_round_robin(kit, teacher_model):
         expected = kit.direct_log_probs(teacher_model, PROMPT + response, len(response), 0.7)
         assert score.log_probs == pytest.approx(expected, abs=1e-5)
         assert score.attempts == 1
-    assert [len(s.requests) for s in servers] == [2, 1]  # round-robin over the two URLs
+    # round-robin over the two URLs; the first sample is also scored once at T=1 (temperature check)
+    assert [len(s.requests) for s in servers] == [2, 2]
+    assert [r["sampling_params"]["temperature"] for r in servers[1].requests] == [1.0, 0.7]
     first = servers[0].requests[0]
     assert first["logprob_start_len"] == len(PROMPT) - 1
     assert first["return_logprob"] is True
@@ -77,6 +79,20 @@ def test_temperature_changes_the_scores(kit, teacher_model):
 
     cold, hot = asyncio.run(_with_servers([kit.TeacherServer(teacher_model)], body))
     assert cold.log_probs != pytest.approx(hot.log_probs, abs=1e-3)
+
+
+def test_server_ignoring_temperature_is_caught(kit, teacher_model):
+    server = kit.TeacherServer(teacher_model, ignore_temperature=True)
+
+    async def body(urls):
+        router = TeacherRouter(config(urls), temperature=0.7)
+        try:
+            with pytest.raises(TeacherError, match="does not temperature-scale input log-probs"):
+                await router.score("math", PROMPT + RESPONSES[1], 6)
+        finally:
+            await router.aclose()
+
+    asyncio.run(_with_servers([server], body))
 
 
 @pytest.mark.parametrize(
