@@ -78,6 +78,9 @@ class SessionStore:
         return self._envs.pop(session_id, None) is not None if session_id else False
 
 
+SESSIONS = web.AppKey("sessions", SessionStore)
+
+
 def _session_id(request: web.Request) -> str | None:
     return request.headers.get(SESSION_HEADER) or request.cookies.get(SESSION_COOKIE)
 
@@ -173,7 +176,7 @@ def build_app(
         return web.json_response([spec.schema() for spec in TOOLS.values()])
 
     app = web.Application()
-    app["sessions"] = store
+    app[SESSIONS] = store
     app.router.add_post("/seed_session", seed_session)
     app.router.add_post("/close_session", close_session)
     app.router.add_post("/verify", verify_route)

@@ -195,13 +195,69 @@ def http_generate(url: str) -> Callable[[list[int], dict], Any]:
         import aiohttp
 
         payload = {"input_ids": input_ids, "sampling_params": sampling_params, "return_logprob": True}
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            async with session.post(url, json=payload) as resp:
-                resp.raise_for_status()
-                return await resp.json()
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.post(url, json=payload) as resp,
+        ):
+            resp.raise_for_status()
+            return await resp.json()
 
     return generate
 
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+# --- a scripted episode on NeMo-Gym's task 0 ("reply to carlos's last email about ...") ---------------------
+
+SEARCH = call_text("email_search_emails", query="carlos Develop prototype for report generation", page_size=1)
+REPLY = call_text(
+    "email_reply_email", email_id="00000057", body="Thanks for the update - I will get back to you tomorrow."
+)
+SCRIPT = [
+    turn("Find the e-mail first.", SEARCH),
+    turn("It is 00000057.", REPLY),
+    turn("Done.", "I replied to Carlos."),
+]
+
+
+def _limits():
+    from m2rl_slime.agent.episode import Limits
+
+    return Limits(max_turns=6, max_response_tokens=4096, max_tool_output_chars=2000)
+
+
+LIMITS = _limits()
+
+
+def make_sample(task: dict, *, templated: str | None = None, cls: Any = None) -> Any:
+    """A sample for a NeMo-Gym task row (prompt as messages, or `templated` text as slime renders it)."""
+    params = task["responses_create_params"]
+    metadata = {"domain": "agent", "ground_truth": task["ground_truth"], "tools": params["tools"]}
+    prompt = templated if templated is not None else params["input"]
+    return (cls or SampleDouble)(prompt=prompt, metadata=metadata)
+
+
+async def play(tokenizer, db, sample, script, *, limits=None, generate=None, env=None, finish=None, kwargs=None):
+    """Run one episode of `script` against a fresh stand-in server; returns the server (requests, outputs)."""
+    from m2rl_slime.agent.env import allowed_tools
+    from m2rl_slime.agent.episode import LocalEpisodeEnv, run_episode
+    from m2rl_slime.agent.template import ChatRenderer
+
+    limits = limits or LIMITS
+    server = await ScriptedSGLang(tokenizer, script, finish=finish).start()
+    try:
+        await run_episode(
+            sample,
+            args=None,
+            renderer=ChatRenderer(tokenizer, kwargs),
+            generate=generate or http_generate(server.url),
+            env=env or LocalEpisodeEnv(db, allowed_tools(sample.metadata["tools"])),
+            limits=limits,
+            sampling_params={"temperature": 1.0, "max_new_tokens": limits.max_response_tokens},
+            tools=sample.metadata["tools"],
+        )
+    finally:
+        await server.stop()
+    return server

@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from agent_harness import build_tokenizer  # noqa: E402
+from agent_harness import build_tokenizer
 
-from m2rl_slime.agent.config import AgentConfig  # noqa: E402
-from m2rl_slime.agent.tables import load_db  # noqa: E402
+from m2rl_slime.agent.config import AgentConfig
+from m2rl_slime.agent.tables import load_db
 
 DATA = Path(__file__).parent / "data"
 
@@ -55,7 +55,7 @@ def rollouts(wa_dir: Path) -> list[dict]:
     out = []
     for line, gt in zip([line for line in lines if line.strip()], gts, strict=True):
         row = json.loads(line)
-        user = [m["content"] for m in row["responses_create_params"]["input"] if m["role"] == "user"][0]
+        user = next(m["content"] for m in row["responses_create_params"]["input"] if m["role"] == "user")
         assert user == gt["user"], "rollout_ground_truth.jsonl is out of step with example_rollouts.jsonl"
         out.append({**row, "ground_truth": gt["ground_truth"], "category": gt["category"]})
     return out

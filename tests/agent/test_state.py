@@ -27,7 +27,7 @@ def test_writes_stay_in_their_state_and_forks_are_independent(db):
     execute(state, ToolCall("email_delete_email", {"email_id": "00000259"}))
     fork = state.fork()
     execute(fork, ToolCall("email_delete_email", {"email_id": "00000057"}))
-    ids = lambda s: set(s["emails"].values("email_id"))  # noqa: E731
+    ids = lambda s: set(s["emails"].values("email_id"))
     assert "00000259" not in ids(state) and "00000057" in ids(state)
     assert "00000259" not in ids(fork) and "00000057" not in ids(fork)
     assert len(db.tables["emails"].rows) == 500 and not WorkplaceState.fresh(db).modified
@@ -49,7 +49,7 @@ def test_no_op_update_case_and_update_back(db):
         state,
         ToolCall(
             "calendar_update_event",
-            {  # noqa: E731
+            {
                 "event_id": "00000252",
                 "field": "event_name",
                 "new_value": value,
@@ -66,7 +66,7 @@ def test_no_op_update_case_and_update_back(db):
         state,
         ToolCall(
             "customer_relationship_manager_update_customer",
-            {  # noqa: E731
+            {
                 "customer_id": "00000014",
                 "field": "status",
                 "new_value": value,

@@ -1,0 +1,154 @@
+"""Full multi-turn episodes: a scripted policy behind a local stand-in for SGLang's `/generate`, a tokenizer
+built in the test with a Qwen3-style template, and slime's `Sample` contract (double; the real class is
+covered by tests/contract/test_agent_contract.py)."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from agent_harness import LIMITS, SCRIPT, SEARCH, SampleDouble, call_text, http_generate, make_sample, play, run, turn
+
+from m2rl_slime.agent.env import StepResult, ToolCall, WorkplaceEnv
+from m2rl_slime.agent.episode import Limits
+from m2rl_slime.agent.verifier import verify
+
+
+def test_full_episode_is_token_exact_and_verifies(tokenizer, db, tasks, config):
+    task = tasks[0]
+    sample = make_sample(task)
+    server = run(play(tokenizer, db, sample, SCRIPT))
+    assert sample.status is SampleDouble.Status.COMPLETED and sample.reward is None
+    record = sample.metadata["m2rl_agent"]
+    assert record["stop"] == "answered" and record["turns"] == 3 and len(record["calls"]) == 2
+
+    # each turn was conditioned on exactly the previous context + the model's ids + the tool-turn delta
+    reqs = [r["input_ids"] for r in server.requests]
+    prompt_len = len(reqs[0])
+    mask, log_probs = [], []
+    for k, out in enumerate(server.outputs):
+        mask += [1] * len(out)
+        log_probs += [-0.001 * (k + 1) * (i + 1) for i in range(len(out))]
+        if k + 1 < len(reqs):
+            assert reqs[k + 1][: len(reqs[k]) + len(out)] == reqs[k] + out
+            gap = len(reqs[k + 1]) - len(reqs[k]) - len(out)
+            mask += [0] * gap
+            log_probs += [0.0] * gap
+    assert sample.tokens == reqs[-1] + server.outputs[-1]
+    assert sample.response_length == len(sample.tokens) - prompt_len == len(sample.loss_mask)
+    assert sample.loss_mask == mask and sample.rollout_log_probs == pytest.approx(log_probs)
+    assert tokenizer.decode(sample.tokens[prompt_len:]) == sample.response
+
+    # re-tokenising the rendered conversation gives the same ids (the template adds a final "\n")
+    env = WorkplaceEnv(db)
+    obs = [env.step(ToolCall(c["name"], c["arguments"])).text(LIMITS.max_tool_output_chars) for c in record["calls"]]
+    params = task["responses_create_params"]
+    conversation = [
+        *params["input"],
+        {"role": "assistant", "content": SCRIPT[0]},
+        {"role": "tool", "name": "email_search_emails", "content": obs[0]},
+        {"role": "assistant", "content": SCRIPT[1]},
+        {"role": "tool", "name": "email_reply_email", "content": obs[1]},
+        {"role": "assistant", "content": SCRIPT[2]},
+    ]
+    text = tokenizer.apply_chat_template(conversation, tools=params["tools"], tokenize=False)
+    assert tokenizer.encode(text, add_special_tokens=False) == sample.tokens + tokenizer.encode("\n")
+
+    result = verify(sample.response, None, sample.metadata, config=config)
+    assert (result.score, result.details["calls_source"]) == (1.0, "metadata")
+
+
+def test_pretemplated_prompt_gives_the_same_stream(tokenizer, db, tasks):
+    params = tasks[0]["responses_create_params"]
+    templated = tokenizer.apply_chat_template(
+        params["input"], tools=params["tools"], add_generation_prompt=True, tokenize=False
+    )
+    a, b = make_sample(tasks[0]), make_sample(tasks[0], templated=templated)
+    run(play(tokenizer, db, a, SCRIPT))
+    run(play(tokenizer, db, b, SCRIPT))
+    assert a.tokens == b.tokens and a.loss_mask == b.loss_mask
+
+
+def test_turn_limit_truncates_after_executing_the_last_calls(tokenizer, db, tasks):
+    sample = make_sample(tasks[0])
+    server = run(
+        play(
+            tokenizer,
+            db,
+            sample,
+            [turn("Search again.", SEARCH)],
+            limits=Limits(max_turns=2, max_response_tokens=4096),
+        )
+    )
+    assert sample.status is SampleDouble.Status.TRUNCATED and sample.metadata["m2rl_agent"]["stop"] == "turn_limit"
+    assert len(server.requests) == 2 and len(sample.metadata["m2rl_agent"]["calls"]) == 2
+    assert sample.loss_mask[-len(server.outputs[-1]) :] == [1] * len(server.outputs[-1])  # ends on the model
+
+
+def test_token_budget_truncates_without_overrunning(tokenizer, db, tasks):
+    sample = make_sample(tasks[0])
+    first = len(tokenizer.encode(SCRIPT[0], add_special_tokens=False)) + 1
+    limits = Limits(max_turns=6, max_response_tokens=first + 20)  # the search results do not fit
+    server = run(play(tokenizer, db, sample, SCRIPT, limits=limits))
+    assert sample.status is SampleDouble.Status.TRUNCATED and sample.metadata["m2rl_agent"]["stop"] == "token_budget"
+    assert sample.response_length == first <= limits.max_response_tokens and len(server.requests) == 1
+    assert server.requests[0]["sampling_params"]["max_new_tokens"] == limits.max_response_tokens
+
+
+def test_length_finish_truncates(tokenizer, db, tasks):
+    sample = make_sample(tasks[0])
+    run(play(tokenizer, db, sample, SCRIPT, limits=Limits(max_turns=6, max_response_tokens=5)))
+    assert sample.status is SampleDouble.Status.TRUNCATED and sample.metadata["m2rl_agent"]["stop"] == "max_new_tokens"
+    assert sample.response_length == 5 and sample.metadata["m2rl_agent"]["calls"] == []
+
+
+def test_transport_failure_aborts_and_excludes_the_sample(tokenizer, db, tasks):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/generate"  # closed port: connection refused
+    sample = make_sample(tasks[0])
+    sample.response, sample.response_length, sample.loss_mask = "stale", 3, [1, 1, 1]  # a retried sample
+    run(play(tokenizer, db, sample, SCRIPT, generate=http_generate(dead)))
+    assert sample.status is SampleDouble.Status.ABORTED and sample.metadata["m2rl_agent"]["stop"] == "generate_failed"
+    assert sample.remove_sample and sample.reward == 0.0 and sample.response == "" and sample.response_length == 0
+
+
+def test_sglang_abort_aborts(tokenizer, db, tasks):
+    sample = make_sample(tasks[0])
+    run(play(tokenizer, db, sample, SCRIPT, finish=lambda n: "abort" if n == 1 else "stop"))
+    assert sample.status is SampleDouble.Status.ABORTED and sample.remove_sample
+
+
+def test_malformed_calls_and_call_cap_become_observations(tokenizer, db, tasks):
+    three = "\n".join([call_text("email_search_emails", query="kofi")] * 3)
+    script = [turn("Oops.", "<tool_call>\n{broken\n</tool_call>"), turn("Three.", three), SCRIPT[2]]
+    sample = make_sample(tasks[0])
+    run(
+        play(tokenizer, db, sample, script, limits=Limits(max_turns=6, max_response_tokens=8192, max_calls_per_turn=2))
+    )
+    record = sample.metadata["m2rl_agent"]
+    assert sample.status is SampleDouble.Status.COMPLETED and record["malformed_calls"] == 1
+    assert len(record["calls"]) == 2 and record["tool_errors"] == 2
+    assert "could not parse the tool call" in sample.response and "at most 2 calls per turn" in sample.response
+
+
+class BrokenEnv:
+    def __init__(self, fail_on: str):
+        self.fail_on = fail_on
+
+    async def start(self):
+        if self.fail_on == "start":
+            raise ConnectionError("environment down")
+
+    async def call(self, call: ToolCall) -> StepResult:
+        raise ConnectionError("environment lost")
+
+    async def close(self):
+        raise ConnectionError("already gone")
+
+
+@pytest.mark.parametrize(("fail_on", "stop"), [("start", "env_unavailable"), ("call", "env_failed")])
+def test_environment_failures_abort(tokenizer, db, tasks, fail_on, stop):
+    sample = make_sample(tasks[0])
+    run(play(tokenizer, db, sample, SCRIPT, env=BrokenEnv(fail_on)))
+    assert sample.status is SampleDouble.Status.ABORTED and sample.metadata["m2rl_agent"]["stop"] == stop
