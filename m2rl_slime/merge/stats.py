@@ -70,23 +70,29 @@ def _bits(x: Any) -> Any:
 
 
 def block_counts(base: Any, experts: tuple[Any, ...], merged: Any, out: Any) -> DeltaCounts:
-    """Count one block. `out` is the merged block already cast to the output dtype (same device)."""
+    """Count one block. `out` is the merged block already cast to the output dtype (same device).
+
+    Full-size work is one 16/32-bit compare and count per expert; the rest runs on the (usually small)
+    subset of positions whose output equals the base. ``merged != base`` is derived, not computed: an
+    output that differs from the base implies a merge that does.
+    """
     import torch
 
     base_bits = _bits(base)
     base_out = base if base.dtype == out.dtype else base.to(out.dtype)
-    same = _bits(out) == _bits(base_out)
-    differs = merged != base.to(torch.float32)
-    rounded = same & differs
+    idx = torch.nonzero(_bits(out) == _bits(base_out)).squeeze(1)
+    base_same = base_bits[idx]
+    rounded = merged[idx] != base[idx].to(torch.float32)
     counts = DeltaCounts(len(experts), elements=base.numel())
     for row, e in zip(counts.per_expert, experts):
-        changed = _bits(e) != base_bits
-        row[0] = int(torch.count_nonzero(changed))
+        bits = _bits(e)
+        row[0] = int(torch.count_nonzero(bits != base_bits))
         if row[0]:
-            row[1] = int(torch.count_nonzero(changed & same))
+            changed = bits[idx] != base_same
+            row[1] = int(torch.count_nonzero(changed))
             row[2] = int(torch.count_nonzero(changed & rounded))
-    counts.merged_changed = int(torch.count_nonzero(differs))
     counts.merged_rounded_back = int(torch.count_nonzero(rounded))
+    counts.merged_changed = base.numel() - idx.numel() + counts.merged_rounded_back
     return counts
 
 
