@@ -83,7 +83,9 @@ class _HookState:
         return cls(config, router, mode)
 
 
-async def attach_teacher_log_probs(args: Any, sample: Any, *, rollout_id: int | None = None, evaluation: bool = False):
+async def attach_teacher_log_probs(
+    args: Any, sample: Any, *, rollout_id: int | None = None, evaluation: bool = False
+) -> Any:
     """Sample hook: set `sample.teacher_log_probs` from the teacher of the sample's domain.
 
     Evaluation and aborted samples are returned untouched. A domain with policy `skip` gets a
@@ -133,7 +135,9 @@ async def attach_teacher_log_probs(args: Any, sample: Any, *, rollout_id: int | 
     return sample
 
 
-def opd_loss(args: Any, batch: dict[str, Any], logits: Any, sum_of_sample_mean: Callable[[Any], Any]):
+def opd_loss(
+    args: Any, batch: dict[str, Any], logits: Any, sum_of_sample_mean: Callable[[Any], Any]
+) -> tuple[Any, dict[str, Any]]:
     """Custom loss: reverse-KL distillation on sampled tokens, optionally mixed with slime's PG loss.
 
     loss = kl_coef * sum_of_sample_mean(surrogate) [+ pg_coef * slime policy_loss], where the surrogate's
