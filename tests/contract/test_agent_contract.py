@@ -29,11 +29,11 @@ except Exception as exc:  # noqa: BLE001 - ImportError, or a slime dependency fa
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
 
-from agent_harness import SCRIPT, ScriptedSGLang, build_tokenizer, make_sample, play  # noqa: E402
+from agent_harness import SCRIPT, ScriptedSGLang, build_tokenizer, make_sample, play
 
-from m2rl_slime.agent import slime_rollout  # noqa: E402
-from m2rl_slime.agent.tables import load_db  # noqa: E402
-from m2rl_slime.agent.verifier import verify  # noqa: E402
+from m2rl_slime.agent import slime_rollout
+from m2rl_slime.agent.tables import load_db
+from m2rl_slime.agent.verifier import verify
 
 HOOK = "m2rl_slime.agent.generate"
 
@@ -88,22 +88,22 @@ def _fake_state(tokenizer):
 
 
 def make_args(csv_dir, **overrides):
-    base = dict(
-        partial_rollout=False,
-        mask_offpolicy_in_partial_rollout=False,
-        group_rm=False,
-        rm_type=None,
-        reward_key=None,
-        custom_generate_function_path=HOOK,
-        custom_rm_path="m2rl_slime.rewards.reward",
-        rollout_sample_hook_path=[],
-        sglang_router_ip="127.0.0.1",
-        sglang_router_port=0,
-        rollout_max_context_len=None,
-        apply_chat_template_kwargs={},
-        m2rl_agent={"csv_dir": csv_dir},
-        m2rl_reward={"workers": 1, "deadline_s": 20.0},
-    )
+    base = {
+        "partial_rollout": False,
+        "mask_offpolicy_in_partial_rollout": False,
+        "group_rm": False,
+        "rm_type": None,
+        "reward_key": None,
+        "custom_generate_function_path": HOOK,
+        "custom_rm_path": "m2rl_slime.rewards.reward",
+        "rollout_sample_hook_path": [],
+        "sglang_router_ip": "127.0.0.1",
+        "sglang_router_port": 0,
+        "rollout_max_context_len": None,
+        "apply_chat_template_kwargs": {},
+        "m2rl_agent": {"csv_dir": csv_dir},
+        "m2rl_reward": {"workers": 1, "deadline_s": 20.0},
+    }
     base.update(overrides)
     return SimpleNamespace(**base)
 
