@@ -81,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
             kw["choices"] = typing.get_args(tp)
         else:
             kw["type"] = float
+            kw["metavar"] = flag.lstrip("-").upper().replace("-", "_")
         g.add_argument(flag, *(["--dare-drop"] if flag == "--drop" else []), **kw)
     r = p.add_argument_group("run")
     r.add_argument("--dtype", choices=["bf16", "fp16", "fp32"], help="output dtype (default bf16; compute is fp32)")

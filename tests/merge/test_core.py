@@ -71,8 +71,10 @@ def test_resume_after_crash_is_byte_identical(family, config_of, quiet, tmp_path
     assert not list(out.glob("*.tmp")) and not (out / "merge_manifest.json").exists()
     with pytest.raises(Exception, match="not empty"):
         run_merge(cfg, out, opts)
+    (out / "model-00003-of-00003.safetensors.tmp").write_bytes(b"half a shard from a kill -9")
     report = run_merge(cfg, out, quiet(shard_bytes=100_000, chunk_elems=65536, resume=True))
     assert report.manifest["run"]["resumed"]
+    assert not list(out.glob("*.tmp"))
     assert _shard_bytes(out) == _shard_bytes(tmp_path / "clean")
     for name in ("model.safetensors.index.json", "config.json"):
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()

@@ -164,7 +164,8 @@ def _check(p: SceParams, weights: Sequence[float]) -> None:
 _FORMULA = (
     "delta_i = theta_i - theta_b;\n"
     "Select: s2 = Var_i(delta_i) (population, elementwise); S = [s2 >= t], t = exact k-th largest s2,\n"
-    "        k = floor(select_topk * #(s2 != 0)) (S = 1 when select_topk = 1);  {scope}\n"
+    "        k = floor(select_topk * #(s2 != 0)) (S = 1 when select_topk = 1);\n"
+    "        {scope};\n"
     "Calculate: eta_i = sum(D_i^2) / sum_j sum(D_j^2) over the tensor, D_i = S * delta_i\n"
     "        (uniform 1/N when the mean energy is <= min_energy or 0);\n"
     "Erase: gamma = +1 if sum_i X_i >= 0 else -1;  E_i = [sgn(X_i) = gamma];\n"

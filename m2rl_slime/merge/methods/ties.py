@@ -166,7 +166,7 @@ TIES_DARE = MergeMethod(
     name="ties_dare",
     summary="TIES sign election and disjoint mean on DARE-sparsified deltas (trim optional, off by default)",
     formula=_FORMULA.format(
-        dare=",  then DARE: delta_i = m_i * delta_i / (1 - p), m_i ~ Bernoulli(1 - p) (counter-based seed)"
+        dare=";\nDARE:  delta_i = m_i * delta_i / (1 - p), m_i ~ Bernoulli(1 - p) (counter-based seed; exact rescale)"
     ),
     params=TiesDareParams,
     reference="https://arxiv.org/abs/2311.03099",
