@@ -34,15 +34,16 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
         return value
     if origin is typing.Union or origin is types.UnionType:
         errors = []
-        for arg in typing.get_args(tp):
-            if arg is type(None):
-                if value is None:
-                    return None
-                continue
+        options = [arg for arg in typing.get_args(tp) if arg is not type(None)]
+        if value is None and len(options) < len(typing.get_args(tp)):
+            return None
+        for arg in options:
             try:
                 return _check_type(value, arg, where)
             except ConfigError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
+        if len(errors) == 1:  # `X | None`: the inner error says what is wrong
+            raise errors[0]
         raise ConfigError(f"{where}: {value!r} does not match {tp}")
     if origin is typing.Literal:
         allowed = typing.get_args(tp)

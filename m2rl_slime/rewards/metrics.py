@@ -2,7 +2,8 @@
 `--custom-eval-rollout-log-function-path m2rl_slime.rewards.metrics.log_eval`: per-domain reward metrics.
 
 For each domain in a rollout batch: sample count, mean reward, the fraction of each reason code, mean
-response length and truncation ratio, under `rollout/m2rl/<domain>/...` (eval: `eval/<dataset>/m2rl/...`).
+response length and truncation ratio, under `rollout/m2rl/<domain>/...` (eval: `eval/<dataset>/m2rl/...`);
+in an OPD run also the teacher hook's per-domain figures (`rollout/opd/<domain>/...`).
 The hooks return False so slime still logs all of its own metrics: ours are added to slime's metrics
 dict when it passes one, else logged separately at the same step.
 """
@@ -75,7 +76,10 @@ def _emit(args: Any, metrics: dict[str, float], extra: Any, step_key: str, rollo
 
 def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics: Any, rollout_time: float) -> bool:
     """Add per-domain reward metrics for a training rollout. Returns False: slime's own logging still runs."""
+    from ..opd.metrics import rollout_metrics as opd_metrics  # empty unless the OPD teacher hook ran
+
     metrics = {**domain_metrics(samples, "rollout/m2rl/"), **_pool_metrics("rollout/m2rl/")}
+    metrics |= {f"rollout/{key}": value for key, value in opd_metrics(samples).items()}
     logger.info("rollout %s per-domain: %s", rollout_id,
                 {k: round(v, 4) for k, v in metrics.items() if k.endswith("reward_mean")})
     _emit(args, metrics, rollout_extra_metrics, "rollout/step", rollout_id)

@@ -123,3 +123,14 @@ def test_eval_metrics_per_dataset():
 def test_unscored_samples_are_reported_not_dropped():
     metrics = domain_metrics([FakeSample("x")], "p/")
     assert metrics["p/unscored/count"] == 1 and metrics["p/unscored/reason/unscored"] == 1
+
+
+def test_opd_records_are_merged_into_rollout_metrics():
+    sample = FakeSample("</think>Answer: 4", "4", {"domain": "math"})
+    run(reward(args(), [sample]))
+    sample.metadata["opd"] = {"domain": "math", "teacher": "http://t", "rollout_reverse_kl": 0.25,
+                              "latency_s": 0.1, "attempts": 1}
+    extra = {}
+    log_rollout(0, args(), [sample], extra, 1.0)
+    assert extra["rollout/opd/math/rollout_reverse_kl"] == 0.25
+    assert extra["rollout/m2rl/math/reward_mean"] == 1.0
