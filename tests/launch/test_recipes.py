@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from m2rl_slime.errors import ConfigError
 from m2rl_slime.launch.recipe import load_recipe
 from m2rl_slime.launch.render import render
 
@@ -111,3 +112,13 @@ def test_every_recipe_renders_on_one_and_four_nodes(repo_root, work_dir, name):
         )
         out = render(recipe, has_nvlink=False)
         assert out.args[:2] == ("--actor-num-nodes", nnodes)
+
+
+def test_sandbox_server_switch(load, repo_root, work_dir):
+    path = repo_root / "recipes" / "rl_code.yaml"
+    assert "code" not in load("rl_code").plugin["m2rl_reward"]  # the embedded sandbox by default
+    sets = ["plugin.m2rl_reward.code.sandbox_url=http://10.0.0.3:8080"]
+    recipe = load_recipe(path, sets, environ={"WORK_DIR": str(work_dir)})
+    assert recipe.plugin["m2rl_reward"]["code"] == {"sandbox_url": "http://10.0.0.3:8080"}
+    with pytest.raises(ConfigError, match=r"rl_code\.yaml: plugin\.m2rl_reward.*sandbox_ur"):
+        load_recipe(path, ["plugin.m2rl_reward.code.sandbox_ur=x"], environ={"WORK_DIR": str(work_dir)})
