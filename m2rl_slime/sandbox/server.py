@@ -1,0 +1,222 @@
+"""A sandbox server with SandboxFusion's HTTP API, backed by the embedded executor.
+
+Endpoints: ``POST /run_code`` (SandboxFusion's request/response JSON), ``GET /v1/ping`` (``"pong"``, as
+SandboxFusion answers) and ``GET /health`` (JSON: isolation mode, slots, counters). A malformed request
+gets 422 and an unsupported one (language, timeout) 400, with ``{"detail": ...}`` like FastAPI.
+
+Process model: one listening socket (TCP, loopback by default, or a Unix socket), shared by
+``processes`` worker processes; each worker owns an executor with its share of the ``workers`` slots
+(an asyncio loop spawns ~500 programs/s, so big hosts need several). SIGTERM/SIGINT stop accepting,
+let in-flight runs finish (up to the grace period), then exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+from .base import RunSpec
+from .local import ExecutorSettings, LocalExecutor
+
+logger = logging.getLogger(__name__)
+
+MAX_REQUEST_BYTES = 256 << 20
+_EXECUTOR: web.AppKey[LocalExecutor] = web.AppKey("executor", LocalExecutor)
+
+
+async def _run_code(request: web.Request) -> web.Response:
+    executor = request.app[_EXECUTOR]
+    try:
+        body = await request.json()
+        spec = RunSpec.from_json(body)
+    except ValueError as exc:
+        return web.json_response({"detail": f"invalid /run_code request: {exc}"}, status=422)
+    try:
+        executor.check(spec)
+    except ValueError as exc:
+        return web.json_response({"detail": str(exc)}, status=400)
+    result = await executor.run(spec)
+    return web.json_response(result.to_json(), dumps=json.dumps)
+
+
+async def _ping(_request: web.Request) -> web.Response:
+    return web.json_response("pong")
+
+
+async def _health(request: web.Request) -> web.Response:
+    executor = request.app[_EXECUTOR]
+    info = executor.info
+    body: dict[str, Any] = {
+        "status": "ok",
+        "version": __version__,
+        "pid": os.getpid(),
+        "isolation": info.mode if info else None,
+        "network_isolated": info.network_isolated if info else None,
+        "languages": list(executor.languages),
+        **executor.stats(),
+    }
+    return web.json_response(body)
+
+
+def create_app(executor: LocalExecutor) -> web.Application:
+    """The aiohttp application serving one started executor."""
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    app[_EXECUTOR] = executor
+    app.router.add_post("/run_code", _run_code)
+    app.router.add_get("/v1/ping", _ping)
+    app.router.add_get("/health", _health)
+    return app
+
+
+def bind_socket(host: str, port: int, unix_path: str | None) -> socket.socket:
+    """Create the listening socket (before forking workers, so they share it)."""
+    if unix_path:
+        if os.path.exists(unix_path):
+            os.unlink(unix_path)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(unix_path)
+        os.chmod(unix_path, 0o600)
+    else:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve_async(sock: socket.socket, executor: LocalExecutor, parent_pid: int | None, grace_s: float) -> None:
+    runner = web.AppRunner(create_app(executor), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.SockSite(runner, sock, shutdown_timeout=grace_s)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except asyncio.TimeoutError:
+                if parent_pid is not None and os.getppid() != parent_pid:
+                    logger.warning("sandbox server: parent process %d is gone; shutting down", parent_pid)
+                    stop.set()
+    finally:
+        await runner.cleanup()
+
+
+def _worker(sock: socket.socket, settings: ExecutorSettings, parent_pid: int | None) -> int:
+    executor = LocalExecutor(settings)
+    try:
+        executor.start()
+    except Exception as exc:  # noqa: BLE001 - boundary: a worker that cannot start says why and exits 2
+        logger.error("sandbox worker %d cannot start: %s", os.getpid(), exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve_async(sock, executor, parent_pid, settings.max_timeout_s + 5.0))
+    finally:
+        executor.close()
+    return 0
+
+
+def _split(settings: ExecutorSettings, processes: int) -> list[ExecutorSettings]:
+    total = settings.workers or len(os.sched_getaffinity(0))
+    processes = max(1, min(processes, total))
+    shares = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
+    out, offset = [], 0
+    for share in shares:
+        uid_base = None if settings.uid_base is None else settings.uid_base + offset
+        out.append(dataclasses.replace(settings, workers=share, uid_base=uid_base, slot_offset=offset))
+        offset += share
+    return out
+
+
+def serve(
+    settings: ExecutorSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    unix_path: str | None = None,
+    processes: int = 1,
+    parent_pid: int | None = None,
+) -> int:
+    """Run the server until SIGTERM/SIGINT (or until `parent_pid` exits). Returns the exit status."""
+    sock = bind_socket(host, port, unix_path)
+    where = unix_path or f"http://{host}:{sock.getsockname()[1]}"
+    shares = _split(settings, processes)
+    logger.info(
+        "sandbox server on %s: %d process(es), %d slots", where, len(shares), sum(s.workers or 0 for s in shares)
+    )
+    try:
+        if len(shares) == 1:
+            return _worker(sock, shares[0], parent_pid)
+        return _supervise(sock, shares, parent_pid)
+    finally:
+        sock.close()
+        if unix_path and os.path.exists(unix_path):
+            os.unlink(unix_path)
+
+
+def _start_worker(sock: socket.socket, settings: ExecutorSettings) -> int:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            code = _worker(sock, settings, os.getppid())
+        finally:
+            os._exit(code)
+    return pid
+
+
+def _supervise(sock: socket.socket, shares: list[ExecutorSettings], parent_pid: int | None) -> int:
+    """Fork one worker per share; restart crashed ones; forward SIGTERM/SIGINT; exit when all are gone."""
+    stopping = False
+
+    def on_signal(_signo: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workers = {_start_worker(sock, share): share for share in shares}
+    restarts: list[float] = []
+    signalled = False
+    while workers:
+        if parent_pid is not None and os.getppid() != parent_pid:
+            stopping = True
+        if stopping and not signalled:
+            for pid in workers:
+                os.kill(pid, signal.SIGTERM)
+            signalled = True
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid == 0:
+            time.sleep(0.2)
+            continue
+        share = workers.pop(pid, None)
+        code = os.waitstatus_to_exitcode(status)
+        if share is None or stopping:
+            continue
+        restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
+        if code == 2 or len(restarts) > 5:
+            logger.error("sandbox worker %d exited with %d; giving up (%d restarts in 60 s)", pid, code, len(restarts))
+            stopping = True
+            continue
+        logger.error("sandbox worker %d exited with %d; restarting it", pid, code)
+        workers[_start_worker(sock, share)] = share
+    return 0
