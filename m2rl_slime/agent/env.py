@@ -63,9 +63,9 @@ def allowed_tools(tools: Any) -> frozenset[str] | None:
         return None
     names = set()
     for tool in tools:
-        if isinstance(tool, Mapping):
+        if isinstance(tool, (dict, Mapping)):
             inner = tool.get("function")
-            name = inner.get("name") if isinstance(inner, Mapping) else tool.get("name")
+            name = inner.get("name") if isinstance(inner, (dict, Mapping)) else tool.get("name")
             if isinstance(name, str):
                 names.add(name)
     return frozenset(names) if names else None
@@ -112,11 +112,22 @@ def execute(state: WorkplaceState, call: ToolCall, allowed: Collection[str] | No
 
 
 def replay(
-    db: WorkplaceDB, calls: Iterable[ToolCall], allowed: Collection[str] | None = None
-) -> tuple[WorkplaceState, list[StepResult]]:
-    """Run `calls` in order on a fresh state; failing calls change nothing and the replay goes on."""
+    db: WorkplaceDB, calls: Iterable[ToolCall], allowed: Collection[str] | None = None, *, writes_only: bool = False
+) -> tuple[WorkplaceState, list[StepResult | None]]:
+    """Run `calls` in order on a fresh state; failing calls change nothing and the replay goes on.
+
+    With `writes_only`, calls of read tools (and of unknown tools) are skipped (their result is None): they
+    cannot change the state, so the final state is the same.
+    """
     state = WorkplaceState.fresh(db)
-    return state, [execute(state, call, allowed) for call in calls]
+    results: list[StepResult | None] = []
+    for call in calls:
+        spec = TOOLS.get(call.name)
+        if writes_only and (spec is None or spec.operation == "read"):
+            results.append(None)
+        else:
+            results.append(execute(state, call, allowed))
+    return state, results
 
 
 class WorkplaceEnv:

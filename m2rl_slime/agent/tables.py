@@ -155,6 +155,12 @@ def _cached(real_dir: str) -> WorkplaceDB:
     return read_db(real_dir)
 
 
+_by_name: dict[str, WorkplaceDB] = {}
+
+
 def load_db(csv_dir: str) -> WorkplaceDB:
     """Load the database once per process and directory (later calls return the same object)."""
-    return _cached(os.path.realpath(csv_dir))
+    db = _by_name.get(csv_dir)
+    if db is None:
+        db = _by_name[csv_dir] = _cached(os.path.realpath(csv_dir))
+    return db

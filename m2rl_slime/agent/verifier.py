@@ -76,8 +76,8 @@ def _key(calls: list[ToolCall]) -> str:
 def _ground_truth_outcome(db: WorkplaceDB, key: str, created_rows: CreatedRows) -> tuple[dict[str, Any], int]:
     """Changes and failing-call count of a ground truth (cached: a prompt's samples share it)."""
     calls = [ToolCall(name, arguments) for name, arguments in json.loads(key)]
-    state, results = replay(db, calls)
-    return state.delta(created_rows), sum(not r.ok for r in results)
+    state, results = replay(db, calls, writes_only=True)
+    return state.delta(created_rows), sum(r is not None and not r.ok for r in results)
 
 
 def _category_toolkit(category: Any) -> str | None:
@@ -89,10 +89,10 @@ def _category_toolkit(category: Any) -> str | None:
 
 
 def _noop_check(
-    gt: list[ToolCall], pred: list[ToolCall], results: list[StepResult], metadata: Mapping[str, Any]
+    gt: list[ToolCall], pred: list[ToolCall], results: list[StepResult | None], metadata: Mapping[str, Any]
 ) -> dict[str, Any] | None:
     """None when a prediction for a no-op ground truth consulted the data, else what it lacks."""
-    executed = {call.name for call, result in zip(pred, results) if result.ok}
+    executed = {call.name for call, result in zip(pred, results) if result is not None and result.ok}
     needed = sorted({call.name for call in gt})
     if needed:
         missing = [name for name in needed if name not in executed]
@@ -131,12 +131,14 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: Ag
     except LabelError as exc:
         return Result.fail(Reason.BAD_LABEL, error=str(exc))
     gt_delta, gt_errors = _ground_truth_outcome(db, _key(gt), config.created_rows)
-    pred_state, results = replay(db, pred, allowed_tools(metadata.get("tools")))
+    noop_rule = not gt_delta and config.noop_ground_truth == "require_reads"
+    # reads cannot change the state: they are replayed only when the no-op rule needs to know they ran
+    pred_state, results = replay(db, pred, allowed_tools(metadata.get("tools")), writes_only=not noop_rule)
     pred_delta = pred_state.delta(config.created_rows)
     details: dict[str, Any] = {
         "calls_source": source,
         "predicted_calls": len(pred),
-        "failed_calls": sum(not r.ok for r in results),
+        "failed_calls": sum(r is not None and not r.ok for r in results),
         "ground_truth_calls": len(gt),
         "ground_truth_changes_state": bool(gt_delta),
     }
@@ -148,7 +150,7 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: Ag
         tables = set(pred_delta) | set(gt_delta)
         mismatched = sorted(name for name in tables if pred_delta.get(name) != gt_delta.get(name))
         return Result.fail(Reason.WRONG, mismatched_tables=mismatched, **details)
-    if not gt_delta and config.noop_ground_truth == "require_reads":
+    if noop_rule:
         lacking = _noop_check(gt, pred, results, metadata)
         if lacking is not None:
             return Result.fail(Reason.WRONG, rule="noop_ground_truth", **lacking, **details)
