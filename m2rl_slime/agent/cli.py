@@ -57,32 +57,39 @@ def score_row(row: Mapping[str, Any], config: AgentConfig) -> Any:
     return verify(response if isinstance(response, str) else "", row.get("label"), metadata, config=config)
 
 
+def _agrees(result: Any, row: Mapping[str, Any]) -> bool | None:
+    """Whether a result matches the row's `expected_reward` (or NeMo-Gym's `reward`) and `expected_reason`."""
+    expected = row.get("expected_reward", row.get("reward"))
+    if not isinstance(expected, (int, float)):
+        return None
+    reason = row.get("expected_reason")
+    return result.score == float(expected) and (reason is None or reason == result.reason.value)
+
+
 def _score(opts: argparse.Namespace) -> int:
     config = _config(opts)
     with open(opts.file, encoding="utf-8") as fh:
         rows = [(n, json.loads(line)) for n, line in enumerate(fh, start=1) if line.strip()]
-    agree = checked = 0
+    verdicts = []
     total = 0.0
     for line_no, row in rows:
         result = score_row(row, config)
         total += result.score
-        expected = row.get("expected_reward", row.get("reward"))
-        mark = ""
-        if isinstance(expected, (int, float)):
-            checked += 1
-            agree += result.score == float(expected)
-            mark = f"expected {float(expected):.1f} {'ok' if result.score == float(expected) else 'DIFFERS'}"
+        agrees = _agrees(result, row)
+        verdicts.append(agrees)
         if opts.json:
-            print(json.dumps({"line": line_no, "id": row.get("id"), **result.to_dict(), "expected": expected}))
+            print(json.dumps({"line": line_no, "id": row.get("id"), **result.to_dict(), "agrees": agrees}))
         else:
+            mark = {None: "", True: "as expected", False: "DIFFERS from expected"}[agrees]
             print(
-                f"{opts.file}:{line_no}  {row.get('id', '-')!s:<12} {result.score:.1f}  {result.reason.value:<10} {mark}"
+                f"{opts.file}:{line_no}  {row.get('id', '-')!s:<8} {result.score:.1f}  {result.reason.value:<10} {mark}"
             )
+    checked = [v for v in verdicts if v is not None]
     summary = f"{len(rows)} rows, mean reward {total / max(len(rows), 1):.3f}"
     if checked:
-        summary += f", agreement with expected rewards {agree}/{checked}"
+        summary += f", agreement with expected rewards {sum(checked)}/{len(checked)}"
     print(summary, file=sys.stderr if opts.json else sys.stdout)
-    return 1 if opts.check and agree != checked else 0
+    return 1 if opts.check and not all(checked) else 0
 
 
 def _serve(opts: argparse.Namespace) -> int:
@@ -90,11 +97,12 @@ def _serve(opts: argparse.Namespace) -> int:
 
     from .server import build_app
     from .tables import load_db
+    from .tools import TOOLS
 
     config = _config(opts)
     db = load_db(config.require_csv_dir())
     app = build_app(config, db, max_sessions=opts.max_sessions, session_ttl_s=opts.session_ttl_s)
-    logger.info("serving %d-tool workplace environment from %s on %s:%d", 27, db.source, opts.host, opts.port)
+    logger.info("serving %d-tool workplace environment from %s on %s:%d", len(TOOLS), db.source, opts.host, opts.port)
     web.run_app(app, host=opts.host, port=opts.port, print=None)
     return 0
 

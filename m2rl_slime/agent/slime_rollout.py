@@ -90,6 +90,8 @@ async def generate(args: Any, sample: Sample, sampling_params: dict[str, Any], e
 
     async def call_model(input_ids: list[int], params: dict[str, Any]) -> Mapping[str, Any]:
         payload = {"input_ids": input_ids, "sampling_params": params, "return_logprob": True}
+        if getattr(args, "use_rollout_routing_replay", False):
+            payload["return_routed_experts"] = True  # as slime's default generate does
         return await post(url, payload, headers=headers)
 
     context_len = getattr(args, "eval_max_context_len" if evaluation else "rollout_max_context_len", None)
