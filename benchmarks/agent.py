@@ -189,161 +189,106 @@ def parity(nemo_dir: str, db, episodes: int) -> None:
     )
 
 
+_DATES = [None, "2023-11-01", "2023-11-30", "2023-12-01 10:00:00", "2023-09-01", "bad-date", "2023/11/05"]
+_ID, _EMAIL_ID = "<id>", "<email id>"  # drawn per call: mostly real ids, sometimes malformed or unknown ones
+# tool -> {argument: candidate values}; None means "leave the argument out"
+CALL_SPACE: dict[str, dict[str, list]] = {
+    "company_directory_find_email_address": {"name": ["kofi", "nadia", "raj", "", "Chen", "a.b"]},
+    "email_get_email_information_by_id": {"email_id": [_EMAIL_ID], "field": ["subject", "body", "nope"]},
+    "email_search_emails": {
+        "query": ["kofi", "task update", "", "Sam", "zzz"],
+        "date_min": _DATES,
+        "date_max": _DATES,
+        "page": [None, 1, 2, 7],
+        "page_size": [None, 1, 3, 50],
+    },
+    "email_send_email": {"recipient": ["Kofi.Mensah@atlas.com", "bad"], "subject": ["Hi"], "body": ["B"]},
+    "email_delete_email": {"email_id": [_EMAIL_ID]},
+    "email_forward_email": {"email_id": [_EMAIL_ID], "recipient": ["nadia.moreau@atlas.com", "nope"]},
+    "email_reply_email": {"email_id": [_EMAIL_ID], "body": ["Got it"]},
+    "calendar_get_event_information_by_id": {"event_id": [_ID], "field": ["event_name", "bad"]},
+    "calendar_search_events": {
+        "query": ["sync", "aisha", "", "review"],
+        "time_min": _DATES,
+        "time_max": _DATES,
+        "page_size": [None, 2, 10],
+    },
+    "calendar_create_event": {
+        "event_name": ["Sync"],
+        "participant_email": ["Raj.Patel@atlas.com"],
+        "event_start": ["2023-12-04 10:00:00", "bad"],
+        "duration": ["30", "-5", "x"],
+    },
+    "calendar_delete_event": {"event_id": [_ID]},
+    "calendar_update_event": {
+        "event_id": [_ID],
+        "field": ["event_name", "participant_email", "event_start", "duration", "event_id"],
+        "new_value": ["New", "Raj.Patel@atlas.com", "2023-12-05 11:00:00", "45"],
+    },
+    "analytics_get_visitor_information_by_id": {"visitor_id": ["0860", "4426", "9999"]},
+    "analytics_create_plot": {
+        "time_min": ["2023-11-01", ""],
+        "time_max": ["2023-11-29"],
+        "value_to_plot": ["total_visits", "bad"],
+        "plot_type": ["bar", "pie"],
+    },
+    "analytics_total_visits_count": {"time_min": [None, "2023-11-25"], "time_max": ["2023-11-27"]},
+    "analytics_engaged_users_count": {"time_min": [None, "2023-11-25"]},
+    "analytics_traffic_source_count": {"time_min": ["2023-11-20"], "traffic_source": [None, "direct", "nope"]},
+    "analytics_get_average_session_duration": {"time_min": [None, "2023-11-20"]},
+    "project_management_get_task_information_by_id": {"task_id": [_ID], "field": ["board", "bad"]},
+    "project_management_search_tasks": {
+        "task_name": [None, "carousel"],
+        "assigned_to_email": [None, "Leila.Azizi@atlas.com", "x"],
+        "list_name": [None, "Backlog"],
+        "board": [None, "design"],
+    },
+    "project_management_create_task": {
+        "task_name": ["T"],
+        "assigned_to_email": ["Leila.Azizi@atlas.com", "n@x.io"],
+        "list_name": ["Backlog", "Done"],
+        "due_date": ["2023-12-10"],
+        "board": ["Design", "Ops"],
+    },
+    "project_management_delete_task": {"task_id": [_ID]},
+    "project_management_update_task": {
+        "task_id": [_ID],
+        "field": ["list_name", "board", "due_date", "x"],
+        "new_value": ["In Review", "Design", "2023-12-24"],
+    },
+    "customer_relationship_manager_search_customers": {
+        "customer_name": [None, "casey"],
+        "product_interest": [None, "Software", "hard"],
+        "status": ["Lead", "Proposal", "Won"],
+        "last_contact_date_max": [None, "2023-11-09"],
+        "page_size": [None, 5, 50],
+    },
+    "customer_relationship_manager_update_customer": {
+        "customer_id": [_ID],
+        "field": ["status", "notes", "bogus"],
+        "new_value": ["Lost", "note", "Bad"],
+    },
+    "customer_relationship_manager_add_customer": {
+        "customer_name": ["Dakota Thomas"],
+        "assigned_to_email": ["Nadia.Moreau@atlas.com"],
+        "status": ["Lead", "Weird"],
+    },
+    "customer_relationship_manager_delete_customer": {"customer_id": [_ID]},
+}
+
+
 def random_calls(seed: int, n: int) -> list[tuple[str, dict]]:
-    """Random calls over all 27 tools with real and invalid ids, names, dates and enum values."""
+    """`n` random calls over all 27 tools (`CALL_SPACE`), reproducible from `seed`."""
     r = random.Random(seed)
-    pick = r.choice
-    eid = lambda: f"{r.randrange(0, 320):08d}" if r.random() < 0.9 else pick(["12", "abc", "00000500"])
-    some = lambda d: {k: v for k, v in d.items() if v is not None}
-    dates = [None, "2023-11-01", "2023-11-30", "2023-12-01 10:00:00", "2023-09-01", "bad-date", "2023/11/05"]
-    makers = [
-        ("company_directory_find_email_address", lambda: {"name": pick(["kofi", "nadia", "raj", "", "Chen", "a.b"])}),
-        (
-            "email_get_email_information_by_id",
-            lambda: {"email_id": f"{r.randrange(520):08d}", "field": pick(["subject", "body", "nope"])},
-        ),
-        (
-            "email_search_emails",
-            lambda: some(
-                {
-                    "query": pick(["kofi", "task update", "", "Sam", "zzz"]),
-                    "date_min": pick(dates),
-                    "date_max": pick(dates),
-                    "page": pick([None, 1, 2, 7]),
-                    "page_size": pick([None, 1, 3, 50]),
-                }
-            ),
-        ),
-        (
-            "email_send_email",
-            lambda: {"recipient": pick(["Kofi.Mensah@atlas.com", "bad"]), "subject": "Hi", "body": "B"},
-        ),
-        ("email_delete_email", lambda: {"email_id": f"{r.randrange(520):08d}"}),
-        (
-            "email_forward_email",
-            lambda: {"email_id": f"{r.randrange(520):08d}", "recipient": pick(["nadia.moreau@atlas.com", "nope"])},
-        ),
-        ("email_reply_email", lambda: {"email_id": f"{r.randrange(520):08d}", "body": "Got it"}),
-        ("calendar_get_event_information_by_id", lambda: {"event_id": eid(), "field": pick(["event_name", "bad"])}),
-        (
-            "calendar_search_events",
-            lambda: some(
-                {
-                    "query": pick(["sync", "aisha", "", "review"]),
-                    "time_min": pick(dates),
-                    "time_max": pick(dates),
-                    "page_size": pick([None, 2, 10]),
-                }
-            ),
-        ),
-        (
-            "calendar_create_event",
-            lambda: {
-                "event_name": "Sync",
-                "participant_email": "Raj.Patel@atlas.com",
-                "event_start": pick(["2023-12-04 10:00:00", "bad"]),
-                "duration": pick(["30", "-5", "x"]),
-            },
-        ),
-        ("calendar_delete_event", lambda: {"event_id": eid()}),
-        (
-            "calendar_update_event",
-            lambda: {
-                "event_id": eid(),
-                "field": pick(["event_name", "participant_email", "event_start", "duration", "event_id"]),
-                "new_value": pick(["New", "Raj.Patel@atlas.com", "2023-12-05 11:00:00", "45"]),
-            },
-        ),
-        ("analytics_get_visitor_information_by_id", lambda: {"visitor_id": pick(["0860", "4426", "9999"])}),
-        (
-            "analytics_create_plot",
-            lambda: {
-                "time_min": pick(["2023-11-01", ""]),
-                "time_max": "2023-11-29",
-                "value_to_plot": pick(["total_visits", "bad"]),
-                "plot_type": pick(["bar", "pie"]),
-            },
-        ),
-        (
-            "analytics_total_visits_count",
-            lambda: some({"time_min": pick([None, "2023-11-25"]), "time_max": "2023-11-27"}),
-        ),
-        ("analytics_engaged_users_count", lambda: some({"time_min": pick([None, "2023-11-25"])})),
-        (
-            "analytics_traffic_source_count",
-            lambda: some({"time_min": "2023-11-20", "traffic_source": pick([None, "direct", "nope"])}),
-        ),
-        ("analytics_get_average_session_duration", lambda: some({"time_min": pick([None, "2023-11-20"])})),
-        ("project_management_get_task_information_by_id", lambda: {"task_id": eid(), "field": pick(["board", "bad"])}),
-        (
-            "project_management_search_tasks",
-            lambda: some(
-                {
-                    "task_name": pick([None, "carousel"]),
-                    "assigned_to_email": pick([None, "Leila.Azizi@atlas.com", "x"]),
-                    "list_name": pick([None, "Backlog"]),
-                    "board": pick([None, "design"]),
-                }
-            ),
-        ),
-        (
-            "project_management_create_task",
-            lambda: {
-                "task_name": "T",
-                "assigned_to_email": pick(["Leila.Azizi@atlas.com", "n@x.io"]),
-                "list_name": pick(["Backlog", "Done"]),
-                "due_date": "2023-12-10",
-                "board": pick(["Design", "Ops"]),
-            },
-        ),
-        ("project_management_delete_task", lambda: {"task_id": eid()}),
-        (
-            "project_management_update_task",
-            lambda: {
-                "task_id": eid(),
-                "field": pick(["list_name", "board", "due_date", "x"]),
-                "new_value": pick(["In Review", "Design", "2023-12-24"]),
-            },
-        ),
-        (
-            "customer_relationship_manager_search_customers",
-            lambda: (
-                some(
-                    {
-                        "customer_name": pick([None, "casey"]),
-                        "product_interest": pick([None, "Software", "hard"]),
-                        "status": pick([None, "Lead", "Proposal"]),
-                        "last_contact_date_max": pick([None, "2023-11-09"]),
-                        "page_size": pick([None, 5, 50]),
-                    }
-                )
-                or {"status": "Won"}
-            ),
-        ),
-        (
-            "customer_relationship_manager_update_customer",
-            lambda: {
-                "customer_id": eid(),
-                "field": pick(["status", "notes", "bogus"]),
-                "new_value": pick(["Lost", "note", "Bad"]),
-            },
-        ),
-        (
-            "customer_relationship_manager_add_customer",
-            lambda: some(
-                {
-                    "customer_name": "Dakota Thomas",
-                    "assigned_to_email": "Nadia.Moreau@atlas.com",
-                    "status": pick(["Lead", "Weird"]),
-                }
-            ),
-        ),
-        ("customer_relationship_manager_delete_customer", lambda: {"customer_id": eid()}),
-    ]
+    ids = {
+        _ID: lambda: f"{r.randrange(320):08d}" if r.random() < 0.9 else r.choice(["12", "abc", "00000500"]),
+        _EMAIL_ID: lambda: f"{r.randrange(520):08d}",
+    }
     calls = []
     for _ in range(n):
-        name, make = pick(makers)
-        calls.append((name, make()))
+        name = r.choice(sorted(CALL_SPACE))
+        args = {key: r.choice(values) for key, values in CALL_SPACE[name].items()}
+        calls.append((name, {k: ids[v]() if v in ids else v for k, v in args.items() if v is not None}))
     return calls
 
 
