@@ -84,7 +84,11 @@ class ChatRenderer:
             model_ids: The ids the model generated in the turn (their ending decides how much of the
                 end-of-turn marker the model already produced, e.g. its `<|im_end|>` EOS).
         """
-        suffix = self.encode(self._after_mark([*_BASE, *tool_messages], generation_prompt=True))
+        text = self._after_mark([*_BASE, *tool_messages], generation_prompt=True)
+        missing = [m["name"] for m in tool_messages if m.get("content") and str(m["content"]) not in text]
+        if missing:
+            raise M2RLError(f"the chat template does not render tool messages (output of {missing[0]!r} is missing)")
+        suffix = self.encode(text)
         close = self.close_ids()
         if suffix[: len(close)] != close:
             raise M2RLError("the chat template ends an assistant turn differently when tool messages follow it")

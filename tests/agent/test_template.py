@@ -62,6 +62,13 @@ def test_a_template_that_drops_assistant_content_is_rejected(tokenizer):
 
     with pytest.raises(M2RLError, match="dropped an assistant message"):
         ChatRenderer(Dropping()).observation_ids(TOOL, [1])
+
+    class NoTools(Dropping):
+        def apply_chat_template(self, messages, **kwargs):
+            return "".join(m["content"] for m in messages if m["role"] != "tool")
+
+    with pytest.raises(M2RLError, match="does not render tool messages"):
+        ChatRenderer(NoTools()).observation_ids(TOOL, [1])
     with pytest.raises(M2RLError, match="string or a list of chat messages"):
         ChatRenderer(tokenizer).prompt_ids(42)
     assert QWEN3_STYLE_TEMPLATE  # the template under test is the harness's
