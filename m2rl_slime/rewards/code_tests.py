@@ -56,7 +56,9 @@ class CodeConfig:
         test_selection: Which tests the cap keeps: the ``first`` N, or N ``evenly_spaced`` ones.
         stop_on_first_failure: Stop a sample's remaining tests at its first failure.
         reward: ``pass_all`` (1.0 iff all selected tests pass, the paper) or ``pass_fraction``.
-        compare: ``lines`` (per-line compare) or ``tokens`` (whitespace-insensitive, testlib wcmp).
+        compare: ``tokens`` (the default: whitespace-insensitive token compare, like Codeforces' standard
+            checker) or ``lines`` (also line structure must match). Nemotron's own rows need ``tokens``:
+            some tests of one problem expect one answer per line, others all answers on one line.
         float_rel_tol / float_abs_tol: Tolerance for numeric tokens written as floats.
         case_insensitive: Compare output case-insensitively (SandboxFusion's CommonOJ does).
         languages: Languages the extracted block may be in (``python``, ``cpp``).
@@ -79,7 +81,7 @@ class CodeConfig:
     test_selection: Literal["first", "evenly_spaced"] = "first"
     stop_on_first_failure: bool = True
     reward: Literal["pass_all", "pass_fraction"] = "pass_all"
-    compare: Literal["lines", "tokens"] = "lines"
+    compare: Literal["lines", "tokens"] = "tokens"
     float_rel_tol: float = 1e-6
     float_abs_tol: float = 1e-6
     case_insensitive: bool = False

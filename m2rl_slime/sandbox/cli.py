@@ -100,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes", type=int, default=0, help="server processes sharing the socket (default 0 = one per 16 slots)"
     )
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--owned-dir", default=None, help=argparse.SUPPRESS)
     _add_executor_flags(serve)
     run = sub.add_parser("run", help="run one program file and print the /run_code JSON response")
     run.add_argument("file", type=Path, help="program to run")
@@ -139,6 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
         unix_path=args.unix,
         processes=processes,
         parent_pid=args.parent_pid,
+        owned_dir=args.owned_dir,
     )
 
 

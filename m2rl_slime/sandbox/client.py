@@ -25,7 +25,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,10 +89,20 @@ class FusionClient:
         url: Base URL (``http://host:8080``; a trailing ``/run_code`` is accepted) or ``unix:///path``.
         settings: Concurrency, retries, backoff and breaker thresholds.
         label: What to call the sandbox in logs (default: the URL).
+        alive: Optional liveness check of a local server process; when it says False after a failed
+            attempt, retrying stops at once.
     """
 
-    def __init__(self, url: str, settings: ClientSettings | None = None, *, label: str | None = None):
+    def __init__(
+        self,
+        url: str,
+        settings: ClientSettings | None = None,
+        *,
+        label: str | None = None,
+        alive: Callable[[], bool] | None = None,
+    ):
         self.settings = settings or ClientSettings()
+        self._alive = alive
         self.base_url, self._unix_path = split_url(url)
         self.url = url if label is None else label
         self._breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_reset_s)
@@ -198,7 +208,7 @@ class FusionClient:
                     )
                 elif not exc.counts_for_breaker:
                     self._breaker.record_success()
-                if attempt == s.retries:
+                if attempt == s.retries or (self._alive is not None and not self._alive()):
                     break
                 self._count("retries")
                 delay = min(s.backoff_max_s, s.backoff_s * 2**attempt) * (0.5 + self._rng.random())

@@ -49,13 +49,14 @@ def _ping_unix(path: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _server_argv(settings: ExecutorSettings, sock: str, work_root: str) -> list[str]:
+def _server_argv(settings: ExecutorSettings, sock: str, own_dir: str) -> list[str]:
     argv = [
         sys.executable, "-m", "m2rl_slime.sandbox", "--log-level", "WARNING", "serve",
         "--unix", sock, "--parent-pid", str(os.getpid()),
         "--isolation", settings.isolation, "--memory-mb", str(settings.memory_limit_mb),
         "--output-mb", str(settings.output_limit_mb), "--disk-mb", str(settings.disk_limit_mb),
-        "--max-processes", str(settings.max_processes), "--work-root", work_root,
+        "--max-processes", str(settings.max_processes), "--work-root", os.path.join(own_dir, "work"),
+        "--owned-dir", own_dir,
     ]  # fmt: skip
     if settings.workers:
         argv += ["--workers", str(settings.workers)]
@@ -109,14 +110,13 @@ class EmbeddedSandbox:
         self._dir = tempfile.mkdtemp(prefix="m2rl-sandbox-embedded-")
         os.chmod(self._dir, 0o711)  # slot uids traverse it in rlimits_only mode; the socket itself is 0600
         sock = os.path.join(self._dir, "sandbox.sock")
-        work_root = os.path.join(self._dir, "work")
-        os.mkdir(work_root, 0o711)
+        os.mkdir(os.path.join(self._dir, "work"), 0o711)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         with open(os.path.join(self._dir, "server.log"), "ab") as log:
             self._proc = subprocess.Popen(
-                _server_argv(self.settings, sock, work_root),
+                _server_argv(self.settings, sock, self._dir),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env, start_new_session=True,
             )  # fmt: skip
         if not self._atexit:
@@ -136,7 +136,10 @@ class EmbeddedSandbox:
             if " WARNING " in line or " ERROR " in line:
                 logger.warning("embedded sandbox: %s", line)
         logger.info("embedded code sandbox started (pid %d, log %s)", self._proc.pid, self.log_path)
-        return FusionClient(f"unix://{sock}", self.client_settings, label="embedded")
+        proc = self._proc
+        return FusionClient(
+            f"unix://{sock}", self.client_settings, label="embedded", alive=lambda: proc.poll() is None
+        )
 
     def _ensure(self) -> FusionClient:
         with self._lock:
@@ -160,11 +163,23 @@ class EmbeddedSandbox:
             return self._client
 
     async def run(self, spec: RunSpec) -> RunResult:
-        """Run one program in the embedded server (started on first use, off the event loop)."""
+        """Run one program in the embedded server (started on first use, off the event loop).
+
+        If the request fails because the server died, the server is restarted and the run retried once.
+        """
         client = self._client
         if client is None or self._proc is None or self._proc.poll() is not None:
             client = await asyncio.to_thread(self._ensure)
-        return await client.run(spec)
+        try:
+            return await client.run(spec)
+        except SandboxUnavailableError:
+            raise
+        except SandboxError:
+            proc = self._proc
+            if proc is not None and client is self._client and proc.poll() is None:
+                raise  # the server is alive: a real failure
+            client = await asyncio.to_thread(self._ensure)
+            return await client.run(spec)
 
     def _stop_child(self) -> None:
         proc, self._proc = self._proc, None

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -98,9 +99,9 @@ def bind_socket(host: str, port: int, unix_path: str | None) -> socket.socket:
 
 
 async def _serve_async(sock: socket.socket, executor: LocalExecutor, parent_pid: int | None, grace_s: float) -> None:
-    runner = web.AppRunner(create_app(executor), handler_cancellation=True, access_log=None)
+    runner = web.AppRunner(create_app(executor), handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
     await runner.setup()
-    site = web.SockSite(runner, sock, shutdown_timeout=grace_s)
+    site = web.SockSite(runner, sock)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -153,8 +154,14 @@ def serve(
     unix_path: str | None = None,
     processes: int = 1,
     parent_pid: int | None = None,
+    owned_dir: str | None = None,
 ) -> int:
-    """Run the server until SIGTERM/SIGINT (or until `parent_pid` exits). Returns the exit status."""
+    """Run the server until SIGTERM/SIGINT (or until `parent_pid` exits). Returns the exit status.
+
+    `owned_dir` (the embedded backend's private directory) is removed on exit when `parent_pid` is
+    gone, so nothing is left behind even when the parent died without cleaning up (a live parent
+    removes it itself, after reading the log).
+    """
     sock = bind_socket(host, port, unix_path)
     where = unix_path or f"http://{host}:{sock.getsockname()[1]}"
     shares = _split(settings, processes)
@@ -169,6 +176,8 @@ def serve(
         sock.close()
         if unix_path and os.path.exists(unix_path):
             os.unlink(unix_path)
+        if owned_dir and parent_pid is not None and os.getppid() != parent_pid:
+            shutil.rmtree(owned_dir, ignore_errors=True)
 
 
 def _start_worker(sock: socket.socket, settings: ExecutorSettings) -> int:
