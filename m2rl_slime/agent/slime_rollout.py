@@ -96,7 +96,7 @@ async def generate(args: Any, sample: Sample, sampling_params: dict[str, Any], e
 
     context_len = getattr(args, "eval_max_context_len" if evaluation else "rollout_max_context_len", None)
     limits = episode_limits(config, int(sampling_params["max_new_tokens"]), context_len)
-    return await run_episode(
+    sample = await run_episode(
         sample,
         args=args,
         renderer=_renderer(state.tokenizer, template_kwargs),
@@ -106,3 +106,7 @@ async def generate(args: Any, sample: Sample, sampling_params: dict[str, Any], e
         sampling_params=sampling_params,
         tools=metadata.get("tools"),
     )
+    key = getattr(args, "eval_reward_key" if evaluation else "reward_key", None) or getattr(args, "reward_key", None)
+    if sample.status == Sample.Status.ABORTED and key:
+        sample.reward = {key: sample.reward}  # get_reward_value indexes the reward by --reward-key
+    return sample

@@ -149,6 +149,10 @@ def test_aborted_episode_skips_the_reward_and_is_excluded(routed, wa):
     sample = asyncio.run(sglang_rollout.generate_and_rm(args, sample, {"max_new_tokens": 64}, evaluation=False))
     assert sample.status is Sample.Status.ABORTED and sample.remove_sample
     assert sample.get_reward_value(args) == 0.0 and "m2rl_reward" not in sample.metadata
+    keyed = make_args(wa.csv_dir, reward_key="score")
+    sample = make_sample(wa.tasks[0], cls=Sample)
+    sample = asyncio.run(sglang_rollout.generate_and_rm(keyed, sample, {"max_new_tokens": 64}, evaluation=False))
+    assert sample.get_reward_value(keyed) == 0.0
 
 
 def test_non_agent_samples_fall_through_to_slimes_default(monkeypatch, wa):
