@@ -62,8 +62,25 @@ def rollouts(wa_dir: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def tokenizer(tasks: list[dict]):
-    """A BPE tokenizer trained in-process on text like the episodes' (prompt, tools, tool outputs)."""
-    corpus = [json.dumps(t["responses_create_params"]) for t in tasks]
+def demo_rows(repo_root: Path) -> list[dict]:
+    """The quick-start demo episodes (examples/agent_demo.jsonl), on the packaged demo database."""
+    lines = (repo_root / "examples" / "agent_demo.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def tool_schemas() -> list[dict]:
+    """The 27 tool schemas generated from our tool specs (chat-completions form, as prepared rows carry them)."""
+    from m2rl_slime.agent.tools import TOOLS
+
+    return [
+        {"type": "function", "function": {k: v for k, v in s.schema().items() if k != "type"}} for s in TOOLS.values()
+    ]
+
+
+@pytest.fixture(scope="session")
+def tokenizer(demo_rows: list[dict], tool_schemas: list[dict]):
+    """A BPE tokenizer trained in-process on text like the episodes' (prompts, tool schemas, tool outputs)."""
+    corpus = [json.dumps(tool_schemas), *(json.dumps(row) for row in demo_rows)]
     corpus += ["<think>\nLook it up.\n</think>\n\n", "Email replied successfully.", "No emails found."] * 20
     return build_tokenizer(corpus)

@@ -37,7 +37,7 @@ def test_agent_samples_need_csv_dir_even_with_a_remote_environment():
         episode_env(AgentConfig(env_url="http://127.0.0.1:12000"), None)
 
 
-def test_limits_never_raise_slimes_budget(csv_dir):
+def test_limits_never_raise_slimes_budget():
     assert episode_limits(AgentConfig(), 8192).max_response_tokens == 8192
     assert episode_limits(AgentConfig(max_response_tokens=1000), 8192).max_response_tokens == 1000
     assert episode_limits(AgentConfig(max_response_tokens=99999), 8192).max_response_tokens == 8192

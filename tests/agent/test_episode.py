@@ -152,3 +152,23 @@ def test_environment_failures_abort(tokenizer, db, tasks, fail_on, stop):
     sample = make_sample(tasks[0])
     run(play(tokenizer, db, sample, SCRIPT, env=BrokenEnv(fail_on)))
     assert sample.status is SampleDouble.Status.ABORTED and sample.metadata["m2rl_agent"]["stop"] == stop
+
+
+def test_episode_on_the_demo_database(tokenizer, demo_rows, tool_schemas):
+    """Runs without the shared data: demo episode 1 (reply to Tomas) on the packaged demo database."""
+    from m2rl_slime.agent.cli import demo_csv_dir
+    from m2rl_slime.agent.config import AgentConfig
+    from m2rl_slime.agent.tables import load_db
+
+    row = demo_rows[0]
+    script = [
+        turn("Find it.", call_text("email_search_emails", query="launch checklist tomas")),
+        turn("Reply.", call_text("email_reply_email", email_id="00000002", body="Looks good, ship it.")),
+        turn("Done.", "I replied to Tomas."),
+    ]
+    sample = SampleDouble(prompt=row["prompt"], metadata={**row["metadata"], "tools": tool_schemas})
+    config = AgentConfig(csv_dir=demo_csv_dir())
+    run(play(tokenizer, load_db(config.csv_dir), sample, script))
+    assert sample.status is SampleDouble.Status.COMPLETED and len(sample.metadata["m2rl_agent"]["calls"]) == 2
+    assert "Launch checklist" in sample.response  # the search result reached the model
+    assert verify(sample.response, None, sample.metadata, config=config).score == row["expected_reward"] == 1.0

@@ -12,9 +12,8 @@ TOOL = [{"role": "tool", "name": "email_search_emails", "content": "No emails fo
 
 
 @pytest.fixture(scope="module")
-def prompt(tasks):
-    params = tasks[0]["responses_create_params"]
-    return params["input"], params["tools"]
+def prompt(demo_rows, tool_schemas):
+    return demo_rows[0]["prompt"], tool_schemas
 
 
 def test_a_pretemplated_prompt_is_not_templated_again(tokenizer, prompt):
