@@ -170,8 +170,13 @@ async def run_episode(
 
     Ends COMPLETED when the model answers without calling a tool; TRUNCATED at the turn limit, when a turn
     hits `max_new_tokens`, or when the token budget cannot hold the next tool turn; ABORTED when SGLang
-    aborts or the model server / environment cannot be reached. The executed calls and counters are stored
-    in `sample.metadata["m2rl_agent"]`, which the verifier replays.
+    aborts or the model server / environment cannot be reached (then `remove_sample` is set and the reward
+    is 0.0, see `_exclude`). The executed calls and counters are stored in `sample.metadata["m2rl_agent"]`,
+    which the verifier replays.
+
+    Raises:
+        M2RLError: the prompt is neither text nor messages, or the chat template cannot render tool turns
+            (a setup problem shared by every agent sample).
     """
     status = type(sample).Status
     prompt_ids = renderer.prompt_ids(sample.prompt, tools)
