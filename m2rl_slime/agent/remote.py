@@ -10,6 +10,7 @@ a tool call is retried only when the connection could not be made (it never reac
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Collection
 from typing import Any
@@ -26,6 +27,18 @@ _ERROR_PREFIX = "Error executing tool '"
 
 class EnvironmentUnavailable(M2RLError):
     """The remote environment could not be reached or answered with an error (infrastructure, not a tool)."""
+
+
+def _decode(url: str, status: int, text: str) -> Any:
+    """The JSON body of a response, or `EnvironmentUnavailable` for an HTTP error or a non-JSON body."""
+    try:
+        body = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        raise EnvironmentUnavailable(f"POST {url}: HTTP {status}: not JSON: {text[:200]!r}") from None
+    if status >= 400:
+        detail = body.get("detail") if isinstance(body, dict) else body
+        raise EnvironmentUnavailable(f"POST {url}: HTTP {status}: {detail}")
+    return body
 
 
 class RemoteEnvClient:
@@ -66,17 +79,18 @@ class RemoteEnvClient:
         for attempt in range(self.retries):
             try:
                 async with self._client().post(url, json=payload, headers=headers) as resp:
-                    body = await resp.json(content_type=None)
-                    if resp.status >= 400:
-                        detail = body.get("detail") if isinstance(body, dict) else body
-                        raise EnvironmentUnavailable(f"POST {url}: HTTP {resp.status}: {detail}")
-                    return body
-            except aiohttp.ClientConnectorError as exc:
+                    status, text = resp.status, await resp.text()
+            except aiohttp.ClientConnectorError as exc:  # never reached the server: always safe to retry
                 last = exc
-            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
                 if not repeatable:
                     raise EnvironmentUnavailable(f"POST {url}: {type(exc).__name__}: {exc}") from None
                 last = exc
+            else:
+                if status >= 500 and repeatable:
+                    last = EnvironmentUnavailable(f"HTTP {status}: {text[:200]}")
+                else:
+                    return _decode(url, status, text)
             if attempt + 1 < self.retries:
                 await asyncio.sleep(min(0.5 * 2**attempt, 4.0))
         raise EnvironmentUnavailable(f"POST {url}: failed after {self.retries} attempt(s): {last!r}")

@@ -138,6 +138,9 @@ def test_tool_calls_are_not_repeated_after_a_server_error():
 
     async def scenario():
         async def seed(request):
+            hits.append("seed")
+            if hits.count("seed") == 1:
+                return web.Response(status=503, text="warming up")  # repeatable: retried
             return web.json_response({"session_id": "s1"})
 
         async def tool(request):
@@ -158,7 +161,7 @@ def test_tool_calls_are_not_repeated_after_a_server_error():
             await runner.cleanup()
 
     run(scenario())
-    assert hits == ["s1"]  # a non-idempotent call reached the server once and was not retried
+    assert hits == ["seed", "seed", "s1"]  # the session start was retried; the tool call reached it once
 
 
 def test_verify_uses_the_servers_scoring_rules(config):
