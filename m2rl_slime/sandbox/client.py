@@ -20,6 +20,7 @@ no circuit breaker. The wire format is small, so this module speaks it directly 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import random
@@ -111,6 +112,7 @@ class FusionClient:
         self._rng = random.Random()
         self._counts = {"requests": 0, "retries": 0, "failures": 0, "unavailable": 0, "sandbox_errors": 0}
         self._last_unavailable_log = 0.0
+        self._atexit = False
 
     def describe(self) -> str:
         return self.url
@@ -146,8 +148,23 @@ class FusionClient:
         keeper = _close_at_loop_shutdown(session)
         await keeper.__anext__()
         state = _LoopState(session, asyncio.Semaphore(limit), keeper)
-        self._loops[loop] = state
+        with self._lock:
+            self._loops[loop] = state
+            if not self._atexit:
+                atexit.register(self._close_at_exit)
+                self._atexit = True
         return state
+
+    def _close_at_exit(self) -> None:
+        """Close sessions of loops still running in other threads (e.g. a router's loop thread) at exit."""
+        with self._lock:
+            states = list(self._loops.items())
+        for loop, state in states:
+            if loop.is_running() and not loop.is_closed():
+                try:
+                    asyncio.run_coroutine_threadsafe(state.keeper.aclose(), loop).result(timeout=2)
+                except Exception:  # best effort at interpreter exit
+                    logger.debug("could not close the sandbox client session of a loop at exit", exc_info=True)
 
     async def aclose(self) -> None:
         """Close this loop's session now (other loops close theirs when they shut down)."""
