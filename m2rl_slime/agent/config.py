@@ -59,7 +59,7 @@ class AgentConfig:
     created_rows: Literal["ignore_generated_ids", "ordered_with_ids"] = "ignore_generated_ids"
 
     def validate(self) -> None:
-        """Check ranges and that `csv_dir` (when set) is a directory.
+        """Check ranges and the URL form (the existence of `csv_dir` is checked where it is used).
 
         Raises:
             ConfigError: naming the offending key.
@@ -75,13 +75,17 @@ class AgentConfig:
             raise ConfigError(f"env_timeout_s must be > 0, got {self.env_timeout_s}")
         if self.env_url is not None and not self.env_url.startswith(("http://", "https://")):
             raise ConfigError(f"env_url must start with http:// or https://, got {self.env_url!r}")
-        if self.csv_dir is not None and not os.path.isdir(self.csv_dir):
-            raise ConfigError(f"csv_dir {self.csv_dir!r} is not a directory (point it at NeMo-Gym's csv_data)")
 
     def require_csv_dir(self) -> str:
-        """Return `csv_dir`, or raise the error an agent sample without a database must produce."""
+        """Return `csv_dir`, or raise the error an agent sample without a database must produce.
+
+        The directory is checked here, where the database is used, not in `validate`: a recipe is often
+        rendered on a machine that does not hold the cluster's data.
+        """
         if self.csv_dir is None:
             raise ConfigError(missing_csv_dir_message())
+        if not os.path.isdir(self.csv_dir):
+            raise ConfigError(f"{CSV_DIR_KEY} {self.csv_dir!r} is not a directory (point it at NeMo-Gym's csv_data)")
         return self.csv_dir
 
 

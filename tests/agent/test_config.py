@@ -22,7 +22,6 @@ def test_defaults_and_parsing(csv_dir):
         ({"max_turns": 0}, "max_turns must be >= 1"),
         ({"max_tool_output_chars": 0}, "max_tool_output_chars"),
         ({"env_url": "localhost:12000"}, "env_url must start with http"),
-        ({"csv_dir": "/definitely/not/here"}, "csv_dir .* is not a directory"),
         ({"noop_ground_truth": "yes"}, "noop_ground_truth"),
         ({"csv_path": "x"}, "unknown key"),
     ],
@@ -30,6 +29,12 @@ def test_defaults_and_parsing(csv_dir):
 def test_bad_settings_are_named(mapping, message):
     with pytest.raises(ConfigError, match=message):
         parse_dataclass(AgentConfig, mapping, "m2rl_agent")
+
+
+def test_missing_csv_dir_is_reported_where_the_database_is_used_not_when_parsing(tmp_path):
+    cfg = parse_dataclass(AgentConfig, {"csv_dir": str(tmp_path / "absent")}, "m2rl_agent")  # a launch host
+    with pytest.raises(ConfigError, match="m2rl_agent.csv_dir .* is not a directory"):
+        cfg.require_csv_dir()
 
 
 def test_agent_samples_need_csv_dir_even_with_a_remote_environment():
