@@ -233,6 +233,22 @@ def _inputs_files(dirs: list[Path]) -> list[Path]:
     return [f for d in dirs for f in sorted(d.glob("*.safetensors"))]
 
 
+def set_cache(dirs: list[Path], mode: str) -> None:
+    """cold: drop our input files from the page cache (posix_fadvise DONTNEED: only these files, nobody
+    else's); warm: read them once so every contender starts from the same hot cache."""
+    for f in _inputs_files(dirs):
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            if mode == "cold":
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            else:
+                buf = bytearray(64 << 20)
+                while os.readv(fd, [buf]) > 0:
+                    pass
+        finally:
+            os.close(fd)
+
+
 def run_floor(work: Path, dirs: list[Path]) -> dict:
     files = _inputs_files(dirs)
     size = sum(f.stat().st_size for f in _inputs_files(dirs[:1]))
@@ -337,7 +353,7 @@ def _summary(records: dict, preset: str, n: int) -> None:
     floor = records["io_floor"]
     print(
         f"\n== merge benchmark: 1 base + {n} experts, {preset}, bf16, {floor['write_gb']} GB each, "
-        f"{floor['read_gb']} GB read =="
+        f"{floor['read_gb']} GB read, {records['cache']} page cache =="
     )
     print(f"{'run':28s} {'wall s':>8s} {'peak RSS GB':>12s} {'anon GB':>8s}  vs floor   vs mergekit")
     for label, rec in records.items():
@@ -371,15 +387,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--skip-mergekit", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep merged outputs")
+    p.add_argument(
+        "--cache",
+        choices=["cold", "warm"],
+        default="cold",
+        help="page cache state of the inputs at the start of every contender (default cold)",
+    )
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    print(json.dumps({"hardware": hardware()}), flush=True)
+    print(json.dumps({"hardware": hardware(), "cache": args.cache}), flush=True)
     base, experts = generate(args.work, args.preset, args.experts)
     exe = None if args.skip_mergekit else ensure_mergekit(args.work / "mergekit-venv")
-    records: dict = {"io_floor": run_floor(args.work, [base, *experts])}
+    dirs = [base, *experts]
+    set_cache(dirs, args.cache)
+    records: dict = {"cache": args.cache, "io_floor": run_floor(args.work, dirs)}
     for method in args.methods.split(","):
+        set_cache(dirs, args.cache)
         records[f"ours:{method}"] = run_ours(args.work, base, experts, method, args.threads)
         if exe is not None:
+            set_cache(dirs, args.cache)
             rec = run_mergekit(args.work, exe, base, experts, method)
             records[f"mergekit-for:{method}"] = rec
             if rec["rc"] == 0 and records[f"ours:{method}"]["rc"] == 0:

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--shard-size", type=parse_size, default=2_000_000_000, help="output shard size (default 2GB)")
     r.add_argument("--chunk-elems", type=int, default=1 << 25, help="elements per read chunk (multiple of 65536)")
     r.add_argument("--block-elems", type=int, default=1 << 18, help="elements per compute block (multiple of 65536)")
-    r.add_argument("--read-ahead", type=int, default=2, help="chunks read ahead of the computation")
+    r.add_argument("--read-ahead", type=int, default=1, help="read-ahead budget in chunks (default 1)")
     r.add_argument(
         "--fingerprint",
         choices=["stat", "content"],

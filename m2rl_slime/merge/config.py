@@ -100,7 +100,7 @@ class MergeOptions:
         chunk_elems: Elements per read chunk; larger tensors are streamed in chunks. Multiple of 65536.
         block_elems: Elements per compute block inside a chunk (CPU). Multiple of 65536.
         shard_bytes: Target output shard size in bytes.
-        read_ahead: Chunks read ahead of the computation.
+        read_ahead: Read-ahead budget, in full chunks (bytes of `chunk_elems` elements of every input).
         resume: Continue an interrupted merge in the output directory.
         scan: NaN/Inf scan of the written shards.
         progress: Show progress bars.
@@ -113,7 +113,7 @@ class MergeOptions:
     chunk_elems: int = 1 << 25
     block_elems: int = 1 << 18
     shard_bytes: int = 2_000_000_000
-    read_ahead: int = 2
+    read_ahead: int = 1
     resume: bool = False
     scan: bool = True
     progress: bool = True

@@ -252,38 +252,42 @@ def map_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> Any:
 
 
 class ReadAhead:
-    """Run a fixed sequence of read jobs in background threads, `depth` jobs ahead of the consumer.
+    """Run a fixed sequence of read jobs in a background thread, ahead of the consumer, within a byte budget.
 
     Args:
-        jobs: The reads in the order they will be consumed; each is a zero-argument callable.
-        depth: How many jobs may be read ahead of the one being consumed.
+        jobs: ``(nbytes, fn)`` pairs in the order they will be consumed; ``fn()`` does the read.
+        max_bytes: Bytes that may be in flight beyond the job being consumed (at least one job always is).
         threads: I/O threads.
     """
 
-    def __init__(self, jobs: Iterable[Callable[[], Any]], depth: int = 2, threads: int = 1):
+    def __init__(self, jobs: Iterable[tuple[int, Callable[[], Any]]], max_bytes: int, threads: int = 1):
         self._jobs = iter(jobs)
         self._pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="merge-read")
-        self._pending: deque[Future[Any]] = deque()
-        self._depth = max(1, depth)
+        self._pending: deque[tuple[int, Future[Any]]] = deque()
+        self._max = max_bytes
+        self._bytes = 0
+        self._next: tuple[int, Callable[[], Any]] | None = next(self._jobs, None)
         self._fill()
 
     def _fill(self) -> None:
-        while len(self._pending) < self._depth + 1:
-            job = next(self._jobs, None)
-            if job is None:
-                return
-            self._pending.append(self._pool.submit(job))
+        while self._next is not None and (not self._pending or self._bytes + self._next[0] <= self._max):
+            nbytes, fn = self._next
+            self._pending.append((nbytes, self._pool.submit(fn)))
+            self._bytes += nbytes
+            self._next = next(self._jobs, None)
 
     def next(self) -> Any:
         """The result of the next job (blocks until it is read)."""
         if not self._pending:
             raise M2RLError("internal error: read schedule exhausted (a method read more passes than declared)")
-        fut = self._pending.popleft()
+        nbytes, fut = self._pending.popleft()
+        self._bytes -= nbytes
+        result = fut.result()
         self._fill()
-        return fut.result()
+        return result
 
     def close(self) -> None:
-        for fut in self._pending:
+        for _, fut in self._pending:
             fut.cancel()
         self._pending.clear()
         self._pool.shutdown(wait=True, cancel_futures=True)

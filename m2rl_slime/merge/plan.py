@@ -200,7 +200,7 @@ def memory_estimate(plan: MergePlan) -> dict[str, int]:
     block = window if o.device == "cuda" else min(o.block_elems, window)
     compute = o.compute_threads() * block * 4 * (len(plan.experts) + 8)
     est = {
-        "read_window": (o.read_ahead + 2) * window * in_item,
+        "read_window": (o.read_ahead + 1) * window * in_item,
         "output_buffers": 3 * window * out_item,
         "compute": 0 if o.device == "cuda" else compute,
         "runtime": _BASELINE_BYTES,

@@ -39,9 +39,9 @@ def lo_histogram(values: Any, bucket: int) -> Any:
     """Counts of the low 16 bits of the `values` whose high 16 bits equal `bucket` (int64, 65536 bins)."""
     import torch
 
-    bits = _bits(values)
-    sel = bits[(bits >> 16) == bucket] & 0xFFFF
-    return torch.bincount(sel, minlength=_LO_BINS)
+    # bits - bucket*2**16 is in [0, 65536) exactly for the values in the bucket; others go to two spill bins
+    rel = (_bits(values) - (bucket << 16)).clamp_(-1, _LO_BINS).add_(1)
+    return torch.bincount(rel, minlength=_LO_BINS + 2)[1 : _LO_BINS + 1]
 
 
 def _locate(hist: Any, k: int) -> tuple[int, int]:

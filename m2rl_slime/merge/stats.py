@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -69,30 +70,49 @@ def _bits(x: Any) -> Any:
     return x.view(getattr(torch, _INT_VIEW[x.element_size()]))
 
 
+def _differs(a: Any, b: Any, dtype: Any) -> Any:
+    """1 where the stored bits of a and b differ, else 0 (integer arithmetic, no boolean tensors)."""
+    return (_bits(a) - _bits(b)).clamp_(-1, 1).abs_().to(dtype)
+
+
+@lru_cache(maxsize=64)
+def _code_bits(n: int) -> Any:
+    """[2**(n+2), n+2] 0/1 matrix: which flag bits each code value has."""
+    import torch
+
+    codes = torch.arange(1 << (n + 2), dtype=torch.int64)
+    return torch.stack([(codes >> i) & 1 for i in range(n + 2)], dim=1)
+
+
 def block_counts(base: Any, experts: tuple[Any, ...], merged: Any, out: Any) -> DeltaCounts:
     """Count one block. `out` is the merged block already cast to the output dtype (same device).
 
-    Full-size work is one 16/32-bit compare and count per expert; the rest runs on the (usually small)
-    subset of positions whose output equals the base. ``merged != base`` is derived, not computed: an
-    output that differs from the base implies a merge that does.
+    Every element gets a code: bit i set when expert i changed it, bit n when the output equals the base,
+    bit n+1 when additionally the fp32 merge differs from the base (it rounded back). One histogram of
+    the codes gives every counter; all per-element work is cheap integer arithmetic.
     """
     import torch
 
-    base_bits = _bits(base)
+    n = len(experts)
+    kind = torch.int16 if n <= 13 else torch.int32
     base_out = base if base.dtype == out.dtype else base.to(out.dtype)
-    idx = torch.nonzero(_bits(out) == _bits(base_out)).squeeze(1)
-    base_same = base_bits[idx]
-    rounded = merged[idx] != base[idx].to(torch.float32)
-    counts = DeltaCounts(len(experts), elements=base.numel())
-    for row, e in zip(counts.per_expert, experts):
-        bits = _bits(e)
-        row[0] = int(torch.count_nonzero(bits != base_bits))
-        if row[0]:
-            changed = bits[idx] != base_same
-            row[1] = int(torch.count_nonzero(changed))
-            row[2] = int(torch.count_nonzero(changed & rounded))
-    counts.merged_rounded_back = int(torch.count_nonzero(rounded))
-    counts.merged_changed = base.numel() - idx.numel() + counts.merged_rounded_back
+    same = 1 - _differs(out, base_out, kind)
+    differs = torch.nan_to_num_(torch.sub(merged, base.to(torch.float32)).sign_().abs_(), nan=1.0).to(kind)
+    code = same.mul(1 << n).add_(differs.mul_(same).mul_(1 << (n + 1)))
+    for i, e in enumerate(experts):
+        code.add_(_differs(e, base, kind).mul_(1 << i))
+    hist = torch.bincount(code.to(torch.int32), minlength=1 << (n + 2)).cpu()
+    flags = _code_bits(n)
+    per_flag = (hist[:, None] * flags).sum(0)  # elements with each flag bit
+    same_flag, rounded_flag = flags[:, n].bool(), flags[:, n + 1].bool()
+    counts = DeltaCounts(n, elements=base.numel())
+    for i, row in enumerate(counts.per_expert):
+        changed = flags[:, i].bool()
+        row[0] = int(per_flag[i])
+        row[1] = int(hist[changed & same_flag].sum())
+        row[2] = int(hist[changed & rounded_flag].sum())
+    counts.merged_rounded_back = int(per_flag[n + 1])
+    counts.merged_changed = base.numel() - int(per_flag[n]) + counts.merged_rounded_back
     return counts
 
 

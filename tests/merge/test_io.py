@@ -44,8 +44,8 @@ def test_map_range_reads_slices_of_sharded_checkpoints(tmp_path):
     save_file({"pad": torch.zeros(3, dtype=torch.uint8), "x": x}, str(tmp_path / "model.safetensors"))
     ckpt = Checkpoint(tmp_path)
     files = FileCache()
-    jobs = [lambda s=s: map_range(files, ckpt.tensors["x"], s, min(s + 300, 1000)) for s in range(0, 1000, 300)]
-    reads = ReadAhead(jobs, depth=2)
+    jobs = [(600, lambda s=s: map_range(files, ckpt.tensors["x"], s, min(s + 300, 1000))) for s in range(0, 1000, 300)]
+    reads = ReadAhead(jobs, max_bytes=1200)
     parts = [reads.next() for _ in jobs]
     with pytest.raises(Exception, match="schedule exhausted"):
         reads.next()

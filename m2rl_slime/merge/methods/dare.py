@@ -31,7 +31,7 @@ def drop_threshold(p: float) -> int:
 
 
 def keep_mask(seed: int, tensor: str, expert: str, start: int, stop: int, p: float) -> Any:
-    """Boolean CPU tensor: True where elements [start, stop) of (tensor, expert) survive DARE with drop rate p.
+    """fp32 CPU tensor: 1.0 where elements [start, stop) of (tensor, expert) survive DARE with drop rate p, else 0.0.
 
     Args:
         start: First element; must be a multiple of 65536.
@@ -43,13 +43,13 @@ def keep_mask(seed: int, tensor: str, expert: str, start: int, stop: int, p: flo
         raise ValueError(f"DARE block start {start} is not a multiple of {GROUP}")
     key = stream_key(seed, tensor, expert)
     cut = np.uint32(drop_threshold(p))
-    out = np.empty(stop - start, dtype=np.bool_)
+    out = np.empty(stop - start, dtype=np.float32)
     for j in range(start // GROUP, -(-stop // GROUP)):
         raw = np.random.Philox(key=np.array([key, j], dtype=np.uint64)).random_raw(GROUP // 2)
         u = raw.view(np.uint32)
         lo = j * GROUP - start
         n = min(GROUP, stop - j * GROUP)
-        np.greater_equal(u[:n], cut, out=out[lo : lo + n])
+        np.greater_equal(u[:n], cut, out=out[lo : lo + n], casting="unsafe")
     return torch.from_numpy(out)
 
 

@@ -20,6 +20,7 @@ from typing import Any
 from ...errors import ConfigError
 from ..select import RadixSelect, group_sums, tree_sum
 from .base import Block, MergeMethod, Passes, add, concat
+from .ties import keep_at_least, nonzero_divisor
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,10 +71,10 @@ def _deltas(block: Block) -> list[Any]:
 
 
 def _selected(deltas: list[Any], cut: float | None) -> list[Any]:
-    """Deltas multiplied by the Select mask (the same tensors when nothing is cut)."""
+    """Deltas multiplied by the Select mask [var >= cut] (the same tensors when nothing is cut)."""
     if cut is None:
         return deltas
-    mask = _variance(deltas) >= cut
+    mask = keep_at_least(_variance(deltas), cut).sign_()  # var >= 0, cut > 0: 1.0 where var >= cut
     return [d.mul(mask) for d in deltas]
 
 
@@ -129,18 +130,18 @@ def _tensor_stats(passes: Passes, p: SceParams, model_stats: Any) -> SceStats:
 def _merge(block: Block, deltas: list[Any], weights: Sequence[float]) -> Any:
     import torch
 
-    total = deltas[0].clone()
+    majority = deltas[0].clone()
     for d in deltas[1:]:
-        total.add_(d)
-    majority = torch.where(total >= 0, 1.0, -1.0)
+        majority.add_(d)
+    majority.sign_().add_(0.5).sign_()  # +1 where the sum is >= 0, else -1
     num = den = None
     for d, w in zip(deltas, weights):
-        agree = torch.mul(d, majority) > 0
+        agree = torch.mul(d, majority).sign_().relu_()  # 1.0 where sgn(d) = majority, else 0.0
         kept = torch.mul(d, agree).mul_(w)
-        weight = agree.to(torch.float32).mul_(w)
+        weight = agree.mul_(w)
         num = kept if num is None else num.add_(kept)
         den = weight if den is None else den.add_(weight)
-    return num.div_(den.masked_fill_(den == 0, 1.0))
+    return num.div_(nonzero_divisor(den))
 
 
 def _apply_sce(block: Block, p: SceParams, stats: SceStats) -> Any:

@@ -106,25 +106,39 @@ def _apply(block: Block, p: Any, thresholds: list[float] | None) -> Any:
     b32 = block.base32()
     deltas = _sparse_deltas(block, p, b32)
     if thresholds is not None:
-        for d, t in zip(deltas, thresholds):
-            d.masked_fill_(d.abs() < t, 0.0)
-    total = deltas[0].clone()
+        deltas = [keep_at_least(d, t) for d, t in zip(deltas, thresholds)]
+    elected = deltas[0].clone()
     for d in deltas[1:]:
-        total.add_(d)
-    elected = torch.sign(total)
+        elected.add_(d)
+    elected.sign_()
     num = den = None
     for d, w in zip(deltas, block.weights):
-        agree = torch.mul(d, elected) > 0
+        agree = torch.mul(d, elected).sign_().relu_()  # 1.0 where sgn(d) = gamma != 0, else 0.0
         kept = d.mul_(agree)
-        weight = agree.to(torch.float32)
         if w != 1.0:
             kept.mul_(_f32(w))
-            weight.mul_(_f32(w))
+            agree.mul_(_f32(w))
         num = kept if num is None else num.add_(kept)
-        den = weight if den is None else den.add_(weight)
+        den = agree if den is None else den.add_(agree)
     if p.normalize:
-        num.div_(den.masked_fill_(den == 0, 1.0))
+        num.div_(nonzero_divisor(den))
     return finish(block, b32, num, p.lam)
+
+
+def keep_at_least(d: Any, t: float) -> Any:
+    """d where |d| >= t, else 0; t is an fp32 value. Float ops only: hardshrink keeps |d| > lambda, and
+    lambda is the fp32 value just below t."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    if t <= 0:
+        return d
+    return F.hardshrink(d, float(np.nextafter(np.float32(t), np.float32(0))))
+
+
+def nonzero_divisor(den: Any) -> Any:
+    """den with zeros replaced by 1 (den >= 0), in place, without a boolean mask."""
+    return den.add_(den.sign().neg_().add_(1.0))
 
 
 def _check(p: Any, weights: Sequence[float]) -> None:
