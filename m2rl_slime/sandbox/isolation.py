@@ -11,7 +11,8 @@ Two modes, decided once at executor start by `probe()`:
   them); ``/proc`` is a fresh proc with ``hidepid=invisible``. The network namespace has only a down
   loopback device. Each run additionally gets a fresh PID namespace (so killing its first process
   kills every process it started), drops to the slot's own unprivileged uid/gid with no supplementary
-  groups, sets ``no_new_privs`` and a parent-death signal, and is pinned to one CPU.
+  groups, sets ``no_new_privs`` and a parent-death signal, and is pinned to one CPU (all done by the
+  spawner helper, `_spawner.py`, in the forked child before exec).
 - ``rlimits_only`` (no root or no namespaces): only rlimits, a scrubbed environment, a private
   working directory and a process-group kill; the network is reachable. Used only when the config
   says ``isolation: best_effort``, with a loud warning, and results say ``network_isolated: false``.
@@ -25,9 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -199,49 +199,6 @@ def attach_namespaces(slot: Slot, exposed: Sequence[str]) -> None:
     finally:
         os.close(done_w)
         os.waitpid(pid, 0)
-
-
-def _apply_limits(limits: Limits) -> None:
-    pairs = [
-        (resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 1)),
-        (resource.RLIMIT_NPROC, (limits.processes, limits.processes)),
-        (resource.RLIMIT_FSIZE, (limits.file_size, limits.file_size)),
-        (resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files)),
-        (resource.RLIMIT_CORE, (0, 0)),
-        (resource.RLIMIT_STACK, (limits.stack, limits.stack)),
-    ]
-    if limits.address_space is not None:
-        pairs.append((resource.RLIMIT_AS, (limits.address_space, limits.address_space)))
-    for which, value in pairs:
-        resource.setrlimit(which, value)
-
-
-def make_preexec(slot: Slot, limits: Limits, info: IsolationInfo) -> Callable[[], None]:
-    """The function the forked child runs before exec (no imports, no logging, no locks inside).
-
-    In ``namespaces`` mode the caller must have unshared a fresh PID namespace for the child.
-    """
-    drop = info.drops_privileges
-    uid, cpu, ns_fds = slot.uid, slot.cpu, slot.ns_fds
-    cwd = "/tmp" if ns_fds else slot.work_dir
-
-    def preexec() -> None:
-        for fd, nstype in ns_fds:
-            sc.setns(fd, nstype)
-        if not ns_fds:
-            os.setsid()
-        _apply_limits(limits)
-        if cpu is not None:
-            os.sched_setaffinity(0, {cpu})
-        if drop:
-            os.setgroups([])
-            os.setresgid(uid, uid, uid)
-            os.setresuid(uid, uid, uid)
-        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-        os.chdir(cwd)
-
-    return preexec
 
 
 def sweep_uid(uid: int) -> None:

@@ -3,12 +3,12 @@
 It owns the process it lives in: `start()` moves the process into a private mount namespace and
 builds one set of namespaces per slot (see `isolation`), so it runs inside the sandbox server process
 (`python -m m2rl_slime.sandbox serve`), which the embedded backend spawns on first use. Per run:
-files are written into the slot's private directory, the program starts through a `preexec` that
-enters the slot's namespaces, applies rlimits, pins a CPU and drops to the slot's uid, in a fresh PID
-namespace. stdin/stdout/stderr are memfds, so a program can never block on a full pipe: output beyond
-`output_limit_mb` fails with EFBIG (RLIMIT_FSIZE) and the result says ``truncated``. The wall-clock
-deadline is watched on a pidfd; on expiry the PID namespace's first process is SIGKILLed, which kills
-everything the program started. The slot directory is emptied after every run.
+files are written into the slot's private directory, and the spawner helper (`_spawner.py`, a tiny
+process, cheap to fork) starts the program in a fresh PID namespace after entering the slot's
+namespaces, applying rlimits, pinning a CPU and dropping to the slot's uid. stdin/stdout/stderr are memfds, so a program can never block on a full pipe: output beyond
+`output_limit_mb` fails with EFBIG (RLIMIT_FSIZE) and the result says ``truncated``. On the wall-clock
+deadline the PID namespace's first process is SIGKILLed through a pidfd, which kills everything the
+program started. The slot directory is emptied after every run.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from ..errors import SandboxError
 from . import _syscalls as sc
 from ._workdir import decode_files, empty_dir, fetch_files, read_stream, safe_relpath, write_file
 from .base import CommandResult, RunResult, RunSpec
-from .isolation import IsolationInfo, IsolationPolicy, Limits, Slot, attach_namespaces, make_preexec, probe, sweep_uid
+from .isolation import IsolationInfo, IsolationPolicy, Limits, Slot, attach_namespaces, probe, sweep_uid
+from .spawn import Child, SpawnerProcess
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class LocalExecutor:
         self._free: list[Slot] = []
         self._sem: asyncio.Semaphore | None = None
         self._base: str | None = None
-        self._pidns_fd = -1
+        self._spawner: SpawnerProcess | None = None
         self._python = ""
         self._cxx: str | None = None
         self._pod = f"{socket.gethostname()}:{os.getpid()}"
@@ -153,7 +154,6 @@ class LocalExecutor:
         if info.mode == "namespaces":
             sc.unshare(sc.CLONE_NEWNS)
             sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None)
-            self._pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY)
         for index in range(workers):
             cpu = cpus[(settings.slot_offset + index) % len(cpus)] if settings.pin_cpus else None
             slot = Slot(index, uid_base + index, os.path.join(self._base, f"s{index}"), cpu)
@@ -162,6 +162,9 @@ class LocalExecutor:
                 attach_namespaces(slot, exposed)
             self._slots.append(slot)
         self._free = list(self._slots)
+        self._spawner = SpawnerProcess(
+            self._slots, drop_privileges=info.drops_privileges, pid_namespaces=info.mode == "namespaces"
+        )
         logger.info("code sandbox ready: %d slots, isolation %s, python %s", workers, info.mode, self._python)
         return info
 
@@ -178,6 +181,9 @@ class LocalExecutor:
 
     def close(self) -> None:
         """Release the slots and remove the base directory (safe to call twice)."""
+        if self._spawner is not None:
+            self._spawner.close()
+            self._spawner = None
         for slot in self._slots:
             slot.close()
             if self.info is not None and self.info.mode == "namespaces":
@@ -186,9 +192,6 @@ class LocalExecutor:
                 except OSError:
                     pass
         self._slots, self._free = [], []
-        if self._pidns_fd >= 0:
-            os.close(self._pidns_fd)
-            self._pidns_fd = -1
         if self._base is not None:
             shutil.rmtree(self._base, ignore_errors=True)
             self._base = None
@@ -220,20 +223,34 @@ class LocalExecutor:
             safe_relpath(path, "fetch_files")
 
     async def run(self, spec: RunSpec) -> RunResult:
-        """Run one program; infrastructure failures come back as ``status: SandboxError``."""
+        """Run one program; infrastructure failures come back as ``status: SandboxError``.
+
+        The work happens in a task that owns the slot: if the caller is cancelled (a client hung up),
+        the program is killed and the slot is freed only once the program is gone.
+        """
         if not self._slots:
             raise SandboxError("LocalExecutor.run called before start()")
         self.check(spec)
         if self._sem is None:
             self._sem = asyncio.Semaphore(len(self._slots))
-        async with self._sem:
-            slot = self._free.pop()
-            self._stats["in_flight"] += 1
-            try:
-                return await self._run_in_slot(slot, spec)
-            finally:
-                self._stats["in_flight"] -= 1
-                self._release(slot)
+        await self._sem.acquire()
+        task = asyncio.ensure_future(self._owned_run(spec))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    async def _owned_run(self, spec: RunSpec) -> RunResult:
+        slot = self._free.pop()
+        self._stats["in_flight"] += 1
+        try:
+            return await self._run_in_slot(slot, spec)
+        finally:
+            self._stats["in_flight"] -= 1
+            self._release(slot)
+            assert self._sem is not None
+            self._sem.release()
 
     def _release(self, slot: Slot) -> None:
         try:
@@ -272,7 +289,7 @@ class LocalExecutor:
                 slot, command, spec.stdin, spec.run_timeout, self._limits(spec.run_timeout, memory)
             )
             files = fetch_files(slot.work_dir, spec.fetch_files, self.settings.output_limit_mb << 20)
-        except (OSError, subprocess.SubprocessError) as exc:
+        except (OSError, SandboxError) as exc:
             self._stats["sandbox_errors"] += 1
             logger.exception("sandbox slot %d failed to run a program", slot.index)
             return RunResult("SandboxError", f"executor failure: {exc}", None, None, {}, self._pod, isolated)
@@ -294,78 +311,62 @@ class LocalExecutor:
         home = "/tmp" if slot.ns_fds else slot.work_dir
         return {**_SAFE_ENV, "HOME": home, "TMPDIR": home}
 
-    def _spawn(self, slot: Slot, argv: list[str], fds: tuple[int, int, int], limits: Limits) -> subprocess.Popen:
-        assert self.info is not None
-        preexec = make_preexec(slot, limits, self.info)
-        if slot.ns_fds:
-            sc.unshare(sc.CLONE_NEWPID)  # the child becomes PID 1 of a fresh PID namespace
-        try:  # preexec_fn is safe here: the executor's process is single-threaded by construction
-            return subprocess.Popen(
-                argv,
-                stdin=fds[0],
-                stdout=fds[1],
-                stderr=fds[2],
-                env=self._env(slot),
-                preexec_fn=preexec,  # noqa: PLW1509
-                close_fds=True,
-            )
-        finally:
-            if slot.ns_fds:
-                sc.setns(self._pidns_fd, sc.CLONE_NEWPID)
-
     async def _command(
         self, slot: Slot, argv: list[str], stdin: str | None, timeout: float, limits: Limits
     ) -> CommandResult:
+        assert self._spawner is not None
         fds = tuple(os.memfd_create(name, os.MFD_CLOEXEC) for name in ("stdin", "stdout", "stderr"))
         try:
             if stdin:
                 os.write(fds[0], stdin.encode())
                 os.lseek(fds[0], 0, os.SEEK_SET)
-            proc = self._spawn(slot, argv, fds, limits)  # type: ignore[arg-type]
+            cwd = "/tmp" if slot.ns_fds else slot.work_dir
+            child = await self._spawner.spawn(slot, argv, self._env(slot), cwd, limits, fds)
             started = time.monotonic()
-            timed_out = await self._wait(proc, timeout)
+            try:
+                timed_out, status = await self._wait(child, timeout)
+            finally:
+                child.close()
             elapsed = time.monotonic() - started
             stdout, out_size = read_stream(fds[1], limits.file_size, tail=False)
             stderr, err_size = read_stream(fds[2], STDERR_TAIL, tail=True)
         finally:
             for fd in fds:
                 os.close(fd)
-        code = proc.returncode
+        code = os.waitstatus_to_exitcode(status)
         timed_out = timed_out or code == -signal.SIGXCPU
         truncated = out_size >= limits.file_size or err_size >= limits.file_size
         self._stats["timeouts"] += int(timed_out)
         self._stats["truncated"] += int(truncated)
-        status = "TimeLimitExceeded" if timed_out else "Finished"
-        return CommandResult(status, round(elapsed, 6), code, stdout, stderr, truncated)
+        return CommandResult(
+            "TimeLimitExceeded" if timed_out else "Finished", round(elapsed, 6), code, stdout, stderr, truncated
+        )
 
-    async def _wait(self, proc: subprocess.Popen, timeout: float) -> bool:
-        """Wait for exit up to `timeout`; on expiry (or cancellation) kill everything. True = timed out."""
-        loop = asyncio.get_running_loop()
-        pidfd = os.pidfd_open(proc.pid)
-        exited = loop.create_future()
-        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+    async def _wait(self, child: Child, timeout: float) -> tuple[bool, int]:
+        """Wait for the exit up to `timeout`; on expiry (or cancellation) kill everything it started.
+
+        Returns (timed out, wait status). A kill is followed by a bounded wait for the exit, so the slot
+        is never reused while the program still runs.
+        """
         timed_out = False
         try:
-            await asyncio.wait_for(asyncio.shield(exited), timeout)
+            status = await asyncio.wait_for(asyncio.shield(child.exited), timeout)
         except asyncio.TimeoutError:
             timed_out = True
-        finally:
-            if not exited.done():
-                self._kill(proc, pidfd)
-            loop.remove_reader(pidfd)
-            os.close(pidfd)
-            proc.wait()  # the process has exited (or was SIGKILLed: exit is immediate)
-            if self.info is not None and self.info.mode == "rlimits_only":
-                self._kill_group(proc.pid)
-        return timed_out
-
-    def _kill(self, proc: subprocess.Popen, pidfd: int) -> None:
-        try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            self._kill(child)
+            status = await asyncio.wait_for(asyncio.shield(child.exited), 30.0)
+        except asyncio.CancelledError:
+            self._kill(child)
+            await asyncio.wait_for(asyncio.shield(child.exited), 30.0)
+            raise
         if self.info is not None and self.info.mode == "rlimits_only":
-            self._kill_group(proc.pid)
+            self._kill_group(child.pid)
+        return timed_out, status
+
+    def _kill(self, child: Child) -> None:
+        child.kill()  # PID namespace: killing its first process kills every process in it
+        if self.info is not None and self.info.mode == "rlimits_only":
+            self._kill_group(child.pid)
 
     @staticmethod
     def _kill_group(pgid: int) -> None:
