@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConfigError
-from .base import Block, MergeMethod
+from .base import Block, MergeMethod, true_div_
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ def _apply(block: Block, p: AverageParams, stats: Any) -> Any:
             x32 = torch.mul(x32, _f32(w))
         acc = x32 if acc is None else acc.add_(x32)
         total += w
-    return acc.div_(_f32(total))
+    return true_div_(acc, _f32(total))
 
 
 def _check(p: AverageParams, weights: Sequence[float]) -> None:

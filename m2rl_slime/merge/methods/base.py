@@ -112,6 +112,17 @@ def add(total: Any, part: Any) -> Any:
     return part if total is None else total + part
 
 
+def true_div_(x: Any, value: float) -> Any:
+    """x /= value with IEEE division on every device, in place.
+
+    A plain Python scalar would not do: CUDA divides by a CPU scalar by multiplying with its reciprocal
+    (one bit less exact, so CPU and CUDA outputs would differ). A 0-dim tensor on x's device is divided.
+    """
+    import torch
+
+    return x.div_(torch.tensor(value, dtype=x.dtype, device=x.device))
+
+
 def keep_count(density: float, numel: int) -> int:
     """Number of elements a density keeps: floor(density * numel), at least 1."""
     return max(1, int(density * numel))

@@ -19,7 +19,7 @@ from typing import Any
 
 from ...errors import ConfigError
 from ..select import RadixSelect, group_sums, tree_sum
-from .base import Block, MergeMethod, Passes, add, concat
+from .base import Block, MergeMethod, Passes, add, concat, true_div_
 from .ties import keep_at_least, nonzero_divisor
 
 
@@ -56,13 +56,13 @@ def _variance(deltas: Sequence[Any]) -> Any:
     mean = deltas[0].clone()
     for d in deltas[1:]:
         mean.add_(d)
-    mean.div_(float(n))
+    true_div_(mean, float(n))
     var = None
     for d in deltas:
         sq = d.sub(mean)
         sq.mul_(sq)
         var = sq if var is None else var.add_(sq)
-    return var.div_(float(n))
+    return true_div_(var, float(n))
 
 
 def _deltas(block: Block) -> list[Any]:
