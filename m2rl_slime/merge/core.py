@@ -22,14 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import ConfigError, M2RLError
+from ..errors import M2RLError
 from .config import MergeConfig, MergeOptions
-from .io import DTYPES, OUT_CODES, FileCache, ReadAhead, ShardWriter, map_range, torch_dtype
+from .io import DTYPES, OUT_CODES, FileCache, ReadAhead, map_range, torch_dtype
 from .manifest import Progress, copy_side_files, write_index, write_manifest
 from .methods import Block
 from .plan import MergePlan, PlannedShard, PlannedTensor, build_plan
+from .runtime import TorchThreads, check_device, progress_bar, reuse_freed_memory
 from .stats import DeltaCounts, block_counts, summarize
 from .validate import validate_output, validation_error
+from .writer import ShardStream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -184,52 +186,6 @@ class _ModelPasses:
         self._reads.close()
 
 
-class _Writer:
-    """Streams output chunks into shards on a background thread; records each finished shard."""
-
-    def __init__(self, out: Path, progress: Progress):
-        self._out, self._progress = out, progress
-        self._exec = ThreadPoolExecutor(1, thread_name_prefix="merge-write")
-        self._pending: deque[Future[Any]] = deque()
-        self._shard: ShardWriter | None = None
-        self.bytes = 0
-
-    def _submit(self, fn: Callable[[], Any]) -> None:
-        self._pending.append(self._exec.submit(fn))
-        while len(self._pending) > 2:
-            self._pending.popleft().result()
-
-    def open(self, shard: PlannedShard) -> None:
-        entries = [(t.name, t.out_dtype, t.shape) for t in shard.tensors]
-        self._submit(lambda: setattr(self, "_shard", ShardWriter(self._out / shard.file, entries, {"format": "pt"})))
-
-    def write(self, buf: Any) -> None:
-        self._submit(lambda: self._shard.write(buf))
-
-    def close(self, shard: PlannedShard, stats: dict[str, Any]) -> None:
-        def finish() -> None:
-            size, sha = self._shard.close()
-            self._shard = None
-            self.bytes += size
-            self._progress.record(shard.file, size, sha, stats)
-
-        self._submit(finish)
-
-    def shutdown(self, failed: bool) -> None:
-        """Wait for queued writes; after any failure, delete the unfinished shard's temporary file."""
-        error: BaseException | None = None
-        try:
-            while self._pending:
-                exc = self._pending.popleft().exception()
-                error = error or exc
-        finally:
-            if (failed or error) and self._shard is not None:
-                self._shard.abort()
-            self._exec.shutdown(wait=True)
-        if error is not None and not failed:
-            raise error
-
-
 def _schedule(eng: _Engine, shards: Iterable[PlannedShard]) -> Iterator[tuple[int, Callable[[], Any]]]:
     """Every chunk read of the write phase, in the order `_write_tensor` consumes them."""
     passes = eng.plan.method.tensor_passes(eng.plan.params)
@@ -251,7 +207,7 @@ def _apply_block(eng: _Engine, blk: Block, *, stats: Any, out: Any, c0: int) -> 
 
 
 def _write_tensor(
-    eng: _Engine, t: PlannedTensor, reads: ReadAhead, writer: _Writer, counts: DeltaCounts, model_stats: Any
+    eng: _Engine, t: PlannedTensor, reads: ReadAhead, writer: ShardStream, counts: DeltaCounts, model_stats: Any
 ) -> None:
     import torch
 
@@ -292,7 +248,7 @@ def _model_stats(eng: _Engine, progress: Progress) -> Any:
     return stats
 
 
-def _merge_shards(eng: _Engine, progress: Progress, writer: _Writer, model_stats: Any) -> None:
+def _merge_shards(eng: _Engine, progress: Progress, writer: ShardStream, model_stats: Any) -> None:
     shards = eng.plan.shards[len(progress.done) :]
     reads = ReadAhead(_schedule(eng, shards), eng.read_budget())
     try:
@@ -307,74 +263,20 @@ def _merge_shards(eng: _Engine, progress: Progress, writer: _Writer, model_stats
         reads.close()
 
 
-class _TorchThreads:
-    """Pin torch's intra-op threads to 1 while our own pool parallelises blocks (CPU); restore after."""
-
-    def __init__(self, device: str):
-        self._device = device
-        self._saved = 0
-
-    def __enter__(self) -> None:
-        import torch
-
-        self._saved = torch.get_num_threads()
-        if self._device == "cpu":
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        torch.set_num_threads(self._saved)
-
-
-def _reuse_freed_memory() -> None:
-    """Ask glibc to keep freed compute blocks (1 MB each) in the heap instead of unmapping them.
-
-    Every block operation allocates fresh tensors; by default glibc serves each from a new mapping and
-    every page faults again, which makes elementwise ops 3-8x slower. Process-wide, harmless elsewhere.
-    """
-    import ctypes
-    import sys
-
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: up to 32 MB from the heap
-    mallopt(-1, 128 << 20)  # M_TRIM_THRESHOLD: keep up to 128 MB of free heap
-
-
-def _check_device(options: MergeOptions) -> None:
-    import torch
-
-    if options.device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: CUDA is not available here (torch.cuda.is_available() is False)")
-
-
-def _bar(total: int, desc: str, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
-    return tqdm(
-        total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=not enabled, dynamic_ncols=True
-    )
-
-
 def _compute(plan: MergePlan, progress: Progress, out: Path) -> int:
     """Model statistics, then every missing shard; returns bytes written."""
     opts = plan.options
     in_bytes = sum(DTYPES[t.in_dtype][1] * t.numel for t in plan.tensors if t.merge) * (1 + len(plan.experts))
     todo = sum(s.nbytes for s in plan.shards[len(progress.done) :])
-    _reuse_freed_memory()
-    with _TorchThreads(opts.device):
+    reuse_freed_memory()
+    with TorchThreads(opts.device):
         eng = _Engine(plan, None)
         try:
-            with _bar(in_bytes * plan.method.model_passes(plan.params), "statistics", opts.progress) as bar:
+            with progress_bar(in_bytes * plan.method.model_passes(plan.params), "statistics", opts.progress) as bar:
                 eng.pbar = bar
                 model_stats = _model_stats(eng, progress)
-            writer = _Writer(out, progress)
-            with _bar(todo, f"merge {plan.config.method}", opts.progress) as bar:
+            writer = ShardStream(out, progress)
+            with progress_bar(todo, f"merge {plan.config.method}", opts.progress) as bar:
                 eng.pbar = bar
                 try:
                     _merge_shards(eng, progress, writer, model_stats)
@@ -385,6 +287,21 @@ def _compute(plan: MergePlan, progress: Progress, out: Path) -> int:
         finally:
             eng.close()
     return writer.bytes
+
+
+def _statistics(plan: MergePlan, progress: Progress) -> tuple[dict[str, Any], list[str]]:
+    """Summed per-shard counters (from this run and any interrupted one) and their warnings."""
+    names = [e.name for e in plan.config.experts]
+    if progress.finished is not None:
+        stats, warnings = progress.finished["statistics"], list(progress.finished.get("warnings", []))
+    else:
+        counts = DeltaCounts(len(names))
+        for entry in progress.done:
+            counts.add(DeltaCounts.from_dict(progress.stats[entry["file"]]))
+        stats, warnings = summarize(counts, names, plan.options.warn_rounding)
+    for w in warnings:
+        log.warning("%s", w)
+    return stats, warnings
 
 
 def run_merge(config: MergeConfig, out_dir: str | Path, options: MergeOptions | None = None) -> MergeReport:
@@ -405,7 +322,7 @@ def run_merge(config: MergeConfig, out_dir: str | Path, options: MergeOptions | 
     options = options or MergeOptions()
     options.validate()
     config.validate()
-    _check_device(options)
+    check_device(options)
     t0 = time.perf_counter()
     plan = build_plan(config, options)
     out = Path(out_dir)
@@ -418,32 +335,16 @@ def run_merge(config: MergeConfig, out_dir: str | Path, options: MergeOptions | 
     write_index(out, plan)
     copied = copy_side_files(out, plan)
     validation = validate_output(out, plan, scan=options.scan, progress=options.progress)
-    counts = DeltaCounts(len(config.experts))
-    for entry in progress.done:
-        counts.add(
-            DeltaCounts.from_dict(progress.stats[entry["file"]])
-            if entry["file"] in progress.stats
-            else DeltaCounts(len(config.experts))
-        )
-    stats, warnings = summarize(counts, [e.name for e in config.experts], options.warn_rounding)
-    if progress.finished is not None:
-        stats, warnings = progress.finished["statistics"], list(progress.finished.get("warnings", []))
-    for w in warnings:
-        log.warning("%s", w)
+    stats, warnings = _statistics(plan, progress)
     seconds = time.perf_counter() - t0
-    report = {
-        "statistics": stats,
-        "validation": validation,
-        "warnings": warnings,
-        "copied_files": copied,
-        "run": {
-            "seconds": round(seconds, 3),
-            "device": options.device,
-            "threads": options.compute_threads(),
-            "chunk_elems": options.chunk_elems,
-            "resumed": options.resume,
-        },
+    run = {
+        "seconds": round(seconds, 3),
+        "device": options.device,
+        "threads": options.compute_threads(),
+        "chunk_elems": options.chunk_elems,
+        "resumed": options.resume,
     }
+    report = {"statistics": stats, "validation": validation, "warnings": warnings, "copied_files": copied, "run": run}
     manifest = write_manifest(out, plan, progress, report)
     progress.finish()
     validation_error(validation)
