@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ckpt import EXPERTS, make_family
+from merge_ckpt import EXPERTS, make_family
 
 
 @pytest.fixture(autouse=True)

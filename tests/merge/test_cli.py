@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import torch
-from reference import load
+from merge_reference import load
 
 from m2rl_slime.merge.cli import main, parse_size
 

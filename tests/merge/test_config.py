@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from reference import load
+from merge_reference import load
 
 from m2rl_slime.errors import ConfigError
 from m2rl_slime.merge import run_merge

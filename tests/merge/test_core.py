@@ -7,8 +7,8 @@ import shutil
 
 import pytest
 import torch
-from ckpt import param_shapes, qwen3_config
-from reference import load
+from merge_ckpt import param_shapes, qwen3_config
+from merge_reference import load
 from safetensors.torch import save_file
 
 from m2rl_slime.merge import run_merge

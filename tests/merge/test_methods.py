@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from reference import load, reference
+from merge_reference import load, reference
 
 from m2rl_slime.merge import METHODS, run_merge
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from reference import load, reference
+from merge_reference import load, reference
 
 from m2rl_slime.merge import run_merge
 from m2rl_slime.merge.stats import DeltaCounts, summarize

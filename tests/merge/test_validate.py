@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from reference import load
+from merge_reference import load
 from safetensors.torch import save_file
 
 from m2rl_slime.merge import run_merge
