@@ -166,6 +166,8 @@ def build_plan(config: MergeConfig, options: MergeOptions) -> MergePlan:
     base = Checkpoint(config.base)
     experts = {e.name: Checkpoint(e.path) for e in config.experts}
     names, ignored = check_experts(base, experts)
+    if ignored:
+        log.info("tied word embeddings: ignoring %s (the output ties lm_head to the embeddings)", ", ".join(ignored))
     shards = _layout(base, names, OUT_CODES[config.dtype], options.shard_bytes)
     prints = {"base": fingerprint(base, options.fingerprint)}
     prints.update({n: fingerprint(c, options.fingerprint) for n, c in experts.items()})
