@@ -57,6 +57,12 @@ def _add_executor_flags(parser: argparse.ArgumentParser) -> None:
         help="first unprivileged uid of the slots (default: derived from the process id)",
     )
     parser.add_argument(
+        "--max-timeout",
+        type=float,
+        default=d.max_timeout_s,
+        help="largest run/compile timeout a request may ask for, in seconds (default: %(default)s)",
+    )
+    parser.add_argument(
         "--work-root", default=None, help="directory for the executor's private files (default: the system temp dir)"
     )
     parser.add_argument("--no-pin-cpus", action="store_true", help="do not pin each slot to one CPU")
@@ -74,6 +80,7 @@ def _settings(args: argparse.Namespace, workers: int | None) -> ExecutorSettings
         uid_base=args.uid_base,
         pin_cpus=not args.no_pin_cpus,
         work_root=args.work_root,
+        max_timeout_s=args.max_timeout,
     )
 
 

@@ -56,7 +56,7 @@ def _server_argv(settings: ExecutorSettings, sock: str, own_dir: str) -> list[st
         "--isolation", settings.isolation, "--memory-mb", str(settings.memory_limit_mb),
         "--output-mb", str(settings.output_limit_mb), "--disk-mb", str(settings.disk_limit_mb),
         "--max-processes", str(settings.max_processes), "--work-root", os.path.join(own_dir, "work"),
-        "--owned-dir", own_dir,
+        "--owned-dir", own_dir, "--max-timeout", str(settings.max_timeout_s),
     ]  # fmt: skip
     if settings.workers:
         argv += ["--workers", str(settings.workers)]
@@ -105,12 +105,17 @@ class EmbeddedSandbox:
             return ""
 
     def _start(self) -> FusionClient:
-        """Start (or restart) the child server; blocking. Called with the lock held."""
-        self._stop_child()
-        self._dir = tempfile.mkdtemp(prefix="m2rl-sandbox-embedded-")
-        os.chmod(self._dir, 0o711)  # slot uids traverse it in rlimits_only mode; the socket itself is 0600
+        """Start (or restart) the child server; blocking. Called with the lock held.
+
+        A restart reuses the directory and socket path, so the client (its sessions and circuit
+        breaker) carries over.
+        """
+        self._stop_child(remove_dir=False)
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="m2rl-sandbox-embedded-")
+            os.chmod(self._dir, 0o711)  # slot uids traverse it in rlimits_only mode; the socket itself is 0600
+            os.mkdir(os.path.join(self._dir, "work"), 0o711)
         sock = os.path.join(self._dir, "sandbox.sock")
-        os.mkdir(os.path.join(self._dir, "work"), 0o711)
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
@@ -129,21 +134,24 @@ class EmbeddedSandbox:
                     f"embedded code sandbox exited with status {self._proc.returncode} while starting: {self._log_tail()}"
                 )
             if time.monotonic() - started > STARTUP_TIMEOUT_S:
-                self._stop_child()
+                self._stop_child(remove_dir=False)
                 raise SandboxError(f"embedded code sandbox did not start within {STARTUP_TIMEOUT_S:.0f} s")
             time.sleep(0.05)
         for line in self._log_tail(20000).splitlines():  # surface startup warnings (e.g. best_effort) here
             if " WARNING " in line or " ERROR " in line:
                 logger.warning("embedded sandbox: %s", line)
         logger.info("embedded code sandbox started (pid %d, log %s)", self._proc.pid, self.log_path)
+        if self._client is None:
+            self._client = FusionClient(f"unix://{sock}", self.client_settings, label="embedded", alive=self._alive)
+        return self._client
+
+    def _alive(self) -> bool:
         proc = self._proc
-        return FusionClient(
-            f"unix://{sock}", self.client_settings, label="embedded", alive=lambda: proc.poll() is None
-        )
+        return proc is not None and proc.poll() is None
 
     def _ensure(self) -> FusionClient:
         with self._lock:
-            if self._client is not None and self._proc is not None and self._proc.poll() is None:
+            if self._client is not None and self._alive():
                 return self._client
             if self._proc is not None:
                 now = time.monotonic()
@@ -159,8 +167,7 @@ class EmbeddedSandbox:
                     self._proc.returncode,
                     self._log_tail(500),
                 )
-            self._client = self._start()
-            return self._client
+            return self._start()
 
     async def run(self, spec: RunSpec) -> RunResult:
         """Run one program in the embedded server (started on first use, off the event loop).
@@ -168,20 +175,19 @@ class EmbeddedSandbox:
         If the request fails because the server died, the server is restarted and the run retried once.
         """
         client = self._client
-        if client is None or self._proc is None or self._proc.poll() is not None:
+        if client is None or not self._alive():
             client = await asyncio.to_thread(self._ensure)
         try:
             return await client.run(spec)
         except SandboxUnavailableError:
             raise
         except SandboxError:
-            proc = self._proc
-            if proc is not None and client is self._client and proc.poll() is None:
+            if self._alive():
                 raise  # the server is alive: a real failure
             client = await asyncio.to_thread(self._ensure)
             return await client.run(spec)
 
-    def _stop_child(self) -> None:
+    def _stop_child(self, *, remove_dir: bool = True) -> None:
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -190,7 +196,7 @@ class EmbeddedSandbox:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if self._dir is not None:
+        if remove_dir and self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
 
@@ -201,3 +207,4 @@ class EmbeddedSandbox:
         with self._lock:
             self._stop_child()
             self._client = None
+            self._restarts = []

@@ -10,6 +10,7 @@ One backend instance per distinct backend-relevant settings, shared by every eve
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from typing import Any
 
@@ -49,6 +50,8 @@ def _build(name: str, config: Any) -> Sandbox:
     from .local import ExecutorSettings
 
     settings = ExecutorSettings(**{name: getattr(config, name) for name in _EXECUTOR_FIELDS})
+    longest = max(settings.max_timeout_s, config.run_timeout_s, config.compile_timeout_s)
+    settings = dataclasses.replace(settings, max_timeout_s=longest)
     return factory(settings, _client_settings(config))
 
 
@@ -65,7 +68,8 @@ def get_sandbox(config: Any) -> Sandbox:
     """
     name = backend_name(config)
     fields = _CLIENT_FIELDS + (_EXECUTOR_FIELDS if name == "embedded" else ())
-    key = (name, config.sandbox_url, *(getattr(config, f) for f in fields))
+    longest = max(120.0, config.run_timeout_s, config.compile_timeout_s) if name == "embedded" else None
+    key = (name, config.sandbox_url, longest, *(getattr(config, f) for f in fields))
     with _lock:
         backend = _cache.get(key)
         if backend is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,34 @@ def test_shared_by_concurrent_loops_in_threads(embedded):
 
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         assert sorted(pool.map(one, range(8))) == sorted(f"{i}\n" for i in range(8))
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+def test_a_dead_spawner_is_replaced(embedded):
+    server = embedded.stats()["server_pid"]
+    spawners = [p for p in _children(server) if "_spawner.py" in Path(f"/proc/{p}/cmdline").read_text()]
+    assert len(spawners) == 1
+    os.kill(spawners[0], signal.SIGKILL)
+    result, _ = run(embedded, "print('after')")
+    assert result.status == "Success" and result.run_result.stdout == "after\n"
+
+
+def test_long_timeouts_raise_the_embedded_servers_limit(monkeypatch):
+    from m2rl_slime.rewards.code_tests import CodeConfig
+    from m2rl_slime.sandbox.registry import get_sandbox
+
+    monkeypatch.setattr("m2rl_slime.sandbox.registry._cache", {})
+    sandbox = get_sandbox(CodeConfig(run_timeout_s=300.0, workers=1))
+    assert sandbox.settings.max_timeout_s == 300.0
