@@ -311,8 +311,11 @@ def compare(a: Path, b: Path) -> dict:
     from safetensors import safe_open
 
     def tensors(path):
-        index = json.loads((path / "model.safetensors.index.json").read_text())["weight_map"]
-        return {n: path / f for n, f in index.items()}
+        index = path / "model.safetensors.index.json"
+        if index.exists():
+            return {n: path / f for n, f in json.loads(index.read_text())["weight_map"].items()}
+        with safe_open(path / "model.safetensors", "pt") as f:
+            return dict.fromkeys(f.keys(), path / "model.safetensors")
 
     ta, tb = tensors(a), tensors(b)
     same = total = 0
