@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -201,14 +202,20 @@ def attach_namespaces(slot: Slot, exposed: Sequence[str]) -> None:
         os.waitpid(pid, 0)
 
 
-def sweep_uid(uid: int) -> None:
-    """Kill every process of `uid` (``rlimits_only`` mode as root): a child drops to it and kills -1."""
+def sweep_uid(uid: int, attempts: int = 200) -> None:
+    """Kill every process of `uid` (``rlimits_only`` mode as root): a child drops to it and kills -1.
+
+    kill(-1) is repeated until it finds nothing to signal (ESRCH), so processes forked while the sweep
+    runs are caught too; bounded, since a zombie that nobody reaps would be signalled forever.
+    """
     pid = os.fork()
     if pid == 0:
         try:
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
-            os.kill(-1, signal.SIGKILL)
+            for _ in range(attempts):
+                os.kill(-1, signal.SIGKILL)
+                time.sleep(0.002)
         except OSError:
             pass
         os._exit(0)

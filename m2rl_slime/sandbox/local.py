@@ -97,13 +97,39 @@ class ExecutorSettings:
 def _interpreter_paths(python: str) -> list[str]:
     """The directories an interpreter needs (its prefixes), asked from the interpreter itself."""
     probe_code = "import json,sys;print(json.dumps([sys.prefix,sys.base_prefix,sys.exec_prefix,sys.base_exec_prefix]))"
-    out = subprocess.run([python, "-I", "-c", probe_code], capture_output=True, text=True, timeout=60, check=False)
+    try:
+        out = subprocess.run([python, "-I", "-c", probe_code], capture_output=True, text=True, timeout=60, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SandboxError(f"sandbox python {python!r} cannot be run: {exc}") from None
     if out.returncode != 0:
         raise SandboxError(f"sandbox python {python!r} does not run: {out.stderr.strip()[-500:]}")
     paths = {os.path.realpath(p) for p in json.loads(out.stdout)}
     paths.add(os.path.dirname(os.path.dirname(os.path.realpath(python))))
     paths.add(os.path.dirname(os.path.abspath(python)))
     return sorted(paths)
+
+
+def _check_runnable_as(python: str, uid: int) -> None:
+    """Without a mount namespace the interpreter must be runnable by the unprivileged slot uid."""
+    try:
+        done = subprocess.run(
+            [python, "-I", "-c", "pass"],
+            user=uid,
+            group=uid,
+            extra_groups=[],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        done = None
+        problem = str(exc)
+    if done is None or done.returncode != 0:
+        problem = problem if done is None else done.stderr.decode(errors="replace").strip()[-300:]
+        raise SandboxError(
+            f"code sandbox: {python} cannot be run by an unprivileged user ({problem}); without namespaces the "
+            "interpreter must be readable by everyone: set m2rl_reward.code.python (serve --python) to one that is"
+        )
 
 
 class LocalExecutor:
@@ -127,6 +153,8 @@ class LocalExecutor:
     def start(self) -> IsolationInfo:
         """Probe isolation, build the slots. Raises SandboxError when isolation is required but impossible."""
         settings = self.settings
+        self._python = os.path.abspath(settings.python or sys.executable)
+        exposed = _interpreter_paths(self._python)
         info = probe()
         if info.mode != "namespaces":
             advice = (
@@ -143,12 +171,12 @@ class LocalExecutor:
                 "" if info.drops_privileges else " as the current user",
             )
         self.info = info
-        self._python = os.path.abspath(settings.python or sys.executable)
-        exposed = _interpreter_paths(self._python)
         self._cxx = shutil.which(settings.cxx) if settings.cxx else None
         cpus = sorted(os.sched_getaffinity(0))
         workers = settings.workers or len(cpus)
         uid_base = settings.uid_base if settings.uid_base is not None else 2_000_000 + (os.getpid() % 100_000) * 1024
+        if info.mode == "rlimits_only" and info.drops_privileges:
+            _check_runnable_as(self._python, uid_base)
         self._base = tempfile.mkdtemp(prefix="m2rl-sandbox-", dir=settings.work_root)
         os.chmod(self._base, 0o711)
         if info.mode == "namespaces":
