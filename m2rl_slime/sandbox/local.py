@@ -73,8 +73,8 @@ class ExecutorSettings:
         pin_cpus: Pin each slot to one CPU (a fork bomb then only competes with its own slot).
         work_root: Directory under which the executor creates its private base directory (None = the
             system temp dir).
-        slot_offset: Index of this executor's first slot among all worker processes of one server (so
-            their slots are pinned to different CPUs).
+        slot_offset: CPU index (modulo the usable CPUs) of this executor's first slot; a server sets it
+            so that its worker processes' slots are pinned to different CPUs.
     """
 
     workers: int | None = None

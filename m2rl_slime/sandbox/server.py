@@ -138,10 +138,13 @@ def _split(settings: ExecutorSettings, processes: int) -> list[ExecutorSettings]
     total = settings.workers or len(os.sched_getaffinity(0))
     processes = max(1, min(processes, total))
     shares = [total // processes + (1 if i < total % processes else 0) for i in range(processes)]
+    # Slots of one server take consecutive CPUs; where they start depends on the server's pid, so that
+    # several small servers on one host (e.g. embedded ones) do not all crowd onto the first CPUs.
+    cpu_base = os.getpid() % len(os.sched_getaffinity(0))
     out, offset = [], 0
     for share in shares:
         uid_base = None if settings.uid_base is None else settings.uid_base + offset
-        out.append(dataclasses.replace(settings, workers=share, uid_base=uid_base, slot_offset=offset))
+        out.append(dataclasses.replace(settings, workers=share, uid_base=uid_base, slot_offset=cpu_base + offset))
         offset += share
     return out
 
