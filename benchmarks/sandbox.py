@@ -119,7 +119,9 @@ def start_server(workers: int, python: str) -> tuple[subprocess.Popen, str]:
 
 def score_batch(batch: list[tuple[str, dict]], sandbox, config: CodeConfig) -> tuple[float, list]:
     async def run() -> list:
-        return await asyncio.gather(*[verify(r, None, {"unit_tests": t}, config=config, sandbox=sandbox) for r, t in batch])
+        return await asyncio.gather(
+            *[verify(r, None, {"unit_tests": t}, config=config, sandbox=sandbox) for r, t in batch]
+        )
 
     started = time.perf_counter()
     results = asyncio.run(run())
@@ -193,7 +195,9 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     python = os.path.abspath(args.python)
-    embedded = EmbeddedSandbox(ExecutorSettings(workers=args.workers, python=python), ClientSettings(max_in_flight=256))
+    embedded = EmbeddedSandbox(
+        ExecutorSettings(workers=args.workers, python=python), ClientSettings(max_in_flight=256)
+    )
     try:
         overhead(embedded, python, args.reps)
         big_output(embedded)
