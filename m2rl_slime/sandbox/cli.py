@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--processes", type=int, default=0, help="server processes sharing the socket (default 0 = one per 16 slots)"
     )
+    serve.add_argument(
+        "--max-queue",
+        type=int,
+        default=None,
+        help="runs allowed to wait for a slot per server process before new requests get HTTP 429 (default: 4 per slot)",
+    )
     serve.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument("--owned-dir", default=None, help=argparse.SUPPRESS)
     _add_executor_flags(serve)
@@ -148,6 +154,7 @@ def _serve(args: argparse.Namespace) -> int:
         processes=processes,
         parent_pid=args.parent_pid,
         owned_dir=args.owned_dir,
+        max_queue=args.max_queue,
     )
 
 

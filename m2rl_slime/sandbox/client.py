@@ -12,9 +12,10 @@ no circuit breaker. The wire format is small, so this module speaks it directly 
 - at most `max_in_flight` requests per loop; a hard per-request deadline (compile + run timeouts +
   `request_slack_s`);
 - retries with capped exponential backoff and jitter on transport errors, timeouts, HTTP 5xx/429 and a
-  ``SandboxError`` response; 4xx and malformed responses are not retried;
-- a process-wide circuit breaker (transport errors, timeouts and 5xx only): once open, calls fail fast
-  with `SandboxUnavailableError` and a loud, rate-limited log line naming the URL.
+  ``SandboxError`` response; other 4xx and malformed responses are not retried;
+- a process-wide circuit breaker (transport errors, timeouts and 5xx only; a 429 or a ``SandboxError``
+  response means the server is up): once open, calls fail fast with `SandboxUnavailableError` and a
+  loud, rate-limited log line naming the URL.
 """
 
 from __future__ import annotations
@@ -252,7 +253,9 @@ class FusionClient:
         except aiohttp.ClientError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
         text = body[:300].decode(errors="replace")
-        if status >= 500 or status == 429:
+        if status == 429:  # the server is up but busy: back off and retry, the breaker is not involved
+            raise _Retryable(f"HTTP 429 (busy): {text}", counts_for_breaker=False)
+        if status >= 500:
             raise _Retryable(f"HTTP {status}: {text}")
         if status != 200:
             raise SandboxError(f"code sandbox at {self.url} rejected the request: HTTP {status}: {text}")

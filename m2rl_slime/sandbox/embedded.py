@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import dataclasses
 import logging
 import os
 import shutil
@@ -75,7 +76,13 @@ class EmbeddedSandbox:
 
     def __init__(self, settings: ExecutorSettings | None = None, client_settings: ClientSettings | None = None):
         self.settings = settings or ExecutorSettings()
-        self.client_settings = client_settings or ClientSettings()
+        client_settings = client_settings or ClientSettings()
+        # Never send more requests than the server has slots: queued requests would wait server-side
+        # while their HTTP deadline (meant for the run itself) ticks, and time out under load.
+        slots = self.settings.workers or len(os.sched_getaffinity(0))
+        self.client_settings = dataclasses.replace(
+            client_settings, max_in_flight=min(client_settings.max_in_flight, slots)
+        )
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._dir: str | None = None

@@ -146,6 +146,7 @@ class LocalExecutor:
         self._python = ""
         self._cxx: str | None = None
         self._pod = f"{socket.gethostname()}:{os.getpid()}"
+        self._waiting = 0
         self._stats = {"runs": 0, "sandbox_errors": 0, "timeouts": 0, "truncated": 0, "in_flight": 0}
 
     # ---- lifecycle -------------------------------------------------------------------------------------
@@ -228,7 +229,12 @@ class LocalExecutor:
         return f"local({self.info.mode if self.info else 'not started'})"
 
     def stats(self) -> Mapping[str, Any]:
-        return {**self._stats, "slots": len(self._slots), "free": len(self._free)}
+        return {**self._stats, "slots": len(self._slots), "free": len(self._free), "waiting": self._waiting}
+
+    @property
+    def waiting(self) -> int:
+        """Runs waiting for a free slot."""
+        return self._waiting
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -261,7 +267,11 @@ class LocalExecutor:
         self.check(spec)
         if self._sem is None:
             self._sem = asyncio.Semaphore(len(self._slots))
-        await self._sem.acquire()
+        self._waiting += 1
+        try:
+            await self._sem.acquire()
+        finally:
+            self._waiting -= 1
         task = asyncio.ensure_future(self._owned_run(spec))
         try:
             return await asyncio.shield(task)

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_REQUEST_BYTES = 256 << 20
 _EXECUTOR: web.AppKey[LocalExecutor] = web.AppKey("executor", LocalExecutor)
+_MAX_QUEUE: web.AppKey[int] = web.AppKey("max_queue", int)
 
 
 async def _run_code(request: web.Request) -> web.Response:
@@ -47,6 +48,8 @@ async def _run_code(request: web.Request) -> web.Response:
         executor.check(spec)
     except ValueError as exc:
         return web.json_response({"detail": str(exc)}, status=400)
+    if executor.waiting >= request.app[_MAX_QUEUE]:  # overloaded: tell the client to back off (429)
+        return web.json_response({"detail": f"busy: {executor.waiting} runs are waiting for a slot"}, status=429)
     result = await executor.run(spec)
     return web.json_response(result.to_json(), dumps=json.dumps)
 
@@ -70,10 +73,16 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def create_app(executor: LocalExecutor) -> web.Application:
-    """The aiohttp application serving one started executor."""
+def create_app(executor: LocalExecutor, max_queue: int | None = None) -> web.Application:
+    """The aiohttp application serving one started executor.
+
+    Args:
+        executor: A started executor.
+        max_queue: Requests allowed to wait for a slot before new ones get 429 (default 4 per slot).
+    """
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
     app[_EXECUTOR] = executor
+    app[_MAX_QUEUE] = max_queue if max_queue is not None else 4 * max(1, executor.stats()["slots"])
     app.router.add_post("/run_code", _run_code)
     app.router.add_get("/v1/ping", _ping)
     app.router.add_get("/health", _health)
@@ -98,8 +107,11 @@ def bind_socket(host: str, port: int, unix_path: str | None) -> socket.socket:
     return sock
 
 
-async def _serve_async(sock: socket.socket, executor: LocalExecutor, parent_pid: int | None, grace_s: float) -> None:
-    runner = web.AppRunner(create_app(executor), handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
+async def _serve_async(
+    sock: socket.socket, executor: LocalExecutor, parent_pid: int | None, grace_s: float, max_queue: int | None
+) -> None:
+    app = create_app(executor, max_queue)
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
@@ -119,7 +131,7 @@ async def _serve_async(sock: socket.socket, executor: LocalExecutor, parent_pid:
         await runner.cleanup()
 
 
-def _worker(sock: socket.socket, settings: ExecutorSettings, parent_pid: int | None) -> int:
+def _worker(sock: socket.socket, settings: ExecutorSettings, parent_pid: int | None, max_queue: int | None) -> int:
     executor = LocalExecutor(settings)
     try:
         executor.start()
@@ -128,7 +140,7 @@ def _worker(sock: socket.socket, settings: ExecutorSettings, parent_pid: int | N
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve_async(sock, executor, parent_pid, settings.max_timeout_s + 5.0))
+        asyncio.run(_serve_async(sock, executor, parent_pid, settings.max_timeout_s + 5.0, max_queue))
     finally:
         executor.close()
     return 0
@@ -158,6 +170,7 @@ def serve(
     processes: int = 1,
     parent_pid: int | None = None,
     owned_dir: str | None = None,
+    max_queue: int | None = None,
 ) -> int:
     """Run the server until SIGTERM/SIGINT (or until `parent_pid` exits). Returns the exit status.
 
@@ -173,8 +186,8 @@ def serve(
     )
     try:
         if len(shares) == 1:
-            return _worker(sock, shares[0], parent_pid)
-        return _supervise(sock, shares, parent_pid)
+            return _worker(sock, shares[0], parent_pid, max_queue)
+        return _supervise(sock, shares, parent_pid, max_queue)
     finally:
         sock.close()
         if unix_path and os.path.exists(unix_path):
@@ -183,20 +196,22 @@ def serve(
             shutil.rmtree(owned_dir, ignore_errors=True)
 
 
-def _start_worker(sock: socket.socket, settings: ExecutorSettings) -> int:
+def _start_worker(sock: socket.socket, settings: ExecutorSettings, max_queue: int | None) -> int:
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            code = _worker(sock, settings, os.getppid())
+            code = _worker(sock, settings, os.getppid(), max_queue)
         finally:
             os._exit(code)
     return pid
 
 
-def _supervise(sock: socket.socket, shares: list[ExecutorSettings], parent_pid: int | None) -> int:
+def _supervise(
+    sock: socket.socket, shares: list[ExecutorSettings], parent_pid: int | None, max_queue: int | None
+) -> int:
     """Fork one worker per share; restart crashed ones; forward SIGTERM/SIGINT; exit when all are gone."""
     stopping = False
 
@@ -206,9 +221,9 @@ def _supervise(sock: socket.socket, shares: list[ExecutorSettings], parent_pid: 
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers = {_start_worker(sock, share): share for share in shares}
+    workers = {_start_worker(sock, share, max_queue): share for share in shares}
     restarts: list[float] = []
-    signalled = False
+    signalled = failed = False
     while workers:
         if parent_pid is not None and os.getppid() != parent_pid:
             stopping = True
@@ -227,8 +242,8 @@ def _supervise(sock: socket.socket, shares: list[ExecutorSettings], parent_pid: 
         restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
         if code == 2 or len(restarts) > 5:
             logger.error("sandbox worker %d exited with %d; giving up (%d restarts in 60 s)", pid, code, len(restarts))
-            stopping = True
+            stopping = failed = True
             continue
         logger.error("sandbox worker %d exited with %d; restarting it", pid, code)
-        workers[_start_worker(sock, share)] = share
-    return 0
+        workers[_start_worker(sock, share, max_queue)] = share
+    return 1 if failed else 0

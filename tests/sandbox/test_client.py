@@ -194,3 +194,21 @@ def test_one_client_serves_many_event_loops_and_closes_their_sessions():
     assert len(client._loops) == 1  # closed loops are forgotten
     (state,) = client._loops.values()
     assert state.session.closed  # closed when its loop shut down (no "Unclosed client session")
+
+
+def test_busy_429_is_retried_without_touching_the_breaker():
+    async def go(script):
+        fake = FakeServer(script)
+        async with fake as url:
+            client = FusionClient(url, FAST)
+            try:
+                result = await client.run(SPEC)
+            except SandboxError as exc:
+                result = exc
+        return fake.hits, client, result
+
+    hits, client, result = asyncio.run(go([(429, '{"detail": "busy"}'), (200, OK_BODY)]))
+    assert hits == 2 and result.status == "Success"
+    hits, client, result = asyncio.run(go([(429, '{"detail": "busy"}')]))
+    assert hits == 3 and isinstance(result, SandboxError) and "429" in str(result)
+    assert client.stats()["breaker"] == "closed" and client.stats()["breaker_opened"] == 0

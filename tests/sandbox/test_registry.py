@@ -17,4 +17,5 @@ def test_backend_choice_and_sharing(monkeypatch):
     assert isinstance(local, EmbeddedSandbox) and local.stats()["server_pid"] is None  # not started yet
     assert get_sandbox(CodeConfig(workers=1)) is local
     assert local.settings.workers == 1 and local.client_settings.retries == 3
+    assert local.client_settings.max_in_flight == 1  # never more requests than the embedded server has slots
     assert backend_name(CodeConfig()) == "embedded"

@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -128,3 +129,30 @@ def test_graceful_shutdown_finishes_in_flight_runs(server):
     result = asyncio.run(go())
     assert result.status == "Success" and result.run_result.stdout == "finished\n"
     assert proc.wait(timeout=30) == 0
+
+
+def test_an_overloaded_server_answers_429():
+    port = _free_port()
+    cmd = [sys.executable, "-m", "m2rl_slime.sandbox", "serve", "--port", str(port), "--workers", "1",
+           "--processes", "1", "--max-queue", "1", "--memory-mb", "512"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(url + "/v1/ping")
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    pytest.skip("the sandbox server cannot start here")
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        body = {"code": "import time\ntime.sleep(1)", "language": "python"}
+        with ThreadPoolExecutor(4) as pool:
+            statuses = sorted(status for status, _ in pool.map(lambda _: _post(url + "/run_code", body), range(4)))
+        assert statuses == [200, 200, 429, 429]  # one running, one waiting, the rest told to back off
+        assert _get(url + "/health")[1]["waiting"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
