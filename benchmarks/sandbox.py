@@ -158,7 +158,7 @@ def throughput(embedded: EmbeddedSandbox, python: str, samples: int, workers: in
           "samples_per_s": round(samples / wall, 2), "all_correct": ok == samples, "vs_bare": round(wall / bare, 3)})  # fmt: skip
     proc, url = start_server(workers, python)
     try:
-        client = FusionClient(url, ClientSettings(max_in_flight=256))
+        client = FusionClient(url, ClientSettings(max_in_flight=workers))  # like the embedded backend
         wall, results = score_batch(batch, client, config)
     finally:
         proc.terminate()
@@ -195,9 +195,7 @@ def main() -> None:
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     python = os.path.abspath(args.python)
-    embedded = EmbeddedSandbox(
-        ExecutorSettings(workers=args.workers, python=python), ClientSettings(max_in_flight=256)
-    )
+    embedded = EmbeddedSandbox(ExecutorSettings(workers=args.workers, python=python))
     try:
         overhead(embedded, python, args.reps)
         big_output(embedded)
