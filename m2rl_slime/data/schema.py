@@ -253,7 +253,11 @@ def agent_row(raw: Mapping[str, Any], messages: list[dict[str, str]]) -> tuple[N
     tools = to_chat_tools(params.get("tools") if isinstance(params, Mapping) else None)
     if not tools:
         raise RowError("missing_tools", "responses_create_params.tools", "an agent task needs its tool schemas")
-    return None, {"ground_truth": clean}, tools
+    metadata: dict[str, Any] = {"ground_truth": clean}
+    if isinstance(raw.get("category"), str) and raw["category"]:
+        # The agent verifier's rule for ground truths that change nothing needs the task's toolkit.
+        metadata["category"] = raw["category"]
+    return None, metadata, tools
 
 
 CONVERTERS: dict[str, Callable[[Mapping[str, Any], list[dict[str, str]]], tuple[Any, dict[str, Any], list]]] = {
