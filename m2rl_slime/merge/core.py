@@ -201,8 +201,13 @@ def _schedule(eng: _Engine, shards: Iterable[PlannedShard]) -> Iterator[tuple[in
 def _apply_block(eng: _Engine, blk: Block, *, stats: Any, out: Any, c0: int) -> DeltaCounts:
     dev = eng.on_device(blk)
     merged = eng.plan.method.apply(dev, eng.plan.params, stats)
-    low = merged.to(eng.out_dtype)
-    out[blk.start - c0 : blk.stop - c0].copy_(low)
+    dst = out[blk.start - c0 : blk.stop - c0]
+    if merged.device == dst.device:
+        dst.copy_(merged)  # rounds to the output dtype (round-to-nearest-even, as .to() does)
+        low = dst
+    else:
+        low = merged.to(eng.out_dtype)
+        dst.copy_(low)
     return block_counts(dev.base, dev.experts, merged, low)
 
 

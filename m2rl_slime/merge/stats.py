@@ -98,10 +98,10 @@ def block_counts(base: Any, experts: tuple[Any, ...], merged: Any, out: Any) -> 
     base_out = base if base.dtype == out.dtype else base.to(out.dtype)
     same = 1 - _differs(out, base_out, kind)
     differs = torch.nan_to_num_(torch.sub(merged, base.to(torch.float32)).sign_().abs_(), nan=1.0).to(kind)
-    code = same.mul(1 << n).add_(differs.mul_(same).mul_(1 << (n + 1)))
+    code = same.mul(1 << n).add_(differs.mul_(same), alpha=1 << (n + 1))
     for i, e in enumerate(experts):
-        code.add_(_differs(e, base, kind).mul_(1 << i))
-    hist = torch.bincount(code.to(torch.int32), minlength=1 << (n + 2)).cpu()
+        code.add_(_differs(e, base, kind), alpha=1 << i)
+    hist = torch.bincount(code, minlength=1 << (n + 2)).cpu()
     flags = _code_bits(n)
     per_flag = (hist[:, None] * flags).sum(0)  # elements with each flag bit
     same_flag, rounded_flag = flags[:, n].bool(), flags[:, n + 1].bool()
