@@ -113,3 +113,10 @@ def test_module_entry_point(family, tmp_path):
 
 def test_parse_size():
     assert parse_size("2GB") == 2_000_000_000 and parse_size("1GiB") == 1 << 30 and parse_size("500") == 500
+
+
+def test_import_is_light():
+    """No work at import: the package and its CLI module load without torch, numpy or yaml."""
+    code = "import sys, m2rl_slime.merge, m2rl_slime.merge.cli; print(sorted({'torch', 'numpy', 'yaml'} & set(sys.modules)))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
