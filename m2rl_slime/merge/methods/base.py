@@ -55,7 +55,7 @@ class Block:
         import torch
 
         b = self.base32() if base32 is None else base32
-        return torch.sub(self.experts[i].to(torch.float32), b)
+        return self.experts[i].to(torch.float32, copy=True).sub_(b)
 
 
 class Passes(Protocol):
