@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ..errors import M2RLError
 from .config import MergeConfig, MergeOptions
-from .io import DTYPES, OUT_CODES, FileCache, ReadAhead, map_range, torch_dtype
+from .io import DTYPES, OUT_CODES, FileCache, ReadAhead, advise_range, map_range, torch_dtype
 from .manifest import Progress, copy_side_files, write_index, write_manifest
 from .methods import Block
 from .plan import MergePlan, PlannedShard, PlannedTensor, build_plan
@@ -82,7 +82,13 @@ class _Engine:
         if not base_only:
             infos += [e.tensors[t.name] for e in self.plan.experts]
         nbytes = sum(i.itemsize for i in infos) * (stop - start)
-        return nbytes, lambda: [map_range(self.files, info, start, stop) for info in infos]
+
+        def read() -> list[Any]:
+            for info in infos:  # let the kernel fetch all ranges at once, in large requests
+                advise_range(self.files, info, start, stop)
+            return [map_range(self.files, info, start, stop) for info in infos]
+
+        return nbytes, read
 
     def read_budget(self) -> int:
         """Bytes the read-ahead may hold beyond the chunk being computed: `read_ahead` full chunks."""

@@ -32,6 +32,7 @@ from ..errors import ConfigError, M2RLError
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 TMP_SUFFIX = ".tmp"
+_SYNC_EVERY = 256 << 20  # bytes written between fdatasync calls of a shard
 
 # safetensors dtype code -> (torch dtype attribute, item size in bytes)
 DTYPES: dict[str, tuple[str, int]] = {
@@ -229,12 +230,21 @@ class FileCache:
             self._fds.clear()
 
 
+def advise_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> None:
+    """Start reading elements [start, stop) of `info` into the page cache (asynchronous, large requests)."""
+    if hasattr(os, "posix_fadvise") and stop > start:
+        lo = info.offset + start * info.itemsize
+        os.posix_fadvise(files.fd(info.file), lo, (stop - start) * info.itemsize, os.POSIX_FADV_WILLNEED)
+
+
 def map_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> Any:
     """A 1-D read-only tensor over elements [start, stop) of `info`, backed by its own memory map.
 
-    The pages are faulted in here (``MAP_POPULATE``). The map is released when the tensor and all its
-    views are garbage.
+    The pages are faulted in here, in the calling (read-ahead) thread: ``MAP_POPULATE`` plus one touch per
+    page, because populate alone may return before pages that are not cached yet have been read. The map
+    is released when the tensor and all its views are garbage.
     """
+    import numpy as np
     import torch
 
     _prime_frombuffer()
@@ -245,6 +255,7 @@ def map_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> Any:
     aligned = lo - lo % mmap.ALLOCATIONGRANULARITY
     flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
     mm = mmap.mmap(files.fd(info.file), hi - aligned, flags=flags, prot=mmap.PROT_READ, offset=aligned)
+    np.frombuffer(mm, dtype=np.uint8)[:: mmap.PAGESIZE].max()  # wait until every page is resident
     if (lo - aligned) % item:  # misaligned tensor data: copy instead of viewing
         raw = torch.frombuffer(mm, dtype=torch.uint8, count=hi - lo, offset=lo - aligned).clone()
         return raw.view(torch_dtype(info.dtype))
@@ -320,12 +331,17 @@ class ShardWriter:
         header = safetensors_header(entries, metadata)
         self._expected = len(header) + sum(_nbytes(c, s) for _, c, s in entries)
         self._sha = hashlib.sha256()
+        self._unsynced = 0
         self._file = open(self._tmp, "wb")  # noqa: SIM115 (stays open across write() calls; close/abort)
         self._write(header)
 
     def _write(self, data: Any) -> None:
         self._file.write(data)
         self._sha.update(data)
+        self._unsynced += len(data)
+        if self._unsynced >= _SYNC_EVERY:  # start writeback while the merge goes on: close()'s fsync stays short
+            os.fdatasync(self._file.fileno())
+            self._unsynced = 0
 
     def write(self, tensor: Any) -> None:
         """Append the bytes of a contiguous CPU tensor."""
