@@ -197,7 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--out is required (or use --dry-run)")
     from .core import run_merge
 
-    report = run_merge(config, args.out, options)
+    report = run_merge(config, args.out, options, notes=warnings)
     gb = report.bytes_written / 1e9
     print(
         f"merged {config.method} -> {report.out} in {report.seconds:.1f} s ({gb:.2f} GB written); "

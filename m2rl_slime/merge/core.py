@@ -16,7 +16,7 @@ import functools
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -315,13 +315,16 @@ def _statistics(plan: MergePlan, progress: Progress) -> tuple[dict[str, Any], li
     return stats, warnings
 
 
-def run_merge(config: MergeConfig, out_dir: str | Path, options: MergeOptions | None = None) -> MergeReport:
+def run_merge(
+    config: MergeConfig, out_dir: str | Path, options: MergeOptions | None = None, notes: Sequence[str] = ()
+) -> MergeReport:
     """Merge `config.experts` into `out_dir` (HF safetensors, sharded, with index and manifest).
 
     Args:
         config: What to merge (validated here).
         out_dir: Output directory; must be empty or absent, unless `options.resume`.
         options: How to run it (defaults: CPU, all cores, 2 GB shards).
+        notes: Configuration warnings to record in the manifest (e.g. mergekit semantics that differ).
 
     Returns:
         A MergeReport; its `manifest` is also written to ``out_dir/merge_manifest.json``.
@@ -355,7 +358,14 @@ def run_merge(config: MergeConfig, out_dir: str | Path, options: MergeOptions | 
         "chunk_elems": options.chunk_elems,
         "resumed": options.resume,
     }
-    report = {"statistics": stats, "validation": validation, "warnings": warnings, "copied_files": copied, "run": run}
+    report = {
+        "statistics": stats,
+        "validation": validation,
+        "warnings": warnings,
+        "config_warnings": list(notes),
+        "copied_files": copied,
+        "run": run,
+    }
     manifest = write_manifest(out, plan, progress, report)
     progress.finish()
     validation_error(validation)

@@ -160,3 +160,19 @@ def test_mergekit_linear_ties_and_sce(tmp_path):
 def test_mergekit_refusals(tmp_path, text, message):
     with pytest.raises(ConfigError, match=message):
         _mergekit(tmp_path, text)
+
+
+def test_mergekit_yaml_end_to_end_records_its_warnings(family, tmp_path):
+    import json
+
+    from m2rl_slime.merge.cli import main
+
+    base, experts = family
+    models = "".join(f"  - model: {p}\n    parameters: {{weight: 1.0, density: 0.5}}\n" for p in experts.values())
+    path = tmp_path / "mk.yaml"
+    path.write_text(f"merge_method: dare_ties\nbase_model: {base}\nmodels:\n{models}out_dtype: bfloat16\n")
+    assert main(["--config", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    manifest = json.loads((tmp_path / "out" / "merge_manifest.json").read_text())
+    assert manifest["method"] == "ties_dare" and manifest["params"]["drop"] == 0.5
+    assert manifest["params"]["normalize"] is False
+    assert any("L1-norm" in w for w in manifest["config_warnings"])
