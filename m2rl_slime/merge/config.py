@@ -6,7 +6,7 @@ Recipe format (``recipes/merge/*.yaml``)::
     method: ties
     base: ${SFT_HF:-checkpoints/sft_hf}        # ${VAR} or ${VAR:-default}, expanded from the environment
     experts:
-      math: ${MATH_HF:-checkpoints/math_hf}     # name: path
+      math: ${MATH_HF:-checkpoints/rl_math_hf}  # name: path
       code: {path: "${CODE_HF}", weight: 1.0}   # or name: {path, weight} (quote ${} inside braces)
     params: {density: 0.2, trim_scope: model, lambda: 1.0}
     seed: 0

@@ -44,7 +44,7 @@ def test_recipe_defaults_without_environment(monkeypatch):
     for var in ("SFT_HF", "MATH_HF"):
         monkeypatch.delenv(var, raising=False)
     fields, _ = load_recipe(RECIPES / "ta.yaml")
-    assert fields["base"] == "checkpoints/sft_hf" and fields["experts"][0].path == "checkpoints/math_hf"
+    assert fields["base"] == "checkpoints/sft_hf" and fields["experts"][0].path == "checkpoints/rl_math_hf"
 
 
 def test_ties_dare_recipe_trim_is_a_no_op_at_p08(family, config_of, quiet, tmp_path):
