@@ -125,14 +125,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
         body = core.rstrip(_TERMINALS)
         punct = core[len(body) :]
         end = match.end()
-        if "!" in punct or "?" in punct:
-            pass
-        elif punct == ".":
-            token = body.lstrip(_OPENERS).lower()
-            if token and not _period_ends_sentence(text, token, match.start(), end):
-                continue
-        elif not _next_word_start(text, end).isupper():
-            continue  # an ellipsis inside a sentence
+        if "!" not in punct and "?" not in punct:  # "!" and "?" always end a sentence
+            if punct == ".":
+                token = body.lstrip(_OPENERS).lower()
+                if token and not _period_ends_sentence(text, token, match.start(), end):
+                    continue
+            elif not _next_word_start(text, end).isupper():
+                continue  # an ellipsis inside a sentence
         _add_span(text, start, end, spans)
         start = end
     _add_span(text, start, len(text), spans)
