@@ -13,6 +13,7 @@ its final name.
 
 from __future__ import annotations
 
+import math
 import hashlib
 import json
 import mmap
@@ -71,10 +72,7 @@ class TensorInfo:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def itemsize(self) -> int:

@@ -9,6 +9,7 @@ function of the inputs and options, which is what makes ``--resume`` byte-identi
 
 from __future__ import annotations
 
+import math
 import hashlib
 import json
 import logging
@@ -38,10 +39,7 @@ class PlannedTensor:
 
     @property
     def numel(self) -> int:
-        n = 1
-        for d in self.shape:
-            n *= d
-        return n
+        return math.prod(self.shape)
 
     @property
     def out_bytes(self) -> int:
