@@ -44,6 +44,8 @@ def random_answer(rng: random.Random) -> tuple[str, str, str]:
         return f"({a}, {b})", f"({a},{b})", f"({a}, {b + 1})"
     a, b = rng.randint(2, 9), rng.randint(1, 20)
     return f"{a}x+{b}", f"{b}+{a}x", f"{a}x-{b}"
+
+
 IF_CASES = [
     ("punctuation:no_comma", {}, "This text has no commas at all.", "This one, however, has some."),
     ("change_case:english_lowercase", {}, "all lowercase words here.", "Some Capitals Here."),
@@ -106,8 +108,11 @@ def anchor_math(items: list[tuple[str, str]]) -> float:
     start = time.perf_counter()
     for gold, response in items:
         text, _ = final_segment(response, require_thinking=True)
-        verify(parse("\\boxed{" + gold + "}", config, parsing_timeout=None),
-               parse(text, config, parsing_timeout=None), timeout_seconds=None)
+        verify(
+            parse("\\boxed{" + gold + "}", config, parsing_timeout=None),
+            parse(text, config, parsing_timeout=None),
+            timeout_seconds=None,
+        )
     return time.perf_counter() - start
 
 
@@ -131,25 +136,45 @@ def main() -> None:
     start = time.perf_counter()
     ours = router.score_many(Item("math", r, g) for g, r in items)
     ours_s = time.perf_counter() - start
-    emit(benchmark="math_throughput", items=len(items), ours_per_s=round(len(items) / ours_s, 1),
-         anchor="math_verify in-process, no timeout", anchor_per_s=round(len(items) / anchor_s, 1),
-         ratio=round(anchor_s / ours_s, 2), target=">= 1.0", ours_correct=sum(r.score for r in ours))
+    emit(
+        benchmark="math_throughput",
+        items=len(items),
+        ours_per_s=round(len(items) / ours_s, 1),
+        anchor="math_verify in-process, no timeout",
+        anchor_per_s=round(len(items) / anchor_s, 1),
+        ratio=round(anchor_s / ours_s, 2),
+        target=">= 1.0",
+        ours_correct=sum(r.score for r in ours),
+    )
 
     batch = mixed_items(rng, 2048)
     start = time.perf_counter()
     results = router.score_many(batch)
     wall = time.perf_counter() - start
     by_domain = {d: sum(1 for i in batch if i.domain == d) for d in ("math", "science", "if")}
-    emit(benchmark="mixed_batch", rollouts=len(batch), domains=by_domain, max_chars=max(len(i.response) for i in batch),
-         wall_s=round(wall, 2), target_s=5.0, mean_reward=round(sum(r.score for r in results) / len(results), 3))
+    emit(
+        benchmark="mixed_batch",
+        rollouts=len(batch),
+        domains=by_domain,
+        max_chars=max(len(i.response) for i in batch),
+        wall_s=round(wall, 2),
+        target_s=5.0,
+        mean_reward=round(sum(r.score for r in results) / len(results), 3),
+    )
 
     start = time.perf_counter()
     bad = router.score(Item("math", "</think>\\boxed{9^{9^{9}}}", "3"))
     latency = time.perf_counter() - start
     after = router.score(Item("math", "</think>\\boxed{3}", "3"))
-    emit(benchmark="pathological_latency", reason=bad.reason.value, latency_s=round(latency, 2),
-         deadline_s=opts.deadline, target_s=opts.deadline + 0.5, pool_serves_after=after.score == 1.0,
-         pool_stats=dict(router.pool.stats))
+    emit(
+        benchmark="pathological_latency",
+        reason=bad.reason.value,
+        latency_s=round(latency, 2),
+        deadline_s=opts.deadline,
+        target_s=opts.deadline + 0.5,
+        pool_serves_after=after.score == 1.0,
+        pool_stats=dict(router.pool.stats),
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,9 @@ def step_data(work: Path) -> int:
 
     _banner("2/4 data: prepare the shipped Nemotron-format blend sample, then mix batches")
     out = work / "data"
-    code = data(["prepare", "--blend", str(REPO / "examples" / "blend_sample.jsonl"), "--out", str(out),
-                 "--no-progress"])
+    code = data(
+        ["prepare", "--blend", str(REPO / "examples" / "blend_sample.jsonl"), "--out", str(out), "--no-progress"]
+    )
     if code != 0:
         return code
     from .data.mixture import MixtureSampler, mixture_weights
@@ -77,8 +78,9 @@ def step_rewards(work: Path) -> int:
         for name in ("rollouts.jsonl", "agent_demo.jsonl"):
             out.write((REPO / "examples" / name).read_text())
     config = work / "m2rl_config.yaml"
-    config.write_text(json.dumps({"m2rl_reward": {"require_thinking": True},
-                                  "m2rl_agent": {"csv_dir": demo_csv_dir()}}))
+    config.write_text(
+        json.dumps({"m2rl_reward": {"require_thinking": True}, "m2rl_agent": {"csv_dir": demo_csv_dir()}})
+    )
     return score(["score", str(rollouts), "--config", str(config), "--check"])
 
 
@@ -86,8 +88,16 @@ def _tiny_checkpoint(path: Path, seed: int, base: Path | None = None) -> None:
     import torch
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    config = Qwen3Config(vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=True)
+    config = Qwen3Config(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        tie_word_embeddings=True,
+    )
     generator = torch.Generator().manual_seed(seed)
     if base is None:
         model = Qwen3ForCausalLM(config)
@@ -112,8 +122,9 @@ def step_merge(work: Path) -> int:
         _tiny_checkpoint(work / "ckpt" / name, seed=i, base=base)
         experts += ["--expert", f"{name}={work / 'ckpt' / name}"]
     out = work / "merged_ties"
-    code = merge(["--base", str(base), *experts, "--method", "ties", "--density", "0.2", "--out", str(out),
-                  "--no-progress"])
+    code = merge(
+        ["--base", str(base), *experts, "--method", "ties", "--density", "0.2", "--out", str(out), "--no-progress"]
+    )
     if code != 0:
         return code
     import torch
@@ -122,14 +133,17 @@ def step_merge(work: Path) -> int:
     model = AutoModelForCausalLM.from_pretrained(out)
     logits = model(torch.tensor([[1, 2, 3, 4]])).logits
     manifest = json.loads((out / "merge_manifest.json").read_text())
-    print(f"merged checkpoint loads in transformers; logits finite: {bool(torch.isfinite(logits).all())}; "
-          f"manifest method={manifest.get('method')} params={manifest.get('params')}")
+    print(
+        f"merged checkpoint loads in transformers; logits finite: {bool(torch.isfinite(logits).all())}; "
+        f"manifest method={manifest.get('method')} params={manifest.get('params')}"
+    )
     return 0 if torch.isfinite(logits).all() else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m m2rl_slime.demo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m m2rl_slime.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--keep", metavar="DIR", help="write the demo's files here (default: a temp dir)")
     opts = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -142,11 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="m2rl-demo-") as tmp:
         work = Path(opts.keep) if opts.keep else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        steps = [("launch", step_launch), ("data", lambda: step_data(work)),
-                 ("rewards", lambda: step_rewards(work)), ("merge", lambda: step_merge(work))]
+        steps = [
+            ("launch", step_launch),
+            ("data", lambda: step_data(work)),
+            ("rewards", lambda: step_rewards(work)),
+            ("merge", lambda: step_merge(work)),
+        ]
         failed = [name for name, step in steps if step() != 0]
-    print(f"\ndemo finished in {time.monotonic() - start:.0f} s: "
-          + (f"FAILED steps: {', '.join(failed)}" if failed else "all steps OK"))
+    print(
+        f"\ndemo finished in {time.monotonic() - start:.0f} s: "
+        + (f"FAILED steps: {', '.join(failed)}" if failed else "all steps OK")
+    )
     return 1 if failed else 0
 
 

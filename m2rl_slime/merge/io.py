@@ -13,9 +13,9 @@ its final name.
 
 from __future__ import annotations
 
-import math
 import hashlib
 import json
+import math
 import mmap
 import os
 import struct

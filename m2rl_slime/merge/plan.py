@@ -9,10 +9,10 @@ function of the inputs and options, which is what makes ``--resume`` byte-identi
 
 from __future__ import annotations
 
-import math
 import hashlib
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 

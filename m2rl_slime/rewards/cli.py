@@ -129,23 +129,34 @@ def _score(opts: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m m2rl_slime.rewards", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m m2rl_slime.rewards", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("score", help="score a JSONL file of rollouts and print a per-domain table")
     p.add_argument("file", help="JSONL rollouts: response, label, metadata[, domain, expected_reward]")
     p.add_argument("--config", help="YAML with m2rl_reward (and m2rl_agent) keys, e.g. a rendered custom config")
     p.add_argument("--domain", help="domain for rows that name none (math, code, science, if, agent)")
     think = p.add_mutually_exclusive_group()
-    think.add_argument("--require-thinking", dest="require_thinking", action="store_true", default=None,
-                       help="score 0 (no_think_close) when a response lacks </think> (the default)")
-    think.add_argument("--no-require-thinking", dest="require_thinking", action="store_false",
-                       help="grade responses without </think> whole")
+    think.add_argument(
+        "--require-thinking",
+        dest="require_thinking",
+        action="store_true",
+        default=None,
+        help="score 0 (no_think_close) when a response lacks </think> (the default)",
+    )
+    think.add_argument(
+        "--no-require-thinking",
+        dest="require_thinking",
+        action="store_false",
+        help="grade responses without </think> whole",
+    )
     p.add_argument("--workers", type=int, help="verifier worker processes (default: min(8, CPUs))")
     p.add_argument("--deadline", type=float, help="hard per-item deadline in seconds (default 10)")
     p.add_argument("--out", help="write one JSON result per row here")
-    p.add_argument("--check", action="store_true",
-                   help="compare with expected_reward/expected_reason; exit 1 on any disagreement")
+    p.add_argument(
+        "--check", action="store_true", help="compare with expected_reward/expected_reason; exit 1 on any disagreement"
+    )
     opts = parser.parse_args(argv)
     try:
         return _score(opts)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import logging
 import re
-from fractions import Fraction
 from collections.abc import Mapping
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
@@ -85,8 +85,10 @@ def _parse_boxed(text: str) -> tuple:
 
 
 _INTEGER = re.compile(r"[+-]?\d{1,15}")
-_RATIONAL = re.compile(r"([+-]?)(?:(\d{1,15}(?:\.\d{1,15})?)|\\d?frac\s*\{\s*(\d{1,15})\s*\}\s*\{\s*(\d{1,15})\s*\}"
-                       r"|(\d{1,15})\s*/\s*(\d{1,15}))")
+_RATIONAL = re.compile(
+    r"([+-]?)(?:(\d{1,15}(?:\.\d{1,15})?)|\\d?frac\s*\{\s*(\d{1,15})\s*\}\s*\{\s*(\d{1,15})\s*\}"
+    r"|(\d{1,15})\s*/\s*(\d{1,15}))"
+)
 
 
 def _rational(text: str) -> Fraction | None:
@@ -222,9 +224,13 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: Ma
     config = config or MathConfig()
     gold = gold_answer(label)
     if gold is None:
-        return Result.fail(Reason.BAD_LABEL, error=f"math label must be a non-empty string or number, got {label!r}"[:200])
+        return Result.fail(
+            Reason.BAD_LABEL, error=f"math label must be a non-empty string or number, got {label!r}"[:200]
+        )
     if len(gold) > config.max_answer_chars:
-        return Result.fail(Reason.BAD_LABEL, error=f"gold answer longer than max_answer_chars={config.max_answer_chars}")
+        return Result.fail(
+            Reason.BAD_LABEL, error=f"gold answer longer than max_answer_chars={config.max_answer_chars}"
+        )
     candidate = final_answer(response) if config.allow_answer_line else last_boxed(response)
     if candidate is None or not candidate.text:
         return Result.fail(Reason.NO_ANSWER)

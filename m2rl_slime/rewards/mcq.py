@@ -144,7 +144,9 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: Mc
     letters, letters_source = valid_letters(metadata, config.default_letters)
     gold = correct_letter(label, metadata, letters)
     if gold is None and isinstance(label, str) and len(label.strip()) == 1 and label.strip().isalpha():
-        return Result.fail(Reason.BAD_LABEL, error=f"label letter {label.strip()!r} is not among valid letters {letters}")
+        return Result.fail(
+            Reason.BAD_LABEL, error=f"label letter {label.strip()!r} is not among valid letters {letters}"
+        )
     if gold is None:
         if isinstance(label, (str, int, float)) and not isinstance(label, bool) and not _option_texts(metadata):
             result = math_answer.verify(response, label, metadata, config=config.math)
@@ -156,8 +158,14 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: Mc
     if candidate is None:
         return Result.fail(Reason.NO_ANSWER, valid_letters=letters)
     letter, ambiguous = extract_letter(candidate.text)
-    details = {"extracted": candidate.text[:100], "source": candidate.source, "letter": letter, "gold": gold,
-               "valid_letters": letters, "letters_from": letters_source}
+    details = {
+        "extracted": candidate.text[:100],
+        "source": candidate.source,
+        "letter": letter,
+        "gold": gold,
+        "valid_letters": letters,
+        "letters_from": letters_source,
+    }
     if ambiguous:
         return Result(0.0, Reason.AMBIGUOUS, details)
     if letter is None or letter not in letters:

@@ -80,8 +80,11 @@ def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics
 
     metrics = {**domain_metrics(samples, "rollout/m2rl/"), **_pool_metrics("rollout/m2rl/")}
     metrics |= {f"rollout/{key}": value for key, value in opd_metrics(samples).items()}
-    logger.info("rollout %s per-domain: %s", rollout_id,
-                {k: round(v, 4) for k, v in metrics.items() if k.endswith("reward_mean")})
+    logger.info(
+        "rollout %s per-domain: %s",
+        rollout_id,
+        {k: round(v, 4) for k, v in metrics.items() if k.endswith("reward_mean")},
+    )
     _emit(args, metrics, rollout_extra_metrics, "rollout/step", rollout_id)
     return False
 

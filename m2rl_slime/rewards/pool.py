@@ -39,8 +39,11 @@ _WARM_TASKS: dict[str, tuple[str, Any, dict[str, Any]]] = {
     "math": ("\\boxed{\\frac{1}{2}}", "0.5", {}),
     "science": ("Answer: B", "B", {"valid_letters": "ABCD"}),
     # Loads langdetect's language profiles (about 1.5 s) before the first real item needs them.
-    "if": ("all lowercase english words here.", None,
-           {"instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}),
+    "if": (
+        "all lowercase english words here.",
+        None,
+        {"instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]},
+    ),
 }
 
 
@@ -200,8 +203,14 @@ class VerifierPool:
         package_root = str(Path(__file__).resolve().parents[2])
         env = dict(self._env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        cmd = [sys.executable, "-m", "m2rl_slime.rewards._worker", str(child.fileno()), str(self._memory_mb),
-               *self._warm]
+        cmd = [
+            sys.executable,
+            "-m",
+            "m2rl_slime.rewards._worker",
+            str(child.fileno()),
+            str(self._memory_mb),
+            *self._warm,
+        ]
         proc = subprocess.Popen(cmd, pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, env=env)
         child.close()
         self.stats["spawned"] += 1
@@ -292,7 +301,9 @@ class VerifierPool:
                 pending = self._inflight.get(worker.task_id)
                 deadline_s = pending.deadline_s if pending else 0.0
                 self.stats["timeouts"] += 1
-                logger.info("verification passed its %.1fs deadline; killing worker %s", deadline_s, worker.process.pid)
+                logger.info(
+                    "verification passed its %.1fs deadline; killing worker %s", deadline_s, worker.process.pid
+                )
                 self._finish(worker, Result.fail(Reason.TIMEOUT, deadline_s=deadline_s))
                 self._replace(worker)
 

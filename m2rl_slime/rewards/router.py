@@ -76,15 +76,23 @@ class Router:
         domain = canonical_domain(item.domain)
         text = _as_text(item.response)
         if text is None:
-            return domain, None, Result.fail(Reason.EMPTY_RESPONSE, error=f"response is {type(item.response).__name__}")
+            return (
+                domain,
+                None,
+                Result.fail(Reason.EMPTY_RESPONSE, error=f"response is {type(item.response).__name__}"),
+            )
         if domain in TEXT_DOMAINS:
             text, reason = final_segment(text, require_thinking=self.config.require_thinking)
             if reason is not None:
                 return domain, None, Result.fail(reason)
             if len(text) > self.config.max_response_chars:
-                return domain, None, Result.fail(
-                    Reason.PARSE_ERROR,
-                    error=f"graded text has {len(text)} chars, above max_response_chars={self.config.max_response_chars}",
+                return (
+                    domain,
+                    None,
+                    Result.fail(
+                        Reason.PARSE_ERROR,
+                        error=f"graded text has {len(text)} chars, above max_response_chars={self.config.max_response_chars}",
+                    ),
                 )
         return domain, text, None
 

@@ -26,15 +26,21 @@ HOOK = "m2rl_slime.rewards.reward"
 
 
 def make_args(**overrides) -> Namespace:
-    base = dict(custom_rm_path=HOOK, rm_type=None, reward_key=None, group_rm=False,
-                m2rl_reward={"workers": 2, "deadline_s": 5.0})
+    base = dict(
+        custom_rm_path=HOOK,
+        rm_type=None,
+        reward_key=None,
+        group_rm=False,
+        m2rl_reward={"workers": 2, "deadline_s": 5.0},
+    )
     base.update(overrides)
     return Namespace(**base)
 
 
 def make_sample(response: str, label: str, metadata: dict, index: int = 0) -> Sample:
-    return Sample(index=index, prompt="q", response=response, label=label, metadata=metadata,
-                  status=Sample.Status.COMPLETED)
+    return Sample(
+        index=index, prompt="q", response=response, label=label, metadata=metadata, status=Sample.Status.COMPLETED
+    )
 
 
 def test_async_rm_calls_our_hook_with_a_real_sample():
@@ -45,8 +51,10 @@ def test_async_rm_calls_our_hook_with_a_real_sample():
 
 
 def test_batched_async_rm_passes_the_list_to_our_hook():
-    samples = [make_sample("</think>Answer: 12", "12", {"rm_type": "deepscaler"}, 0),
-               make_sample("</think>\\boxed{A}", "B", {"rm_type": "gpqa", "valid_letters": "ABCD"}, 1)]
+    samples = [
+        make_sample("</think>Answer: 12", "12", {"rm_type": "deepscaler"}, 0),
+        make_sample("</think>\\boxed{A}", "B", {"rm_type": "gpqa", "valid_letters": "ABCD"}, 1),
+    ]
     rewards = asyncio.run(batched_async_rm(make_args(group_rm=True), samples))
     assert rewards == [1.0, 0.0]
 
@@ -77,9 +85,16 @@ def test_metrics_hook_through_slimes_logger(monkeypatch):
         s.response_length = 5
     logged = {}
     monkeypatch.setattr(rollout_metrics.logging_utils, "log", lambda args, d, step_key: logged.update(d))
-    args = make_args(custom_rollout_log_function_path="m2rl_slime.rewards.metrics.log_rollout",
-                     load_debug_rollout_data=None, log_reward_category=None, n_samples_per_prompt=2,
-                     rollout_num_gpus=None, wandb_always_use_train_step=False, advantage_estimator="grpo",
-                     use_wandb=False, use_tensorboard=False)
+    args = make_args(
+        custom_rollout_log_function_path="m2rl_slime.rewards.metrics.log_rollout",
+        load_debug_rollout_data=None,
+        log_reward_category=None,
+        n_samples_per_prompt=2,
+        rollout_num_gpus=None,
+        wandb_always_use_train_step=False,
+        advantage_estimator="grpo",
+        use_wandb=False,
+        use_tensorboard=False,
+    )
     rollout_metrics.log_rollout_data(0, args, samples, {}, 1.0)
     assert logged["rollout/m2rl/math/reward_mean"] == 1.0

@@ -115,9 +115,10 @@ def test_agent_row_converts_tools_to_chat_completions_form():
     ]
     assert row.metadata["ground_truth"] == [{"name": "send", "arguments": '{"to": "x"}'}]
     assert "category" not in row.metadata
-    assert convert_row({**raw, "category": "workplace_assistant_email"}, "agent", "w", IDENT).metadata[
-        "category"
-    ] == "workplace_assistant_email"  # the agent verifier's no-op rule needs the task's toolkit
+    assert (
+        convert_row({**raw, "category": "workplace_assistant_email"}, "agent", "w", IDENT).metadata["category"]
+        == "workplace_assistant_email"
+    )  # the agent verifier's no-op rule needs the task's toolkit
     assert [m["role"] for m in row.prompt] == ["system", "user"]
     assert to_chat_tools(row.tools) == row.tools  # already-converted tools pass through
     with pytest.raises(RowError, match="ground_truth\\[0\\].arguments"):

@@ -10,10 +10,19 @@ from m2rl_slime.rewards.cli import main
 
 ROWS = [
     {"domain": "math", "response": "<think>.</think>Answer: 4", "label": "4", "expected_reward": 1},
-    {"metadata": {"rm_type": "deepscaler"}, "response": "<think>.</think>Answer: 5", "label": "4",
-     "expected_reward": 0, "expected_reason": "wrong"},
-    {"metadata": {"domain": "science", "valid_letters": "ABCD"}, "response": "<think>.</think>\\boxed{C}",
-     "label": "C", "expected_reward": 1},
+    {
+        "metadata": {"rm_type": "deepscaler"},
+        "response": "<think>.</think>Answer: 5",
+        "label": "4",
+        "expected_reward": 0,
+        "expected_reason": "wrong",
+    },
+    {
+        "metadata": {"domain": "science", "valid_letters": "ABCD"},
+        "response": "<think>.</think>\\boxed{C}",
+        "label": "C",
+        "expected_reward": 1,
+    },
     {"domain": "math", "response": "Answer: 4", "label": "4", "expected_reason": "no_think_close"},
 ]
 
@@ -68,8 +77,9 @@ def test_bad_files_exit_2_with_one_line(tmp_path, capsys, content, message):
 
 def test_missing_file_and_help(tmp_path):
     assert main(["score", str(tmp_path / "missing.jsonl")]) == 2
-    proc = subprocess.run([sys.executable, "-m", "m2rl_slime.rewards", "score", "--help"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "m2rl_slime.rewards", "score", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "--no-require-thinking" in proc.stdout
 
 

@@ -9,7 +9,7 @@ from m2rl_slime.errors import UnknownNameError
 from m2rl_slime.rewards import score
 from m2rl_slime.rewards.config import RewardConfig
 from m2rl_slime.rewards.result import Reason
-from m2rl_slime.rewards.router import Item, Router
+from m2rl_slime.rewards.router import Item
 from m2rl_slime.rewards.thinking import final_segment
 
 

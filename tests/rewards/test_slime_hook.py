@@ -57,14 +57,20 @@ def test_list_of_samples_returns_a_list_in_order():
 
 
 def test_reward_key_returns_a_dict():
-    value = run(reward(Namespace(m2rl_reward={"workers": 2}, reward_key="score"),
-                       FakeSample("</think>Answer: 4", "4", {"domain": "math"})))
+    value = run(
+        reward(
+            Namespace(m2rl_reward={"workers": 2}, reward_key="score"),
+            FakeSample("</think>Answer: 4", "4", {"domain": "math"}),
+        )
+    )
     assert value == {"score": 1.0, "reason": "ok"}
 
 
 def test_missing_domain_fails_loudly_naming_the_sample_and_keys():
-    samples = [FakeSample("</think>Answer: 4", "4", {"domain": "math"}, index=0),
-               FakeSample("</think>Answer: 4", "4", {"source": "x", "id": 3}, index=17)]
+    samples = [
+        FakeSample("</think>Answer: 4", "4", {"domain": "math"}, index=0),
+        FakeSample("</think>Answer: 4", "4", {"source": "x", "id": 3}, index=17),
+    ]
     with pytest.raises(ConfigError, match=r"sample 1 \(index 17\).*\['id', 'source'\]"):
         run(reward(args(), samples))
 
@@ -128,8 +134,13 @@ def test_unscored_samples_are_reported_not_dropped():
 def test_opd_records_are_merged_into_rollout_metrics():
     sample = FakeSample("</think>Answer: 4", "4", {"domain": "math"})
     run(reward(args(), [sample]))
-    sample.metadata["opd"] = {"domain": "math", "teacher": "http://t", "rollout_reverse_kl": 0.25,
-                              "latency_s": 0.1, "attempts": 1}
+    sample.metadata["opd"] = {
+        "domain": "math",
+        "teacher": "http://t",
+        "rollout_reverse_kl": 0.25,
+        "latency_s": 0.1,
+        "attempts": 1,
+    }
     extra = {}
     log_rollout(0, args(), [sample], extra, 1.0)
     assert extra["rollout/opd/math/rollout_reverse_kl"] == 0.25
