@@ -1,0 +1,42 @@
+"""Command line of `python -m m2rl_slime.analyze`: one subcommand per analysis, each in its own module.
+
+Each entry of `SUBCOMMANDS` names a module that defines ``add_arguments(parser)`` and ``run(args) -> int``;
+the module is imported only when its subcommand runs (``--help`` of the top level imports none of them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ..errors import M2RLError
+
+# name -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+
+
+def _parser(selected: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m m2rl_slime.analyze", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, help_text) in SUBCOMMANDS.items():
+        child = sub.add_parser(name, help=help_text, description=help_text)
+        if name == selected:
+            importlib.import_module(module).add_arguments(child)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one analysis subcommand; returns the exit status (2 for bad input, with one line on stderr)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    selected = next((a for a in argv if a in SUBCOMMANDS), None)
+    args = _parser(selected).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return int(importlib.import_module(SUBCOMMANDS[args.command][0]).run(args) or 0)
+    except M2RLError as exc:
+        print(f"analyze {args.command}: {exc}", file=sys.stderr)
+        return 2
