@@ -164,7 +164,7 @@ def _side_source(plan: MergePlan) -> Path:
     choice = plan.config.copy_from
     if choice == "base":
         return plan.base.path
-    for spec, ckpt in zip(plan.config.experts, plan.experts):
+    for spec, ckpt in zip(plan.config.experts, plan.experts, strict=True):
         if spec.name == choice:
             return ckpt.path
     path = Path(choice)
@@ -197,7 +197,7 @@ def write_manifest(out: Path, plan: MergePlan, progress: Progress, report: dict[
                 "weight": e.weight,
                 "fingerprint": plan.fingerprints[e.name],
             }
-            for e, c in zip(cfg.experts, plan.experts)
+            for e, c in zip(cfg.experts, plan.experts, strict=True)
         ],
         "ignored_tensors": list(plan.ignored),
         "shards": progress.done,
