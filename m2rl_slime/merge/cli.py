@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import re
 import sys
+import traceback
 import typing
 from typing import Any
 
@@ -216,7 +217,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input)."""
+    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input, 130 interrupted). Every error is
+    one line on stderr."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s"
@@ -232,3 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: still one line (the traceback with -v)
+        if args.verbose:
+            traceback.print_exc()
+        hint = "" if args.verbose else " (rerun with -v for the traceback)"
+        print(f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+        return 1
