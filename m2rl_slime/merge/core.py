@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from ..errors import M2RLError
 from .config import MergeConfig, MergeOptions
 from .io import DTYPES, OUT_CODES, FileCache, ReadAhead, advise_range, map_range, torch_dtype
-from .manifest import MANIFEST, copy_side_files, write_manifest
+from .manifest import MANIFEST, copy_side_files, side_source, write_manifest
 from .methods import Block
 from .plan import MergePlan, PlannedShard, PlannedTensor, build_plan
 from .runtime import TorchThreads, check_device, progress_bar, reuse_freed_memory
@@ -345,6 +345,7 @@ def run_merge(
     check_device(options)
     t0 = time.perf_counter()
     plan = build_plan(config, options)
+    side_source(plan)  # a bad copy_from is refused now, not after the merge
     progress = Progress.start(Path(out_dir), plan, options.resume)
     if progress.finished is not None:
         return _revalidate(plan, progress, t0)

@@ -52,7 +52,7 @@ def write_index(out: Path, plan: MergePlan) -> None:
 
 def copy_side_files(out: Path, plan: MergePlan) -> list[str]:
     """Copy config/tokenizer files from the chosen source; set the config's dtype. Returns copied names."""
-    src = _side_source(plan)
+    src = side_source(plan)
     copied = []
     for name in SIDE_FILES:
         path = src / name
@@ -74,7 +74,12 @@ def copy_side_files(out: Path, plan: MergePlan) -> list[str]:
     return copied
 
 
-def _side_source(plan: MergePlan) -> Path:
+def side_source(plan: MergePlan) -> Path:
+    """The directory config/tokenizer files are copied from (``copy_from``).
+
+    Raises:
+        ConfigError: `copy_from` is neither ``base``, an expert name nor a directory.
+    """
     choice = plan.config.copy_from
     if choice == "base":
         return plan.base.path

@@ -94,7 +94,10 @@ class Progress:
             raise ConfigError(f"--resume: {out} has no {WORK_DIR}/{PROGRESS} (not an interrupted m2rl merge)")
         data = state._read(state.work / PROGRESS)
         if data.get("plan_id") != plan.plan_id:
-            raise ConfigError(f"--resume: {out} holds a merge of different inputs, parameters or version; refusing")
+            raise ConfigError(
+                f"--resume: {out} holds a merge of different inputs, parameters or version; refusing "
+                f"(delete {out} to start over, or use another --out)"
+            )
         state.model_stats = data.get("model_stats")
         state._verify(data.get("done", []), data.get("stats", {}), plan)
         return state
