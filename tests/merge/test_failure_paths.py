@@ -202,15 +202,20 @@ def test_disk_full_on_the_command_line_is_one_line(family, tmp_path, monkeypatch
 # Runs the CLI in a child process that SIGKILLs itself at one point of the merge.
 _KILL = """
 import os, signal, sys
-from m2rl_slime.merge import cli, core, workdir
+from m2rl_slime.merge import cli, core, workdir, writer
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
 
 point = sys.argv[1]
-if point == "second_shard":
-    record = workdir.Progress.record
-    workdir.Progress.record = lambda self, *a: die() if self.done else record(self, *a)
+if point == "mid_shard":  # inside the second shard: its .tmp stays behind
+    write, calls = writer.ShardWriter.write, []
+    def write_then_die(self, tensor):
+        calls.append(1)
+        write(self, tensor)
+        if len(calls) == 4:
+            die()
+    writer.ShardWriter.write = write_then_die
 elif point == "validation":
     core.validate_output = die
 elif point == "publishing":
@@ -230,13 +235,15 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
-@pytest.mark.parametrize("point", ["second_shard", "validation", "publishing", "index"])
+@pytest.mark.parametrize("point", ["mid_shard", "validation", "publishing", "index"])
 def test_sigkill_leaves_nothing_loadable_and_resume_completes(family, tmp_path, clean, point):
     out = tmp_path / "out"
     args = _args(family, out, "--method", "ties", "--density", "0.2")
     proc = subprocess.run([sys.executable, "-c", _KILL, point, *args], capture_output=True, text=True, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     assert_not_loadable(out)
+    if point == "mid_shard":
+        assert len(list((out / WORK_DIR).glob("*.safetensors.tmp"))) == 1
     assert main([*args, "--resume"]) == 0
     _assert_like_clean(out, clean)
 
