@@ -120,3 +120,24 @@ def word_tokens(text: str) -> list[str]:
     for start, end in sentence_spans(text):
         tokens.extend(_sentence_tokens(text[start:end]))
     return tokens
+
+
+def edge_tokens(text: str, count: int) -> tuple[list[str], list[str]]:
+    """The first and the last `count` tokens of `word_tokens(text)` (fewer if the text has fewer),
+    tokenizing only the sentences needed at each end."""
+    spans = sentence_spans(text)
+    head: list[str] = []
+    used = 0
+    while used < len(spans) and len(head) < count:
+        head.extend(_sentence_tokens(text[spans[used][0] : spans[used][1]]))
+        used += 1
+    if used == len(spans):
+        return head[:count], head[-count:]
+    tail: list[str] = []
+    last = len(spans)
+    while last > used and len(tail) < count:
+        last -= 1
+        tail[:0] = _sentence_tokens(text[spans[last][0] : spans[last][1]])
+    if len(tail) < count:
+        tail = (head + tail)[-count:]
+    return head[:count], tail[-count:]

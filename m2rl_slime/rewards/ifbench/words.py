@@ -12,7 +12,7 @@ from collections import Counter
 from ..ifeval.params import Checker, Param
 from ..ifeval.text import Doc
 from .lexicon import count_syllables
-from .text import drop_punctuation, rule_sentences, strip_punctuation, word_tokens
+from .text import drop_punctuation, edge_tokens, rule_sentences, strip_punctuation, word_tokens
 from .verbs import starts_with_verb
 
 _ALPHABET = string.ascii_lowercase
@@ -69,7 +69,7 @@ def prime_lengths(doc: Doc) -> bool:
 
 def start_verb(doc: Doc) -> bool:
     """words:start_verb: the first token is a verb (see `starts_with_verb` for how this is decided offline)."""
-    return starts_with_verb(word_tokens(doc.text))
+    return starts_with_verb(edge_tokens(doc.text, 1)[0])
 
 
 def repeats(doc: Doc, *, small_n: int) -> bool:
@@ -124,8 +124,8 @@ def keywords_specific_position(doc: Doc, *, keyword: str, n: int, m: int) -> boo
 
 def words_position(doc: Doc, *, keyword: str) -> bool:
     """words:words_position: the second and the second-to-last tokens are the keyword (exact case)."""
-    tokens = word_tokens(doc.text)
-    return len(tokens) >= 2 and tokens[1] == tokens[-2] == keyword
+    head, tail = edge_tokens(doc.text, 2)
+    return len(head) >= 2 and head[1] == tail[-2] == keyword
 
 
 CHECKERS: dict[str, Checker] = {
