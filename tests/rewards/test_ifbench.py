@@ -111,8 +111,14 @@ def test_reference_crashes_are_not_followed():
 
 
 def test_rule_sentences_follow_ifevals_splitter():
-    assert rule_sentences("Mr. Smith went to Washington. He said hi!") == ["Mr. Smith went to Washington.", "He said hi!"]
-    assert rule_sentences("Pi is 3.14 today. Visit example.com now.") == ["Pi is 3.14 today.", "Visit example.com now."]
+    assert rule_sentences("Mr. Smith went to Washington. He said hi!") == [
+        "Mr. Smith went to Washington.",
+        "He said hi!",
+    ]
+    assert rule_sentences("Pi is 3.14 today. Visit example.com now.") == [
+        "Pi is 3.14 today.",
+        "Visit example.com now.",
+    ]
     assert rule_sentences("Wait... what? Yes.") == ["Wait...", "what?", "Yes."]
     assert rule_sentences('He said "stop." Then left') == ['He said "stop".', "Then left"]
     assert rule_sentences("I met J. Smith in the U.S. He waved.") == ["I met J. Smith in the U.S.", "He waved."]
@@ -133,7 +139,15 @@ def test_word_tokens_follow_treebank_conventions():
 def test_lexicon_resources():
     assert {"the", "don", "t", "ll", "yourselves"} <= STOPWORDS and "don't" not in STOPWORDS
     assert len(STOPWORDS) == 153  # NLTK's 179 English entries less the 26 with an apostrophe
-    assert [count_syllables(w) for w in ("cat", "apple", "table", "the", "self-care", "b2b", "")] == [1, 2, 2, 1, 2, 0, 0]
+    assert [count_syllables(w) for w in ("cat", "apple", "table", "the", "self-care", "b2b", "")] == [
+        1,
+        2,
+        2,
+        1,
+        2,
+        0,
+        0,
+    ]
     assert is_emoji("\U0001f600") and is_emoji("\u2615") and is_emoji("\U0001f3fb")
     assert not is_emoji("a") and not is_emoji("#") and not is_emoji("\U0001f1e6") and not is_emoji("\u200d")
     assert looks_like_verb("Imagine") and looks_like_verb("growing") and looks_like_verb("Wrote")
