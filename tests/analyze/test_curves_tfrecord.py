@@ -79,13 +79,14 @@ def test_a_record_with_a_bad_data_checksum_is_dropped_and_its_neighbours_kept():
     assert unchecked.records == (b"keep one", bytes(buf[second + 12 : second + 20]), b"keep two")
 
 
-def test_a_corrupt_length_stops_the_file_there():
+@pytest.mark.parametrize("flip", [0, 8])  # the length itself (now past the end), or its checksum
+def test_a_corrupt_length_stops_the_file_there(flip):
     good = record(b"kept")
     bad = bytearray(record(b"lost"))
-    bad[0] ^= 0xFF
+    bad[flip] ^= 0xFF
     framing = read_records(good + bytes(bad) + record(b"unreachable"))
     assert framing.records == (b"kept",)
-    assert framing.bad_length_at == len(good)
+    assert framing.bad_length_at == len(good) and framing.truncated_tail == 0
 
 
 def test_a_huge_bogus_length_with_a_valid_checksum_is_a_truncated_tail_not_a_crash():

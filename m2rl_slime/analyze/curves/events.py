@@ -37,6 +37,8 @@ class DecodeError(ValueError):
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    if pos < len(buf) and buf[pos] < 0x80:  # one byte: most keys, lengths and steps below 128
+        return buf[pos], pos + 1
     result = shift = 0
     while True:
         if pos >= len(buf) or shift > 63:
@@ -54,20 +56,20 @@ def _fields(buf: bytes) -> Iterator[tuple[int, int, object]]:
     pos, end = 0, len(buf)
     while pos < end:
         key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire in (1, 5):
-            size = 8 if wire == 1 else 4
-            value, pos = buf[pos : pos + size], pos + size
-        elif wire == 2:
+        wire = key & 7
+        if wire == 2:
             size, pos = _varint(buf, pos)
             value, pos = buf[pos : pos + size], pos + size
+        elif wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 5 or wire == 1:
+            size = 4 if wire == 5 else 8
+            value, pos = buf[pos : pos + size], pos + size
         else:
-            raise DecodeError(f"unsupported wire type {wire} (field {number})")
+            raise DecodeError(f"unsupported wire type {wire} (field {key >> 3})")
         if pos > end:
-            raise DecodeError(f"field {number} runs past the end of its message")
-        yield number, wire, value
+            raise DecodeError(f"field {key >> 3} runs past the end of its message")
+        yield key >> 3, wire, value
 
 
 def _signed64(value: int) -> int:

@@ -13,6 +13,7 @@ Damage is reported, never fatal, because a run still training appends to its new
 
 from __future__ import annotations
 
+import bisect
 import struct
 from dataclasses import dataclass
 from functools import lru_cache
@@ -103,31 +104,36 @@ def read_records(buf: bytes, verify: bool = True) -> Framing:
         buf: The whole file.
         verify: Check the data checksums (the length checksums are always checked).
     """
-    spans: list[tuple[int, int, int]] = []  # (data start, length, stored crc)
-    offset, end, bad_length_at, tail = 0, len(buf), None, 0
+    headers: list[int] = []  # offsets of the records' headers
+    spans: list[tuple[int, int, int, int]] = []  # (data start, length, stored length crc, stored data crc)
+    offset, end, tail, stopped_at = 0, len(buf), 0, None
     while offset < end:
         if end - offset < _HEADER.size:
             tail = end - offset
             break
         length, length_crc = _HEADER.unpack_from(buf, offset)
-        if masked_crc32c(buf[offset : offset + 8]) != length_crc:
-            bad_length_at = offset
-            break
         data_start = offset + _HEADER.size
-        if end - data_start < length + _FOOTER.size:
+        if end - data_start < length + _FOOTER.size:  # an incomplete record, or a corrupt length
             tail = end - offset
+            stopped_at = offset if masked_crc32c(buf[offset : offset + 8]) != length_crc else None
             break
         (stored,) = _FOOTER.unpack_from(buf, data_start + length)
-        spans.append((data_start, length, stored))
+        headers.append(offset)
+        spans.append((data_start, length, length_crc, stored))
         offset = data_start + length + _FOOTER.size
+    # Lengths are checked after the walk, in one pass: records from the first bad length on are not records.
+    length_crcs = masked_crc32c_many(buf, headers, [8] * len(headers))
+    bad_length_at = next((h for h, crc, span in zip(headers, length_crcs, spans) if crc != span[2]), stopped_at)
+    if bad_length_at is not None:
+        spans, tail = spans[: bisect.bisect_left(headers, bad_length_at)], 0
     ok = [True] * len(spans)
     if verify:
-        short = [i for i, (_, n, _) in enumerate(spans) if n <= _BATCH_MAX_LEN]
+        short = [i for i, span in enumerate(spans) if span[1] <= _BATCH_MAX_LEN]
         crcs = masked_crc32c_many(buf, [spans[i][0] for i in short], [spans[i][1] for i in short])
         for i, crc in zip(short, crcs):
-            ok[i] = crc == spans[i][2]
-        for i, (start, n, stored) in enumerate(spans):
+            ok[i] = crc == spans[i][3]
+        for i, (start, n, _, stored) in enumerate(spans):
             if n > _BATCH_MAX_LEN:
                 ok[i] = masked_crc32c(buf[start : start + n]) == stored
-    records = tuple(buf[s : s + n] for (s, n, _), good in zip(spans, ok) if good)
+    records = tuple(buf[s : s + n] for (s, n, _, _), good in zip(spans, ok) if good)
     return Framing(records, bad_data=ok.count(False), truncated_tail=tail, bad_length_at=bad_length_at)
