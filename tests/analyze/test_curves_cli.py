@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import subprocess
 import sys
 
 import pytest
@@ -248,3 +249,26 @@ def test_bad_input_exits_2_with_one_line(study, tmp_path, capsys, argv, message)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("analyze curves: ") and message in err[0]
     assert not (empty / "o" / "curves.json").exists()
+
+
+def test_an_unwritable_out_dir_is_one_line(study, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert _curves(study, blocker / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot write the results" in err[0]
+
+
+def test_plot_without_results_and_the_command_line_help(tmp_path, capsys):
+    assert main(["plot", str(tmp_path)]) == 2
+    assert "no analysis results to plot (looked for curves.json" in capsys.readouterr().err
+    code = (
+        "import sys; from m2rl_slime.analyze import cli; help = cli._parser(None).format_help(); "
+        "print('curves' in help, 'm2rl_slime.analyze.curves' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False"]  # listed, not imported
+    helped = subprocess.run(
+        [sys.executable, "-m", "m2rl_slime.analyze", "curves", "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and "--benchmarks" in helped.stdout and "--metric FIGURE=REGEX" in helped.stdout

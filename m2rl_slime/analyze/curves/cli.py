@@ -138,12 +138,15 @@ def run(args: argparse.Namespace) -> int:
     for missing in description["missing"]:
         log.warning("missing: %s", missing["message"])
     out = Path(args.out)
-    written = write_outputs(description, out)
     from .plot import HINT, have_matplotlib, plot
 
-    if have_matplotlib() and not args.no_plot:
-        written += plot(out / "curves.json", out)
-    elif not args.no_plot:
+    try:
+        written = write_outputs(description, out)
+        if have_matplotlib() and not args.no_plot:
+            written += plot(out / "curves.json", out)
+    except OSError as exc:
+        raise ConfigError(f"{out}: cannot write the results: {exc.strerror or exc}") from None
+    if not have_matplotlib() and not args.no_plot:
         log.warning(
             "figures not drawn (numbers written): matplotlib is not installed: %s", HINT.replace("DIR", str(out))
         )

@@ -3,7 +3,8 @@
 One PNG per figure of the description (``fig9_reward.png``, ``fig2_benchmarks.png``, ``truncation.png``,
 ``response_len.png``), one panel per entry of its ``panels``. The raw values are drawn faint and the
 smoothed ones solid (as TensorBoard does); a line keeps its colour across the panels of a figure (a domain in
-Figs. 9-like figures, a run in Fig. 2). Drawn with matplotlib's object API on an Agg canvas (no pyplot, no
+Fig. 9-like figures, a run in Fig. 2). Panels per run have their own legend (titled with the run's GPU hours);
+panels per benchmark share one legend of the runs. Drawn with matplotlib's object API on an Agg canvas (no pyplot, no
 global state) and written atomically.
 """
 
@@ -64,7 +65,8 @@ def _draw_panel(ax: Any, panel: Mapping[str, Any], colors: Mapping[str, Any], yl
     ax.set_xlabel("rollout step")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
-    ax.legend(title=panel.get("legend_title"), fontsize="small", title_fontsize="small")
+    if not per_key:  # a panel per run: its domains, titled with its GPU hours
+        ax.legend(title=panel.get("legend_title"), fontsize="small", title_fontsize="small")
 
 
 def draw_figure(figure: Mapping[str, Any], path: Path) -> Path:
@@ -87,6 +89,12 @@ def draw_figure(figure: Mapping[str, Any], path: Path) -> Path:
         _draw_panel(ax, panel, colors, figure["ylabel"], per_key)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
+    if per_key:  # a panel per benchmark: one legend of the runs for the whole figure
+        handles = {}
+        for ax in axes[: len(panels)]:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                handles.setdefault(label, handle)
+        fig.legend(list(handles.values()), list(handles), loc="outside right upper", fontsize="small")
     fig.suptitle(figure["title"])
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
