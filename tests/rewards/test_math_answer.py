@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from m2rl_slime.rewards.answer_extract import final_answer, last_answer_line, last_boxed, strip_math_delimiters
-from m2rl_slime.rewards.math_answer import MathConfig, gold_answer, verify
+from m2rl_slime.rewards.answer_extract import final_answer, last_answer_statement, last_boxed, strip_math_delimiters
+from m2rl_slime.rewards.math_answer import MathConfig, parse_gold, verify
 from m2rl_slime.rewards.result import Reason
 
 CASES = [json.loads(line) for line in (Path(__file__).parent / "data" / "math_cases.jsonl").read_text().splitlines()]
@@ -57,17 +57,17 @@ def test_boxed_extraction_is_brace_matched_and_skips_broken_boxes():
 
 
 def test_answer_line_variants():
-    assert last_answer_line("**Answer:** 12").text == "12"
-    assert last_answer_line("Final answer: x = 3").text == "x = 3"
-    assert last_answer_line("The answer is 12") is None  # no colon: not an answer line
-    assert last_answer_line("Answer:   \n") is None
+    assert last_answer_statement("**Answer:** 12").text == "12"
+    assert last_answer_statement("Final answer: x = 3").text == "x = 3"
+    assert last_answer_statement("The answer is 12") is None  # no colon: not an answer line
+    assert last_answer_statement("Answer:   \n") is None
 
 
 def test_answer_line_regex_is_linear_on_hostile_input():
     import time
 
     start = time.monotonic()
-    last_answer_line("answer" + " " * 200_000 + "x")
+    last_answer_statement("answer" + " " * 200_000 + "x")
     assert time.monotonic() - start < 0.5
 
 
@@ -80,7 +80,7 @@ def test_unusable_labels_are_bad_label(label, reason):
 
 
 def test_numeric_labels_are_accepted():
-    assert gold_answer(7) == "7" and gold_answer(0.25) == "0.25"
+    assert parse_gold(7).text == "7" and parse_gold(0.25).text == "0.25"
     assert verify("Answer: 7", 7, {}).reason is Reason.OK
 
 

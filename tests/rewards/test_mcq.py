@@ -29,7 +29,7 @@ ABCD = {"valid_letters": "ABCD"}
         ("\\boxed{B}\nAnswer: C", "C", Reason.OK),
         ("Answer: D", "B", Reason.WRONG),
         ("The answer is clearly B.", "B", Reason.NO_ANSWER),  # no box, no Answer line
-        ("Answer: a", "A", Reason.NO_ANSWER),  # case-sensitive: the article "a" is not a letter
+        ("Answer: a", "A", Reason.OK),  # a single letter alone counts in either case
         ("Answer: I think it is B", "B", Reason.NO_ANSWER),
         ("\\boxed{A, B}", "A", Reason.AMBIGUOUS),
         ("Answer: A or B", "A", Reason.AMBIGUOUS),
