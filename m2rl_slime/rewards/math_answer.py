@@ -379,7 +379,7 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: Ma
     details: dict[str, Any] = {"source": candidate.source, "gold": gold.text[:200]}
     if candidate.items:
         details["boxes"] = [item[:100] for item in candidate.items[:MAX_SET_ITEMS]]
-    if len(candidate.text) > max(config.max_answer_chars, len(gold.text)):  # capped before any regex
+    if len(candidate.text) > max(config.max_answer_chars, 2 * len(gold.text)):  # capped before any regex
         details["extracted"] = candidate.text[:200]
         return Result.fail(Reason.PARSE_ERROR, error="answer longer than max_answer_chars", **details)
     pred = normalise(candidate.text)
