@@ -229,11 +229,11 @@ def cut_remark(content: str) -> str:
     Cuts before a `(` that opens words (`42 (since 6 times 7 is 42)` -> `42`); before `,`, `;`, `.` or an em
     dash followed by a space and a word other than `and`/`or` (`x = 2, which ...` -> `x = 2`,
     `5. Because ...` -> `5`); and before a clause word: because, since, as, so, which, where, given, thus,
-    hence, therefore (`42 since 6 times 7 is 42` -> `42`). Reads at most `MAX_STATEMENT_CHARS` characters.
+    hence, therefore (`42 since 6 times 7 is 42` -> `42`). A remark must start within the first
+    `MAX_STATEMENT_CHARS` characters; beyond them nothing is cut.
     """
-    content = content[:MAX_STATEMENT_CHARS]
     depth, math, i = 0, False, 0
-    while i < len(content):
+    while i < min(len(content), MAX_STATEMENT_CHARS):
         ch = content[i]
         if ch == "\\":
             i += 2
@@ -260,7 +260,7 @@ def last_answer_statement(text: str) -> Candidate | None:
     matches = list(_STATEMENT.finditer(text))
     for match in reversed(matches):
         lo, hi = _statement_content(text, match.end())
-        raw = _clean(text[lo : min(hi, lo + MAX_STATEMENT_CHARS)])
+        raw = _clean(text[lo:hi])
         if raw:
             return Candidate(_clean(cut_remark(raw)), "answer_line", match.start(), hi, (), raw)
     return None

@@ -122,7 +122,7 @@ def split_values(text: str) -> tuple[str, ...]:
     if _COMMA_GROUPED.fullmatch(inner) or _ELLIPSIS.search(inner):
         return (text,)
     for left, right in (("\\left\\{", "\\right\\}"), ("\\{", "\\}")):
-        if inner.startswith(left) and inner.endswith(right):
+        if inner.startswith(left) and inner.endswith(right) and "\\}" not in inner[len(left) : -len(right)]:
             inner = inner[len(left) : len(inner) - len(right)]
             break
     items = _split_items(inner)

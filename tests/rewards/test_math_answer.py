@@ -130,6 +130,9 @@ def test_an_over_long_gold_is_graded_not_refused():
     result = verify("\\boxed{" + words + "}", words, {})
     assert result.reason is Reason.OK and result.details["note"] == "long gold compared exactly"
     assert verify("\\boxed{5}", digits, {}).reason is Reason.WRONG
+    huge = "7" * 20_000  # longer than an answer statement is scanned for remarks: kept whole
+    assert verify("Answer: " + huge, huge, {}).reason is Reason.OK
+    assert verify("Answer: " + huge + "8", huge, {}).reason is Reason.WRONG
     assert verify("\\boxed{" + digits + "9" * 3000 + "}", digits, {}).reason is Reason.PARSE_ERROR
 
 
