@@ -128,9 +128,7 @@ def last_boxed(text: str) -> Candidate | None:
 
 
 def _gap_label(gap: str) -> tuple[bool, str | None]:
-    """Whether `gap` joins two boxes of one answer, and the label it gives the later box (`y` in `, y=`)."""
-    if len(gap) > MAX_BOX_GAP:
-        return False, None
+    """Whether `gap` (at most `MAX_BOX_GAP` chars) joins two boxes, and the label it gives the later box (`, y=`)."""
     match = _GAP.fullmatch(gap)
     return (True, match.group("label")) if match else (False, None)
 
@@ -147,6 +145,8 @@ def final_boxes(text: str, start: int = 0, end: int | None = None) -> list[Box]:
     labels: list[str | None] = []  # labels[i] is the label of group[i]; both read last-first
     for box in _Boxes(text, start, end).reversed():
         if group:
+            if group[-1].start - box.end > MAX_BOX_GAP:
+                break
             joined, label = _gap_label(text[box.end : group[-1].start])
             if not joined:
                 break

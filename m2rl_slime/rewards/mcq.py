@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import math_answer
-from .answer_extract import final_answer, strip_math_delimiters
+from .answer_extract import Candidate, final_answer, strip_math_delimiters
 from .result import Reason, Result
 
 # Letter scanning (case-insensitive letters; every pattern is linear and reads at most MAX_LETTER_SCAN chars).
@@ -165,7 +165,7 @@ def extract_letter(candidate: str) -> tuple[str | None, bool]:
     return first.group(1).upper(), False
 
 
-def _answer_letter(candidate) -> tuple[str | None, bool]:
+def _answer_letter(candidate: Candidate) -> tuple[str | None, bool]:
     """(letter, ambiguous) of a final answer; several boxes naming different letters are ambiguous."""
     if not candidate.items:
         return extract_letter(candidate.raw or candidate.text)
