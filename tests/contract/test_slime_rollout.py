@@ -12,9 +12,11 @@ Skipped (with the reason) when slime is not importable, e.g. in CI.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,6 +48,20 @@ SMALL = [
 ]
 QUOTA = "m2rl_slime.data.keep_domain_quota"
 NONZERO_STD = "slime.rollout.filter_hub.dynamic_sampling_filters.check_reward_nonzero_std"
+
+
+@contextmanager
+def warnings_of(name: str):
+    """WARNING records of logger `name` (slime's logger setup can replace pytest's capturing root handler)."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +140,7 @@ def test_over_sampling_with_a_dynamic_filter_keeps_exact_domain_counts(world, mo
     assert metrics[0]["rollout/dynamic_filter/drop_quota_full_science"] >= 1  # fast domains over-produced
 
 
-def test_without_the_quota_filter_slow_domains_lose_their_share(world, monkeypatch, caplog):
+def test_without_the_quota_filter_slow_domains_lose_their_share(world, monkeypatch):
     args = rl_multi(
         world,
         "skewed",
@@ -133,14 +149,12 @@ def test_without_the_quota_filter_slow_domains_lose_their_share(world, monkeypat
     )
     with FakeSGLang(world.tokenizer, latency={"math": 0.5, "agent": 0.2}) as server:
         connect(args, server)
-        with caplog.at_level("WARNING", logger="m2rl_slime.data.slime_source"):
+        with warnings_of("m2rl_slime.data.slime_source") as records:
             manager = Manager(args, monkeypatch)
         samples, _ = trained_batch(manager, 0)
     assert pools(samples)["math"] == 0 and sum(pools(samples).values()) == 8  # documented: use the quota filter
-    assert (
-        "for exact per-domain counts use --dynamic-sampling-filter-path m2rl_slime.data.keep_domain_quota"
-        in caplog.text
-    )
+    expected = "for exact per-domain counts use --dynamic-sampling-filter-path m2rl_slime.data.keep_domain_quota"
+    assert any(expected in r.getMessage() for r in records)
 
 
 def test_partial_rollout_resumes_aborted_groups_within_their_quota(world, monkeypatch):
@@ -188,10 +202,16 @@ def test_group_rm_scores_whole_groups(world, monkeypatch):
 
 
 @pytest.mark.parametrize("recipe", ["opd", "opd_custom_loss"])
-@pytest.mark.parametrize("order", [DOMAINS, ("agent", "math", "science", "if")], ids=["math_first", "agent_first"])
-def test_aborted_agent_episode_in_an_opd_run(world, monkeypatch, recipe, order):
-    """An agent episode SGLang aborts stays in the batch (remove_sample): slime must still get teacher
-    log-probs on every sample, whichever sample comes first, and both loss modes must run on them."""
+@pytest.mark.parametrize(
+    ("order", "aborts"),
+    [(DOMAINS, 1), (("agent", "math", "science", "if"), 4)],
+    ids=["math_first", "aborted_agent_first"],
+)
+def test_aborted_agent_episode_in_an_opd_run(world, monkeypatch, recipe, order, aborts):
+    """Agent episodes SGLang aborts stay in the batch (remove_sample): slime must still get teacher log-probs
+    on every sample, whether a scored sample comes first (else a None in the list: TypeError when slime
+    tensorizes it) or an aborted one (else no key at all: the OPD losses fail), and both loss modes must
+    run on them."""
     import torch
 
     with FakeSGLang(world.tokenizer) as server:
@@ -203,12 +223,13 @@ def test_aborted_agent_episode_in_an_opd_run(world, monkeypatch, recipe, order):
             f"plugin.m2rl_opd.teachers={teachers}",
         ]
         args = parse_recipe(recipe, world, [*sets, "slime.rollout.rollout-shuffle=false"], f"{recipe}_{order[0]}")
-        server.abort_first_agent_turns = 1
+        server.abort_first_agent_turns = aborts
         connect(args, server)
         manager = Manager(args, monkeypatch)
         samples, ranks = trained_batch(manager, 0)
     aborted = [s for s in samples if s.status is Sample.Status.ABORTED]
-    assert len(aborted) == 1 and aborted[0].remove_sample and samples[0].metadata["source_name"] == order[0]
+    assert len(aborted) == aborts and all(s.remove_sample for s in aborted)
+    assert samples[0].metadata["source_name"] == order[0] and (aborts == 1 or samples[0] in aborted)
     for sample in samples:
         assert len(sample.teacher_log_probs) == sample.response_length
     scored = next(s for s in samples if s.metadata["source_name"] == "math")
@@ -332,3 +353,25 @@ def test_agent_turn_loop_stops_when_slime_aborts(world, monkeypatch):
     # each episode got its first answer (a tool call) after or around the flip, and sent no second turn
     assert len(server.requests) == 2 and all(r["turn"] == 0 for r in server.requests)
     assert all(s.metadata["m2rl_agent"]["stop"] == "aborted" for s in group)
+
+
+def test_quota_settings_that_cannot_work_fail_at_start(world):
+    from slime.utils.misc import load_function
+
+    from m2rl_slime.data import keep_domain_quota
+    from m2rl_slime.errors import ConfigError
+
+    args = rl_multi(world, "bad_quota", f"plugin.m2rl_data.quota.filter={NONZERO_STD}")
+    source_cls = load_function(args.data_source_path)
+    with pytest.raises(ConfigError, match="quota.filter is set but --dynamic-sampling-filter-path is None"):
+        source_cls(args)
+    args.dynamic_sampling_filter_path, args.buffer_filter_path = QUOTA, "slime.rollout.data_source.pop_first"
+    with pytest.raises(ConfigError, match="--buffer-filter-path .* cannot be combined with the quota filter"):
+        source_cls(args)
+    with pytest.raises(ConfigError, match="needs --data-source-path m2rl_slime.data.MultiDomainDataSource"):
+        keep_domain_quota(rl_multi(world, "no_source"), [Sample(metadata={"source_name": "math"})])
+    unshuffled = rl_multi(world, "unshuffled", "slime.rollout.rollout-shuffle=false")
+    with warnings_of("m2rl_slime.data.slime_source") as records:
+        groups = source_cls(unshuffled).get_samples(8)
+    assert any("--rollout-shuffle is unset, so every pool is read in file order" in r.getMessage() for r in records)
+    assert [g[0].prompt.split("] #")[1][0] for g in groups] == ["0", "1"] * 4  # each pool from its first row
