@@ -4,7 +4,9 @@ slime hooks implemented here:
 
 - ``--data-source-path m2rl_slime.data.MultiDomainDataSource`` (settings: ``m2rl_data`` in
   ``--custom-config-path``; see `m2rl_slime.data.config.DataConfig`);
-- ``--rollout-all-samples-process-path m2rl_slime.data.curriculum.observe`` (optional curriculum).
+- ``--rollout-all-samples-process-path m2rl_slime.data.curriculum.observe`` (optional curriculum);
+- ``--dynamic-sampling-filter-path m2rl_slime.data.keep_domain_quota`` (exact per-domain counts of each
+  trained batch under over-sampling, dynamic filters and partial rollout).
 
 CLI: ``python -m m2rl_slime.data prepare ...`` / ``prepare-eval ...`` (``--help`` on each).
 
@@ -22,6 +24,7 @@ __all__ = [
     "MixingSource",
     "MixtureSampler",
     "MultiDomainDataSource",
+    "keep_domain_quota",
     "prepare_blend",
     "prepare_eval",
 ]
@@ -31,6 +34,7 @@ _LAZY = {
     "MixingSource": "m2rl_slime.data.source",
     "MixtureSampler": "m2rl_slime.data.mixture",
     "MultiDomainDataSource": "m2rl_slime.data.slime_source",
+    "keep_domain_quota": "m2rl_slime.data.slime_quota",
     "prepare_blend": "m2rl_slime.data.prepare",
     "prepare_eval": "m2rl_slime.data.evalsets",
 }
