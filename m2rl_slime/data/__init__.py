@@ -4,12 +4,14 @@ slime hooks implemented here:
 
 - ``--data-source-path m2rl_slime.data.MultiDomainDataSource`` (settings: ``m2rl_data`` in
   ``--custom-config-path``; see `m2rl_slime.data.config.DataConfig`);
-- ``--rollout-all-samples-process-path m2rl_slime.data.curriculum.observe`` (optional curriculum).
+- ``--rollout-all-samples-process-path m2rl_slime.data.curriculum.observe`` (optional curriculum);
+- ``--data-source-path m2rl_slime.data.SFTDataSource`` (SFT: streams a prepared blend, ``--prompt-data DIR``)
+  with ``--rollout-function-path m2rl_slime.data.sft_rollout.generate_rollout`` (``m2rl_data.sft``).
 
-CLI: ``python -m m2rl_slime.data prepare ...`` / ``prepare-eval ...`` (``--help`` on each).
+CLI: ``python -m m2rl_slime.data prepare ...`` / ``prepare-eval ...`` / ``prepare-sft ...`` (``--help`` on each).
 
 Names resolve lazily: importing this package imports neither slime nor any heavy dependency;
-``MultiDomainDataSource`` imports slime on first access.
+``MultiDomainDataSource`` and ``SFTDataSource`` import slime on first access.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ __all__ = [
     "MixingSource",
     "MixtureSampler",
     "MultiDomainDataSource",
+    "SFTDataSource",
     "prepare_blend",
     "prepare_eval",
+    "prepare_sft",
 ]
 
 _LAZY = {
@@ -33,6 +37,8 @@ _LAZY = {
     "MultiDomainDataSource": "m2rl_slime.data.slime_source",
     "prepare_blend": "m2rl_slime.data.prepare",
     "prepare_eval": "m2rl_slime.data.evalsets",
+    "SFTDataSource": "m2rl_slime.data.sft_source",
+    "prepare_sft": "m2rl_slime.data.sft_blend",
 }
 
 
