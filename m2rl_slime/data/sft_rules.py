@@ -79,7 +79,9 @@ class Rule:
         return int(math.floor(self.value * valid + 0.5))
 
     def __str__(self) -> str:
-        return "all" if self.kind == "all" else f"{self.kind}={self.value:g}"
+        if self.kind == "all":
+            return "all"
+        return f"fraction={self.value:g}" if self.kind == "fraction" else f"{self.kind}={int(self.value)}"
 
 
 @dataclass(frozen=True, slots=True)
