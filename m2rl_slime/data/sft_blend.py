@@ -27,14 +27,13 @@ from typing import Any
 
 from .. import __version__
 from ..errors import ConfigError
-from .files import _import_parquet
-from .sft_rows import CLEAN, SFTRowError, check_row, has_placeholder_turn
+from .sft_rows import CLEAN, check_row
 from .sft_rules import SourceSpec, check_sources, copies, resolve_files, selection_rng
+from .sft_scan import INVALID, Record, encode, jsonl_records, parquet_records
 from .sft_shards import MANIFEST, MANIFEST_KIND, MANIFEST_VERSION, ShardWriter, have_pyarrow
 
 logger = logging.getLogger(__name__)
 
-INVALID = 0
 _EXAMPLES_PER_REASON = 3
 
 
@@ -50,6 +49,7 @@ class SFTOptions:
     strict: bool = False
     progress: bool | None = None  # None: a bar only on a terminal
     root: Path | None = None  # base of relative source paths
+    workers: int = 1  # processes that parse and check jsonl chunks (1: in this process)
 
 
 @dataclass(slots=True)
@@ -75,121 +75,82 @@ class SourceTally:
 class _Source:
     """Reads, validates and writes one source (state of one source's passes)."""
 
-    def __init__(self, tally: SourceTally, files: list[Path], writer: ShardWriter, options: SFTOptions):
-        self.tally, self.files, self.writer, self.options = tally, files, writer, options
+    def __init__(self, tally: SourceTally, files: list[Path], writer: ShardWriter, options: SFTOptions, pool: Any):
+        self.tally, self.files, self.writer, self.options, self.pool = tally, files, writer, options, pool
         self.examples: Counter = Counter()
 
-    def rows(self, desc: str, total: int | None, parse: bool = True) -> Iterator[tuple[str, bytes | None, Any]]:
-        """(where, raw jsonl line or None, row) for every input row up to the limit (see `_file_rows`)."""
+    def records(self, desc: str, total: int | None, check: bool, encode_fixed: bool = False) -> Iterator[Record]:
+        """Every input row up to the limit, checked or not, behind a progress bar."""
         from tqdm import tqdm
 
         disable = None if self.options.progress is None else not self.options.progress
         seen = 0
         with tqdm(total=total, unit="rows", desc=desc, disable=disable, unit_scale=True) as bar:
             for file in self.files:
-                for where, raw, row in _file_rows(file, parse):
+                if file.suffix == ".parquet":
+                    rows = parquet_records(file, check, encode_fixed)
+                else:
+                    rows = jsonl_records(file, self.pool, check, encode_fixed, 2 * self.options.workers)
+                for record in rows:
                     if self.options.limit is not None and seen >= self.options.limit:
                         return
                     seen += 1
                     bar.update(1)
-                    yield where, raw, row
+                    yield record
 
-    def classify(self, where: str, row: Any) -> tuple[int, dict | None]:
-        """(code, fixed row or None); counts invalid rows by reason (raises in strict mode)."""
-        try:
-            if isinstance(row, SFTRowError):
-                raise row
-            code, checked = check_row(row)
-        except SFTRowError as exc:
+    def count(self, record: Record) -> int:
+        """Tally one checked row; returns its code (raises on a bad row in strict mode)."""
+        tally = self.tally
+        tally.rows_in += 1
+        if record.error is not None:
+            reason, message = record.error
             if self.options.strict:
-                raise ConfigError(f"{where}: {exc.reason}: {exc}") from None
-            self.tally.invalid[exc.reason] += 1
-            self.examples[exc.reason] += 1
-            if self.examples[exc.reason] <= _EXAMPLES_PER_REASON:
-                logger.warning("dropped (%s) %s: %s", exc.reason, where, exc)
-            return INVALID, None
-        return code, checked
+                raise ConfigError(f"{record.where}: {reason}: {message}")
+            tally.invalid[reason] += 1
+            self.examples[reason] += 1
+            if self.examples[reason] <= _EXAMPLES_PER_REASON:
+                logger.warning("dropped (%s) %s: %s", reason, record.where, message)
+            return INVALID
+        if record.code == CLEAN:
+            tally.clean += 1
+        else:
+            tally.fixed += 1
+        tally.placeholder_user += record.placeholder
+        return record.code
 
     def count_pass(self) -> bytearray:
-        codes = bytearray()
-        for where, _, row in self.rows(f"{self.tally.spec.name} (count)", None):
-            self.tally.rows_in += 1
-            code, checked = self.classify(where, row)
-            codes.append(code)
-            self._count_valid(code, checked)
-        return codes
-
-    def _count_valid(self, code: int, checked: dict | None) -> None:
-        if code == INVALID:
-            return
-        if code == CLEAN:
-            self.tally.clean += 1
-        else:
-            self.tally.fixed += 1
-        self.tally.placeholder_user += has_placeholder_turn(checked)
+        return bytearray(self.count(r) for r in self.records(f"{self.tally.spec.name} (count)", None, check=True))
 
     def write_pass(self, codes: bytearray, seed: int) -> None:
         tally = self.tally
         tally.wanted = tally.spec.rule.wanted(tally.valid)
         plan = copies(tally.valid, tally.wanted, selection_rng(seed, tally.spec.name))
-        for i, (_, raw, row) in enumerate(self.rows(f"{tally.spec.name} (write)", tally.rows_in, parse=False)):
+        for i, record in enumerate(self.records(f"{tally.spec.name} (write)", tally.rows_in, check=False)):
             if codes[i] == INVALID:
                 continue
             n = next(plan)
             if n == 0:
                 continue
-            if codes[i] == CLEAN and raw is not None:
-                self.writer.write(raw, n)
-            else:
-                if row is None:  # a jsonl row that needed a fix: parse it again
-                    row = json.loads(raw)
-                self.writer.write(_encode(check_row(row)[1]), n)
+            if codes[i] == CLEAN and record.raw is not None:
+                self.writer.write(record.raw, n)
+            else:  # a parquet row, or a jsonl row that needed a fix: check it again
+                row = record.row if record.raw is None else json.loads(record.raw)
+                self.writer.write(encode(check_row(row)[1]), n)
             tally.rows_out += n
 
     def single_pass(self) -> None:
-        tally, k = self.tally, int(self.tally.spec.rule.value) if self.tally.spec.rule.kind == "repeat" else 1
-        for where, raw, row in self.rows(tally.spec.name, None):
-            tally.rows_in += 1
-            code, checked = self.classify(where, row)
+        tally, rule = self.tally, self.tally.spec.rule
+        k = int(rule.value) if rule.kind == "repeat" else 1
+        for record in self.records(tally.spec.name, None, check=True, encode_fixed=True):
+            code = self.count(record)
             if code == INVALID:
                 continue
-            self._count_valid(code, checked)
-            self.writer.write(raw if code == CLEAN and raw is not None else _encode(checked), k)
+            if record.fixed is not None:
+                self.writer.write(record.fixed, k)
+            else:
+                self.writer.write(record.raw if record.raw is not None else encode(record.row), k)
             tally.rows_out += k
-        tally.wanted = tally.spec.rule.wanted(tally.valid)
-
-
-def _encode(row: dict) -> bytes:
-    return json.dumps(row, ensure_ascii=False).encode("utf-8")
-
-
-def _file_rows(path: Path, parse: bool) -> Iterator[tuple[str, bytes | None, Any]]:
-    """Rows of one input file as (file:row, raw, row).
-
-    jsonl: `raw` is the line without its newline; `row` is the parsed object (an `SFTRowError` for a line
-    that is not JSON), or None when `parse` is False. parquet: `raw` is None and `row` the row's object.
-    """
-    if path.suffix == ".parquet":
-        pq = _import_parquet()
-        row_no = 0
-        for batch in pq.ParquetFile(path).iter_batches():
-            for row in batch.to_pylist():
-                row_no += 1
-                yield f"{path}:{row_no}", None, row
-        return
-    with open(path, "rb") as f:
-        for line_no, line in enumerate(f, start=1):
-            raw = line.rstrip(b"\r\n")
-            if not raw.strip():
-                continue
-            if not parse:
-                yield f"{path}:{line_no}", raw, None
-                continue
-            try:
-                row = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                row = SFTRowError("invalid_json", f"invalid JSON ({exc})")
-            yield f"{path}:{line_no}", raw, row
+        tally.wanted = rule.wanted(tally.valid)
 
 
 @dataclass(slots=True)
@@ -322,8 +283,8 @@ def prepare_sft(sources: Sequence[SourceSpec], out_dir: str | Path, options: SFT
             is then left as it was.
     """
     options = options or SFTOptions()
-    if options.shard_rows < 1 or options.row_group_rows < 1:
-        raise ConfigError("--shard-rows and --row-group-rows must be >= 1")
+    if options.shard_rows < 1 or options.row_group_rows < 1 or options.workers < 1:
+        raise ConfigError("--shard-rows, --row-group-rows and --workers must be >= 1")
     check_sources(sources)
     fmt = _output_format(options.fmt)
     out_dir = Path(out_dir)
@@ -332,8 +293,9 @@ def prepare_sft(sources: Sequence[SourceSpec], out_dir: str | Path, options: SFT
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     work.mkdir()
+    pool = _pool(options.workers) if any(p.suffix == ".jsonl" for files in inputs for p in files) else None
     try:
-        tallies = [_run_source(spec, files, work, fmt, options) for spec, files in zip(sources, inputs)]
+        tallies = [_run_source(spec, files, work, fmt, options, pool) for spec, files in zip(sources, inputs)]
         if sum(t.rows_out for t in tallies) == 0:
             raise ConfigError("the blend has no rows: every input row was invalid (see the warnings)")
         manifest = _manifest(tallies, options, fmt)
@@ -345,13 +307,29 @@ def prepare_sft(sources: Sequence[SourceSpec], out_dir: str | Path, options: SFT
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return SFTSummary(tallies, manifest, out_dir)
 
 
-def _run_source(spec: SourceSpec, files: list[Path], work: Path, fmt: str, options: SFTOptions) -> SourceTally:
+def _pool(workers: int) -> Any:
+    """A process pool for the jsonl checks (None for one worker). Spawned, not forked: the writer threads
+    and the caller's state stay out of the workers, which only import `sft_scan`."""
+    if workers == 1:
+        return None
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _run_source(
+    spec: SourceSpec, files: list[Path], work: Path, fmt: str, options: SFTOptions, pool: Any
+) -> SourceTally:
     tally = SourceTally(spec, files=[{"path": str(p), "bytes": p.stat().st_size} for p in files])
     writer = ShardWriter(work / spec.name, fmt, options.shard_rows, options.row_group_rows)
-    source = _Source(tally, files, writer, options)
+    source = _Source(tally, files, writer, options, pool)
     try:
         if spec.rule.needs_count:
             source.write_pass(source.count_pass(), options.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,12 @@ def add_prepare_sft(sub: Any) -> None:
     sft.add_argument("--format", choices=FORMATS, help="shard format (default parquet; jsonl without pyarrow)")
     sft.add_argument("--shard-rows", type=int, default=100_000, help="rows per shard (default 100000)")
     sft.add_argument("--row-group-rows", type=int, default=32, help="rows per parquet row group (default 32)")
+    sft.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="processes that parse and check jsonl rows (default: min(8, cores); 1 = none)",
+    )
     sft.add_argument("--limit", type=int, help="read at most this many input rows per source (quick trial)")
     sft.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
     sft.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -57,6 +64,7 @@ def run_prepare_sft(args: argparse.Namespace) -> int:
         strict=args.strict,
         progress=False if args.no_progress else None,
         root=args.inputs,
+        workers=args.workers,
     )
     summary = prepare_sft(sources, args.out, options)
     print(summary.table())

@@ -3,7 +3,8 @@
 Layout of a blend directory (written by ``python -m m2rl_slime.data prepare-sft``)::
 
     manifest.json                      # sources, rules, counts, seed, shard list with sha256 hashes
-    <source>/part-00000.parquet        # one column `row`: the row's JSON text; row groups of `row_group_rows`
+    <source>/part-00000.parquet        # one column `row`: the row's JSON text (newline-terminated);
+                                       # row groups of `row_group_rows` rows
     <source>/part-00000.jsonl          # or: one JSON row per line ...
     <source>/part-00000.jsonl.idx.npy  # ... and its line start offsets (int64, rows + 1 entries)
 
@@ -19,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections import OrderedDict
+import logging
+from collections import OrderedDict, deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,11 @@ MANIFEST = "manifest.json"
 MANIFEST_KIND = "m2rl-sft-blend"
 MANIFEST_VERSION = 1
 ROW_COLUMN = "row"
-_FLUSH_ROWS = 1024
+_FLUSH_ROWS = 1024  # rows per batch handed to the writer thread (a multiple of the row group size)
+_FLUSH_BYTES = 32 << 20  # ... or fewer rows when they reach this size
+_PENDING = 2  # batches queued for the writer thread at most (bounds memory)
+
+logger = logging.getLogger(__name__)
 
 
 def sha256_file(path: Path) -> str:
@@ -64,7 +70,10 @@ def _parquet() -> Any:
 
 
 class ShardWriter:
-    """Writes the rows (encoded JSON objects, without newline) of one source into rotating shards.
+    """Writes the rows (JSON objects, each a line ending with a newline) of one source into rotating shards.
+
+    Encoding, compression, hashing and file writes run on one background thread (they release the GIL),
+    so they overlap with the parsing and validation of the next rows; at most `_PENDING` batches wait.
 
     Args:
         directory: The source's output directory (inside the run's work directory).
@@ -83,7 +92,21 @@ class ShardWriter:
         self._rows = 0
         self._open: Any = None
         self._buffer: list[bytes] = []
+        self._buffer_bytes = 0
         self._offsets: list[int] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: deque[Future] = deque()
+
+    def _submit(self, fn: Any, *args: Any) -> None:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sft-shard-writer")
+        self._pending.append(self._pool.submit(fn, *args))
+        while len(self._pending) > _PENDING:
+            self._pending.popleft().result()
+
+    def _drain(self) -> None:
+        while self._pending:
+            self._pending.popleft().result()
 
     def _start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -93,6 +116,7 @@ class ShardWriter:
         if self.fmt == "jsonl":
             self._open = open(self._path, "wb")
             self._offsets = [0]
+            self._digest = hashlib.sha256()
         else:
             pa, pq = _parquet()
             schema = pa.schema([(ROW_COLUMN, pa.string())])
@@ -101,57 +125,86 @@ class ShardWriter:
             )
 
     def write(self, encoded: bytes, copies: int = 1) -> None:
-        """Append `copies` copies of one encoded row."""
+        """Append `copies` copies of one row: valid UTF-8 JSON text ending with a newline."""
         for _ in range(copies):
             if self._open is None:
                 self._start()
+            self._buffer.append(encoded)
+            self._buffer_bytes += len(encoded)
             if self.fmt == "jsonl":
-                self._open.write(encoded)
-                self._open.write(b"\n")
-                self._offsets.append(self._offsets[-1] + len(encoded) + 1)
-            else:
-                self._buffer.append(encoded)
-                if len(self._buffer) >= self.flush_rows:
-                    self._flush()
+                self._offsets.append(self._offsets[-1] + len(encoded))
             self._rows += 1
             if self._rows >= self.shard_rows:
                 self._finish()
+            elif len(self._buffer) >= self.flush_rows or self._buffer_bytes >= _FLUSH_BYTES:
+                if self.fmt == "jsonl" or len(self._buffer) % self.row_group_rows == 0:
+                    self._flush()
 
     def _flush(self) -> None:
-        if self._buffer:
-            pa, _ = _parquet()
-            table = pa.table({ROW_COLUMN: pa.array(self._buffer, type=pa.string())})
-            self._open.write_table(table, row_group_size=self.row_group_rows)
-            self._buffer = []
+        if not self._buffer:
+            return
+        rows, self._buffer, self._buffer_bytes = self._buffer, [], 0
+        if self.fmt == "jsonl":
+            self._submit(_write_jsonl, self._open, self._digest, rows)
+            return
+        pa, _ = _parquet()
+        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
+        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        data = pa.py_buffer(b"".join(rows))
+        array = pa.Array.from_buffers(pa.large_string(), len(rows), [None, pa.py_buffer(offsets), data])
+        table = pa.table({ROW_COLUMN: array.cast(pa.string())})
+        self._submit(self._open.write_table, table, self.row_group_rows)
 
     def _finish(self) -> None:
+        # No fsync per shard: the manifest, written last, records every shard's size (checked when the
+        # blend is opened) and sha256, so a shard torn by a machine crash is detected, not read.
+        self._flush()
+        self._drain()
         entry = {"file": f"{self.directory.name}/{self._path.name}", "rows": self._rows}
+        self._open.close()
+        self._open = None
         if self.fmt == "jsonl":
-            self._open.flush()
-            os.fsync(self._open.fileno())
-            self._open.close()
             index = self._path.with_name(self._path.name + ".idx.npy")
             np.save(index, np.asarray(self._offsets, dtype=np.int64))
             entry["index"] = f"{self.directory.name}/{index.name}"
             entry["index_sha256"] = sha256_file(index)
+            entry["sha256"] = self._digest.hexdigest()
         else:
-            self._flush()
-            self._open.close()
+            entry["sha256"] = sha256_file(self._path)
         entry["bytes"] = self._path.stat().st_size
-        entry["sha256"] = sha256_file(self._path)
         self.shards.append(entry)
-        self._open = None
 
     def close(self) -> list[dict]:
         """Finish the open shard; returns the shard entries of the manifest."""
         if self._open is not None:
             self._finish()
+        self._shutdown()
         return self.shards
 
     def abort(self) -> None:
-        if self._open is not None:
-            self._open.close()
-            self._open = None
+        """Stop without finishing (the work directory is deleted by the caller)."""
+        try:
+            self._drain()
+        except Exception:  # the run is failing already; its first error is the one reported
+            logger.debug("shard writer: pending write failed during abort", exc_info=True)
+        finally:
+            self._pending.clear()
+            if self._open is not None:
+                self._open.close()
+                self._open = None
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+
+def _write_jsonl(handle: Any, digest: Any, rows: list[bytes]) -> None:
+    handle.writelines(rows)
+    for row in rows:
+        digest.update(row)
 
 
 def manifest_path(path: str | Path) -> Path:

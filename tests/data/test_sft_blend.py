@@ -237,3 +237,50 @@ def test_cli_builds_a_blend_from_a_yaml_and_reports_errors_in_one_line(inputs, t
     assert main(["prepare-sft", "--source", "nope.jsonl::x", "--out", str(tmp_path / "p"), "--no-progress"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: source x:") and "\n" not in err
+
+
+def test_worker_processes_and_chunking_do_not_change_the_blend(inputs, tmp_path, monkeypatch):
+    from m2rl_slime.data import sft_scan
+
+    sources = specs("math.jsonl::math:sample=9", "tools.jsonl::tools:repeat=2", "chat::chat")
+    one = prepare_sft(sources, tmp_path / "one", options(inputs)).manifest
+    monkeypatch.setattr(sft_scan, "CHUNK_BYTES", 200)  # many chunks, lines longer than a read block
+    two = prepare_sft(sources, tmp_path / "two", options(inputs, workers=2)).manifest
+    assert one == two
+    assert all_rows(tmp_path / "one") == all_rows(tmp_path / "two")
+
+
+def test_chunks_keep_line_numbers_crlf_and_long_lines(tmp_path, monkeypatch):
+    from m2rl_slime.data import sft_scan
+
+    monkeypatch.setattr(sft_scan, "CHUNK_BYTES", 16)
+    path = tmp_path / "x.jsonl"
+    long = json.dumps(chat("l", 0) | {"pad": "y" * 500})
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(chat("a", 1)).encode() + b"\r\n\n  \n" + long.encode() + b"\n{bad")
+    records = list(sft_scan.jsonl_records(path, None, True, False))
+    assert [(r.where.rsplit(":", 1)[1], r.code, r.error and r.error[0]) for r in records] == [
+        ("1", 1, None),
+        ("4", 1, None),
+        ("5", 0, "invalid_json"),
+    ]
+    assert records[1].raw == long.encode() + b"\n"  # stored as read (JSON allows the trailing newline)
+    assert records[0].raw.endswith(b"}\r\n") and not records[0].raw.startswith(b"\xef")
+    assert records[2].raw == b"{bad\n"  # the last line gets its newline
+
+
+def test_cli_with_worker_processes(inputs, tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "o"
+    cmd = [
+        sys.executable,
+        "-m",
+        "m2rl_slime.data",
+        "prepare-sft",
+        "--source",
+        f"{inputs / 'math.jsonl'}::math:sample=5",
+    ]
+    done = subprocess.run([*cmd, "--out", str(out), "--workers", "2", "--no-progress"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert read_manifest(out)["total_rows"] == 5 and "wrote" in done.stdout
