@@ -210,7 +210,9 @@ def measure_memory(impl: str, root: Path, calls: int) -> dict:
 
     import m2rl_slime.data.sft_source  # noqa: F401
 
-    prompt = {"sft-jsonl": root / "jsonl", "sft-parquet": root / "parquet"}.get(impl, root / "jsonl/chat/part-00000.jsonl")
+    prompt = {"sft-jsonl": root / "jsonl", "sft-parquet": root / "parquet"}.get(
+        impl, root / "jsonl/chat/part-00000.jsonl"
+    )
     args = Namespace(
         rollout_global_dataset=True,
         prompt_data=str(prompt),

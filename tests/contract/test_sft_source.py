@@ -146,7 +146,12 @@ def test_samples_equal_those_of_slimes_dataset(raw, tokenizer_dir, tmp_path):
     ours = [g[0] for g in source.get_samples(13)]
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     theirs = []
-    for shard in ("math/part-00000.jsonl", "math/part-00001.jsonl", "agent/part-00000.jsonl", "agent/part-00001.jsonl"):
+    for shard in (
+        "math/part-00000.jsonl",
+        "math/part-00001.jsonl",
+        "agent/part-00000.jsonl",
+        "agent/part-00001.jsonl",
+    ):
         theirs += Dataset(str(out / shard), tokenizer, None, None, prompt_key="messages", tool_key="tools").samples
     assert len(theirs) == 13
     for mine, slimes in zip(ours, theirs):
