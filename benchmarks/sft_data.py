@@ -107,8 +107,12 @@ def plain_pass(root: Path) -> int:
 
 
 def _cpu() -> float:
-    """CPU seconds of this process, all threads (the writer thread included)."""
-    return time.process_time()
+    """CPU seconds of this process (all threads, the writer thread included) and of its finished children
+    (prepare-sft's worker processes, reaped when its pool shuts down)."""
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
 
 
 def bench_prepare(opts: argparse.Namespace) -> list[dict]:
