@@ -7,6 +7,8 @@ slime hooks implemented here:
 - ``--rollout-all-samples-process-path m2rl_slime.data.curriculum.observe`` (optional curriculum);
 - ``--data-source-path m2rl_slime.data.SFTDataSource`` (SFT: streams a prepared blend, ``--prompt-data DIR``)
   with ``--rollout-function-path m2rl_slime.data.sft_rollout.generate_rollout`` (``m2rl_data.sft``).
+- ``--dynamic-sampling-filter-path m2rl_slime.data.keep_domain_quota`` (exact per-domain counts of each
+  trained batch under over-sampling, dynamic filters and partial rollout).
 
 CLI: ``python -m m2rl_slime.data prepare ...`` / ``prepare-eval ...`` / ``prepare-sft ...`` (``--help`` on each).
 
@@ -25,6 +27,7 @@ __all__ = [
     "MixtureSampler",
     "MultiDomainDataSource",
     "SFTDataSource",
+    "keep_domain_quota",
     "prepare_blend",
     "prepare_eval",
     "prepare_sft",
@@ -35,6 +38,7 @@ _LAZY = {
     "MixingSource": "m2rl_slime.data.source",
     "MixtureSampler": "m2rl_slime.data.mixture",
     "MultiDomainDataSource": "m2rl_slime.data.slime_source",
+    "keep_domain_quota": "m2rl_slime.data.slime_quota",
     "prepare_blend": "m2rl_slime.data.prepare",
     "prepare_eval": "m2rl_slime.data.evalsets",
     "SFTDataSource": "m2rl_slime.data.sft_source",
