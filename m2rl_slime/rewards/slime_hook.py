@@ -15,10 +15,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import plugin_setting
+from ..config import parse_section, plugin_setting
+from ..domains import canonical_domain, domain_names
 from ..errors import ConfigError, UnknownNameError
 from .config import RewardConfig
-from .registry import canonical_domain
 from .result import Result
 from .router import Item, Router
 
@@ -33,13 +33,8 @@ def _router(args: Any) -> Router:
         entry = _routers.get(id(args))
         if entry is None or entry[0] is not args:
             config = RewardConfig.from_mapping(plugin_setting(args, "m2rl_reward"), "m2rl_reward")
-            agent_config = None
             agent_mapping = plugin_setting(args, "m2rl_agent")
-            if agent_mapping:
-                from ..agent.config import AgentConfig
-                from ..config import parse_dataclass
-
-                agent_config = parse_dataclass(AgentConfig, agent_mapping, "m2rl_agent")
+            agent_config = parse_section("m2rl_agent", agent_mapping) if agent_mapping else None
             entry = (args, Router(config, agent_config))
             _routers[id(args)] = entry
         return entry[1]
@@ -56,8 +51,8 @@ def sample_domain(metadata: Any, default: str | None, where: str) -> str:
     name = metadata.get("domain") or metadata.get("rm_type") or default
     if name is None:
         raise ConfigError(
-            f"{where}: no domain: metadata keys seen {sorted(metadata)}; set metadata.domain (one of math, code, "
-            "science, if, agent) when preparing data, or m2rl_reward.default_domain for a single-domain run"
+            f"{where}: no domain: metadata keys seen {sorted(metadata)}; set metadata.domain (one of "
+            f"{', '.join(domain_names())}) when preparing data, or m2rl_reward.default_domain for a single-domain run"
         )
     try:
         return canonical_domain(name)
