@@ -182,7 +182,7 @@ def measure(impl: str, root: Path, opts: argparse.Namespace) -> dict:
     args = make_args(root, files, str(root / "tok"))
     from slime.rollout.data_source import RolloutDataSourceWithBuffer
 
-    from m2rl_slime.data.slime_source import MultiDomainDataSource
+    from m2rl_slime.data.slime_hooks import MultiDomainDataSource
 
     start = time.perf_counter()
     if impl == "anchor":

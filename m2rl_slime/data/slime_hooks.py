@@ -25,15 +25,16 @@ from slime.utils.types import Sample
 
 from ..config import parse_dataclass, plugin_setting
 from ..errors import ConfigError
+from ..hooks import accepted_paths
 from .config import DataConfig
 from .files import atomic_writer, first_row_keys
+from .mixing import MixingSource
 from .mixture import mixture_weights
-from .source import MixingSource
 
 logger = logging.getLogger(__name__)
 
 WHERE = "--custom-config-path m2rl_data"
-CURRICULUM_HOOK = "m2rl_slime.data.curriculum.observe"
+CURRICULUM_HOOK = "m2rl_slime.hooks.observe"
 
 
 def state_path(root: str, rollout_id: int) -> str:
@@ -87,7 +88,7 @@ def make_sample(prompt: PromptRecord, pool: str, group_index: int, index: int) -
 
 
 class MultiDomainDataSource(RolloutDataSourceWithBuffer):
-    """Multi-domain mixing data source (see `m2rl_slime.data.source.MixingSource` for the semantics).
+    """Multi-domain mixing data source (see `m2rl_slime.data.mixing.MixingSource` for the semantics).
 
     Args:
         args: slime's parsed args; reads ``m2rl_data`` plus the data-key, tokenizer, seed, save/load and
@@ -127,7 +128,7 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
         sizes = {name: len(pool) for name, pool in pools.items()}
         weights = mixture_weights(config.mixture, sizes, config.weights, config.temperature)
         seed = config.seed if config.seed is not None else getattr(args, "rollout_seed", 42)
-        if getattr(args, "rollout_all_samples_process_path", None) != CURRICULUM_HOOK:
+        if getattr(args, "rollout_all_samples_process_path", None) not in accepted_paths("observe"):
             logger.info("curriculum off (enable with --rollout-all-samples-process-path %s)", CURRICULUM_HOOK)
         logger.info("MultiDomainDataSource: pools %s, %s mixture %s, seed %s", sizes, config.mixture, weights, seed)
         return MixingSource(

@@ -18,13 +18,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from ..hooks import accepted_paths
 from .config import SKIP_SENTINEL, LossConfig, OPDConfig, load_opd_config
 from .teachers import TeacherRouter
 
 logger = logging.getLogger(__name__)
 
 Mode = Literal["upstream", "custom_loss"]
-OPD_LOSS_PATHS = frozenset({"m2rl_slime.opd.opd_loss", "m2rl_slime.opd.slime_hook.opd_loss"})
+OPD_LOSS_PATHS = accepted_paths("opd_loss")
 _CACHE_SIZE = 16
 _cache: dict[tuple[str, int], tuple[Any, Any]] = {}
 

@@ -22,7 +22,7 @@ from ..errors import M2RLError
 from .config import RewardConfig
 from .result import Result
 from .router import Item, Router
-from .slime_hook import _prompt_text, sample_domain
+from .slime_hooks import _prompt_text, sample_domain
 
 
 def _load_settings(path: str | None) -> tuple[RewardConfig, Any]:

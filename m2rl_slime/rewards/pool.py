@@ -408,6 +408,16 @@ def shared_pool(workers: int, *, warm: tuple[str, ...] = ("math",), memory_mb: i
         return pool
 
 
+def pool_stats() -> collections.Counter:
+    """The counters (spawned, timeouts, crashes) summed over this process's shared pools."""
+    stats: collections.Counter = collections.Counter()
+    with _shared_lock:
+        pools = list(_shared.values())
+    for pool in pools:
+        stats.update(pool.stats)
+    return stats
+
+
 def _close_all() -> None:
     with _shared_lock:
         pools = list(_shared.values())

@@ -1,16 +1,26 @@
-"""slime hook `--custom-rm-path m2rl_slime.rewards.reward`: domain-routed verifiable rewards.
+"""slime hooks of the reward package: the reward itself and the per-domain reward metrics.
 
-slime awaits `reward(args, sample)` for every generated sample, or `reward(args, samples)` with a list
-under `--group-rm` and for fanned-out custom-generate samples (`batched_async_rm`). The domain comes from
-`sample.metadata["domain"]` (or M2RL's `metadata["rm_type"]`, e.g. injected by `--eval-config`). The
-returned reward is numeric (slime's GRPO normalisation needs a number); with `--reward-key K` it is a
-dict holding the score under K. The verdict (domain, score, reason, details) is recorded in
-`sample.metadata["m2rl_reward"]`; `sample.response` is never modified.
+- `reward` is ``--custom-rm-path m2rl_slime.hooks.reward`` (also ``m2rl_slime.rewards.reward``). slime
+  awaits `reward(args, sample)` for every generated sample, or `reward(args, samples)` with a list under
+  ``--group-rm`` and for fanned-out custom-generate samples (`batched_async_rm`). The domain comes from
+  ``sample.metadata["domain"]`` (or M2RL's ``metadata["rm_type"]``, e.g. injected by ``--eval-config``).
+  The returned reward is numeric (slime's GRPO normalisation needs a number); with ``--reward-key K`` it
+  is a dict holding the score under K. The verdict (domain, score, reason, details) is recorded in
+  ``sample.metadata["m2rl_reward"]``; ``sample.response`` is never modified.
+- `log_rollout` is ``--custom-rollout-log-function-path m2rl_slime.hooks.log_rollout`` and `log_eval`
+  ``--custom-eval-rollout-log-function-path m2rl_slime.hooks.log_eval`` (also
+  ``m2rl_slime.rewards.metrics.log_rollout`` / ``log_eval``): per-domain metrics (`metrics.domain_metrics`)
+  under ``rollout/m2rl/<domain>/...`` (eval: ``eval/<dataset>/m2rl/...``), the verifier pool's counters,
+  and in an OPD run the teacher hook's per-domain figures (``rollout/opd/<domain>/...``). They return False
+  so slime still logs all of its own metrics: ours are added to slime's metrics dict when it passes one,
+  else logged separately at the same step (the only place this package imports slime, lazily).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -19,8 +29,12 @@ from ..config import parse_section, plugin_setting
 from ..domains import canonical_domain, domain_names
 from ..errors import ConfigError, UnknownNameError
 from .config import RewardConfig
+from .metrics import domain_metrics
+from .pool import pool_stats
 from .result import Result
 from .router import Item, Router
+
+logger = logging.getLogger(__name__)
 
 _DETAIL_CHARS = 300
 _routers: dict[int, tuple[Any, Router]] = {}
@@ -81,7 +95,7 @@ def _prompt_text(prompt: Any) -> str | None:
     return None
 
 
-async def _score_sample(router: Router, args: Any, sample: Any, position: int) -> Result:
+async def _score_sample(router: Router, sample: Any, position: int) -> Result:
     metadata = sample.metadata
     where = f"sample {position} (index {getattr(sample, 'index', None)})"
     domain = sample_domain(metadata, router.config.default_domain, where)
@@ -119,10 +133,52 @@ async def reward(args: Any, sample_or_samples: Any, **kwargs: Any) -> float | di
         ConfigError: a sample has no domain, an unknown domain, or undecoded (string) metadata. This stops
             the rollout at the first such sample, naming it, instead of training on silent zeros.
     """
-    import asyncio
-
     router = _router(args)
     if isinstance(sample_or_samples, list):
-        results = await asyncio.gather(*(_score_sample(router, args, s, i) for i, s in enumerate(sample_or_samples)))
+        results = await asyncio.gather(*(_score_sample(router, s, i) for i, s in enumerate(sample_or_samples)))
         return [_reward_value(args, r) for r in results]
-    return _reward_value(args, await _score_sample(router, args, sample_or_samples, 0))
+    return _reward_value(args, await _score_sample(router, sample_or_samples, 0))
+
+
+def _pool_metrics(prefix: str) -> dict[str, float]:
+    return {f"{prefix}pool/{k}": float(v) for k, v in pool_stats().items()}
+
+
+def _emit(args: Any, metrics: dict[str, float], extra: Any, step_key: str, rollout_id: int) -> None:
+    if isinstance(extra, dict):
+        extra.update(metrics)  # slime logs this dict together with its own metrics
+        return
+    try:
+        from slime.observability import logging_utils
+        from slime.observability.metric_utils import compute_rollout_step
+    except ImportError:  # slime before the observability move (e.g. the M2RL fork)
+        from slime.utils import logging_utils
+        from slime.utils.metric_utils import compute_rollout_step
+    logging_utils.log(args, {**metrics, step_key: compute_rollout_step(args, rollout_id)}, step_key=step_key)
+
+
+def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics: Any, rollout_time: float) -> bool:
+    """Add per-domain reward metrics for a training rollout. Returns False: slime's own logging still runs."""
+    from ..opd.metrics import rollout_metrics as opd_metrics  # empty unless the OPD teacher hook ran
+
+    metrics = {**domain_metrics(samples, "rollout/m2rl/"), **_pool_metrics("rollout/m2rl/")}
+    metrics |= {f"rollout/{key}": value for key, value in opd_metrics(samples).items()}
+    logger.info(
+        "rollout %s per-domain: %s",
+        rollout_id,
+        {k: round(v, 4) for k, v in metrics.items() if k.endswith("reward_mean")},
+    )
+    _emit(args, metrics, rollout_extra_metrics, "rollout/step", rollout_id)
+    return False
+
+
+def log_eval(rollout_id: int, args: Any, data: Mapping[str, Any], extra_metrics: Any) -> bool:
+    """Add per-domain reason metrics for each eval dataset. Returns False: slime's own logging still runs."""
+    metrics: dict[str, float] = {}
+    for name, entry in data.items():
+        samples = entry.get("samples") if isinstance(entry, Mapping) else None
+        if samples:
+            metrics |= domain_metrics(samples, f"eval/{name}/m2rl/")
+    if metrics:
+        _emit(args, metrics, extra_metrics, "eval/step", rollout_id)
+    return False

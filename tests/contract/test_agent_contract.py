@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
 
 from agent_harness import SCRIPT, ScriptedSGLang, build_tokenizer, make_sample, play
 
-from m2rl_slime.agent import slime_rollout
+from m2rl_slime.agent import slime_hooks
 from m2rl_slime.agent.tables import load_db
 from m2rl_slime.agent.verifier import verify
 
@@ -113,7 +113,7 @@ def routed(monkeypatch, wa):
     """slime's generate_and_rm wired to a scripted SGLang stand-in through our hook."""
     state = _fake_state(wa.tokenizer)
     monkeypatch.setattr(sglang_rollout, "GenerateState", state)
-    monkeypatch.setattr(slime_rollout, "GenerateState", state)
+    monkeypatch.setattr(slime_hooks, "GenerateState", state)
     servers = {}
 
     async def post(url, payload, max_retries=60, headers=None):
@@ -122,7 +122,7 @@ def routed(monkeypatch, wa):
         async with aiohttp.ClientSession() as http, http.post(servers["url"], json=payload) as resp:
             return await resp.json()
 
-    monkeypatch.setattr(slime_rollout, "post", post)
+    monkeypatch.setattr(slime_hooks, "post", post)
     return servers
 
 
@@ -162,10 +162,10 @@ def test_non_agent_samples_fall_through_to_slimes_default(monkeypatch, wa):
         seen.append(evaluation)
         return sample
 
-    monkeypatch.setattr(slime_rollout, "default_generate", default)
-    monkeypatch.setattr(slime_rollout, "_DEFAULT_TAKES_EVALUATION", True)
+    monkeypatch.setattr(slime_hooks, "default_generate", default)
+    monkeypatch.setattr(slime_hooks, "_DEFAULT_TAKES_EVALUATION", True)
     sample = Sample(prompt="1+1?", metadata={"domain": "math"})
-    assert asyncio.run(slime_rollout.generate(make_args(wa.csv_dir), sample, {}, evaluation=True)) is sample
+    assert asyncio.run(slime_hooks.generate(make_args(wa.csv_dir), sample, {}, evaluation=True)) is sample
     assert seen == [True]
 
 
@@ -174,4 +174,4 @@ def test_agent_sample_without_csv_dir_fails_naming_the_key(wa):
 
     sample = make_sample(wa.tasks[0], cls=Sample)
     with pytest.raises(ConfigError, match="m2rl_agent.csv_dir"):
-        asyncio.run(slime_rollout.generate(make_args(wa.csv_dir, m2rl_agent={}), sample, {"max_new_tokens": 8}))
+        asyncio.run(slime_hooks.generate(make_args(wa.csv_dir, m2rl_agent={}), sample, {"max_new_tokens": 8}))
