@@ -140,14 +140,17 @@ def test_hook_path_resolves_to_a_slime_data_source(prepared, tokenizer_dir, tmp_
     assert len(set(indices)) == 40 and min(indices) == 160
 
 
-def test_gc_freeze_default_freezes_the_heap(prepared, tokenizer_dir, tmp_path):
+def test_gc_freeze_default_freezes_the_heap_and_says_so(prepared, tokenizer_dir, tmp_path, caplog):
     import gc
+    import logging
 
     args = make_args(prepared, tokenizer_dir, tmp_path)
     args.m2rl_data = {k: v for k, v in args.m2rl_data.items() if k != "gc_freeze"}
     try:
-        load_function("m2rl_slime.data.MultiDomainDataSource")(args)
+        with caplog.at_level(logging.WARNING, logger="m2rl_slime.data.slime_hooks"):
+            load_function("m2rl_slime.data.MultiDomainDataSource")(args)
         assert gc.get_freeze_count() > 0
+        assert any(r.levelno == logging.WARNING and "gc_freeze: false" in r.getMessage() for r in caplog.records)
     finally:
         gc.unfreeze()
 
