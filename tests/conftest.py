@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -32,3 +33,33 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+_private_pool_memory = itertools.count(2300)  # a distinct worker_memory_mb gives each such router its own pool
+
+
+@pytest.fixture
+def private_router(monkeypatch):
+    """Build a `Router` whose verifier pool is its own and whose workers can import from extra directories.
+
+    Pool workers are fresh interpreters: a verifier module written by a test is importable there only when
+    its directory is on PYTHONPATH before the pool starts. The pools are closed after the test.
+    """
+    from m2rl_slime.rewards.config import RewardConfig
+    from m2rl_slime.rewards.router import Router
+
+    routers = []
+
+    def build(*paths: Path, **settings) -> Router:
+        extra = [str(p) for p in paths]
+        for path in extra:
+            monkeypatch.syspath_prepend(path)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([*extra, *filter(None, [os.environ.get("PYTHONPATH")])]))
+        settings = {"workers": 1, "deadline_s": 10.0, "worker_memory_mb": next(_private_pool_memory), **settings}
+        router = Router(RewardConfig(**settings))
+        routers.append(router)
+        return router
+
+    yield build
+    for router in routers:
+        router.pool.close()
