@@ -123,11 +123,11 @@ def test_a_sixth_domain_is_one_spec_and_one_verifier(chem, private_router):
 
 
 def test_the_sixth_domain_reaches_every_table(chem):
+    from m2rl_slime.config import parse_dataclass
     from m2rl_slime.data.evalsets import eval_kinds
     from m2rl_slime.data.schema import convert_row
     from m2rl_slime.data.source_domains import SourceTable
     from m2rl_slime.data.templates import IDENTITY, default_templates
-    from m2rl_slime.config import parse_dataclass
     from m2rl_slime.opd.config import OPDConfig
     from m2rl_slime.rewards.config import RewardConfig
     from m2rl_slime.rewards.slime_hooks import sample_domain
