@@ -11,7 +11,12 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _shared_data_dir() -> Path | None:
+EXAMPLES = REPO_ROOT / "tests" / "examples" / "data"
+
+
+def shared_data_dir() -> Path | None:
+    """NeMo-Gym's example rows, when a copy is available: ``$M2RL_SHARED_DATA``, else a ``shared/data``
+    directory next to the repository. Optional: every test runs on the repository's own rows without it."""
     env = os.environ.get("M2RL_SHARED_DATA")
     candidates = [Path(env)] if env else []
     candidates.append(REPO_ROOT.parent / "shared" / "data")
@@ -21,13 +26,29 @@ def _shared_data_dir() -> Path | None:
     return None
 
 
+def example_sets() -> dict[str, Path]:
+    """Row sets in NeMo-Gym's layout (``nemo_gym_examples/``, ``workplace_assistant/``): ``repo``, the
+    repository's own (``tests/examples/data``, always), and ``nemo_gym`` when `shared_data_dir` finds it."""
+    sets = {"repo": EXAMPLES}
+    shared = shared_data_dir()
+    if shared is not None:
+        sets["nemo_gym"] = shared
+    return sets
+
+
+EXAMPLE_SETS = example_sets()
+
+
+@pytest.fixture(scope="session", params=sorted(EXAMPLE_SETS))
+def example_set(request) -> str:
+    """The name of the row set a test runs on (the test runs once per set present)."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    """The read-only Nemotron/NeMo-Gym example rows (``../shared/data`` or ``$M2RL_SHARED_DATA``)."""
-    path = _shared_data_dir()
-    if path is None:
-        pytest.skip("shared example data not found: set M2RL_SHARED_DATA to the shared/data directory")
-    return path
+def example_data(example_set: str) -> Path:
+    """The directory of the row set (see `example_sets`)."""
+    return EXAMPLE_SETS[example_set]
 
 
 @pytest.fixture(scope="session")

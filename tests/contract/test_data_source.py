@@ -55,9 +55,9 @@ def tokenizer_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def prepared(shared_data, tmp_path_factory) -> Path:
+def prepared(example_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared")
-    inputs = [str(shared_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
+    inputs = [str(example_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
     prepare_blend(inputs, out)
     return out
 

@@ -1,4 +1,5 @@
-"""Fixtures of the data tests: the shared example rows as blend inputs, a tiny tokenizer, a row checker."""
+"""Fixtures of the data tests: the example rows (each set, tests/conftest.py) as blend inputs, a tiny tokenizer, a row
+checker."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ EXAMPLES = {
 
 
 @pytest.fixture(scope="session")
-def blend_inputs(shared_data: Path) -> list[str]:
-    return [str(shared_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
+def blend_inputs(example_data: Path) -> list[str]:
+    return [str(example_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
 
 
 @pytest.fixture(scope="session")

@@ -82,10 +82,10 @@ def test_extract_letter_wrappers():
     assert extract_letter("Because") == (None, False)
 
 
-def test_nemo_gym_rows(shared_data):
+def test_nemo_gym_rows(example_data):
     """The mcqa and GPQA-Diamond example rows, with answers in each row's requested format."""
     for name in ("mcqa.jsonl", "gpqa_diamond.jsonl"):
-        for line in (shared_data / "nemo_gym_examples" / name).read_text().splitlines():
+        for line in (example_data / "nemo_gym_examples" / name).read_text().splitlines():
             row = json.loads(line)
             metadata = {"options": row["options"]}
             gold = row["expected_answer"]
