@@ -6,11 +6,13 @@
   rollouts), when a copy is found (``$M2RL_SHARED_DATA`` or a ``shared/data`` directory next to the
   repository). Its facts were checked against NeMo-Gym's pandas implementation.
 
-Each test asserts the same property on every set present; only the values below differ.
+Each test asserts the same property on every set present; only the facts differ (``data/facts.<set>.json``,
+one field of `Workplace` each).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,93 +60,16 @@ class Workplace:
     rollout_rewards: list[float]
 
 
-REPO = Workplace(
-    name="repo",
-    root=Path(__file__).parents[1] / "examples" / "data" / "workplace_assistant",
-    rollout_ground_truth=DATA / "rollout_ground_truth.repo.jsonl",
-    table_sizes={"emails": 18, "calendar": 10, "analytics": 20, "tasks": 8, "crm": 8},
-    directory_size=10,
-    person=("Chiara", "chiara.romano@harbor.example"),
-    surname=("SHARMA", ["dev.sharma@harbor.example", "meera.sharma@harbor.example"]),
-    colleague="omar.haddad@harbor.example",
-    colleague2="hana.sato@harbor.example",
-    email_id="00000011",
-    email_subject="Harbor move plan",
-    search_query="bruno",
-    search_total=13,
-    other_query="supplier",
-    search_day="2023-11-21",
-    reply_email_id="00000004",
-    reply_query="chiara Supplier review notes",
-    new_email_ids=("18", "19"),
-    event_id="00000006",
-    event_name="supplier visit",
-    event_day="2023-12-01",
-    renamed_event="Vendor Review",
-    event_query=("zoe", "zoe.martin@harbor.example"),
-    new_event_id="00000010",
-    visitor={
-        "date_of_visit": "2023-11-15",
-        "visitor_id": "0417",
-        "page_views": "5",
-        "session_duration_seconds": "48",
-        "traffic_source": "referral",
-        "user_engaged": True,
-    },
-    task_id="00000003",
-    task_name="Build pricing page",
-    assignee="felix.wagner@harbor.example",
-    board=("front", "Front end"),
-    new_task_id="00000008",
-    customer=("Jordan Blake", "00000002"),
-    stale_search={"product_interest": "Training", "status": "Proposal", "last_contact_date_max": "2023-10-26"},
-    new_customer_id="00000008",
-    rollout_rewards=[0.0, 1.0, 1.0, 1.0, 1.0],
+def _load(name: str, root: Path, ground_truth: str) -> Workplace:
+    facts = json.loads((DATA / f"facts.{name}.json").read_text())
+    return Workplace(name=name, root=root, rollout_ground_truth=DATA / ground_truth, **facts)
+
+
+REPO = _load(
+    "repo", Path(__file__).parents[1] / "examples" / "data" / "workplace_assistant", "rollout_ground_truth.repo.jsonl"
 )
 
 
 def nemo_gym(shared_data: Path) -> Workplace:
     """NeMo-Gym's set under a shared data directory."""
-    return Workplace(
-        name="nemo_gym",
-        root=shared_data / "workplace_assistant",
-        rollout_ground_truth=DATA / "rollout_ground_truth.jsonl",
-        table_sizes={"emails": 500, "calendar": 300, "analytics": 1000, "tasks": 300, "crm": 200},
-        directory_size=20,
-        person=("Nadia", "nadia.moreau@atlas.com"),
-        surname=("PATEL", ["anaya.patel@atlas.com", "raj.patel@atlas.com"]),
-        colleague="raj.patel@atlas.com",
-        colleague2="lena.schmidt@atlas.com",
-        email_id="00000259",
-        email_subject="Task Update on Create wireframe for homepage",
-        search_query="kofi",
-        search_total=26,
-        other_query="mensah",
-        search_day="2023-11-22",
-        reply_email_id="00000057",
-        reply_query="carlos Develop prototype for report generation",
-        new_email_ids=("500", "501"),
-        event_id="00000252",
-        event_name="brainstorming session",
-        event_day="2023-12-01",
-        renamed_event="Risk Management Forum",
-        event_query=("aisha", "aisha.chen@atlas.com"),
-        new_event_id="00000300",
-        visitor={
-            "date_of_visit": "2023-10-22",
-            "visitor_id": "0860",
-            "page_views": "8",
-            "session_duration_seconds": "4",
-            "traffic_source": "referral",
-            "user_engaged": False,
-        },
-        task_id="00000149",
-        task_name="Add animation to carousel",
-        assignee="leila.azizi@atlas.com",
-        board=("front", "Front end"),
-        new_task_id="00000300",
-        customer=("Casey Wilson", "00000014"),
-        stale_search={"product_interest": "Consulting", "status": "Proposal", "last_contact_date_max": "2023-11-09"},
-        new_customer_id="00000200",
-        rollout_rewards=[0.0, 1.0, 1.0, 1.0, 1.0],
-    )
+    return _load("nemo_gym", shared_data / "workplace_assistant", "rollout_ground_truth.jsonl")
