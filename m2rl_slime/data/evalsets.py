@@ -7,7 +7,7 @@ Two input shapes are accepted per row:
 - raw benchmark rows: AIME-style ``problem`` + ``answer`` (or a ``solution`` ending in ``\\boxed{}``)
   get the paper's eval instruction; GPQA rows (``Question``, ``Correct Answer``, ``Incorrect Answer
   1..3``) get the paper's prompt with the four options shuffled by a seeded RNG keyed on the row, so
-  regenerating the file gives the same gold positions (M2RL's shuffle was unseeded, bug T6); IFEval /
+  regenerating the file gives the same gold positions (M2RL's shuffle was unseeded); IFEval /
   IFBench rows (``prompt``, ``instruction_id_list``, ``kwargs``) become a single user message.
 """
 

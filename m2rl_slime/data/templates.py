@@ -3,7 +3,7 @@
 Training (``prepare``):
 
 - math: the paper's instruction is prepended. It asks for a final ``Answer: $Answer`` line, which our
-  math verifier accepts (it takes a final ``Answer:`` line or ``\\boxed{}``; M2RL's grader did not, bug R1).
+  math verifier accepts (it takes a final ``Answer:`` line or ``\\boxed{}``; M2RL's grader scored it 0).
 - science: a leading "Answer the following multiple choice question." becomes "... step by step." as in
   the paper, but only when the prompt really starts with it (the paper sliced blindly, which cuts the
   first 47 characters of stem_mcqa prompts that start differently).

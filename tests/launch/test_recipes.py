@@ -1,6 +1,5 @@
-"""Pins the shipped recipes to the paper's settings (m2rl_official.md §3-4, issue 2 item 3), the fixed hook
-paths other packages rely on, and the paper-vs-code decisions (T1: no zero-coefficient KL loss; T2: stop by
-token id; step counts 400 / 1000 / 200)."""
+"""Pins the shipped recipes to the paper's settings, the hook paths (the `m2rl_slime.hooks` index), and the
+paper-vs-code decisions (no zero-coefficient KL loss; stop by token id; step counts 400 / 1000 / 200)."""
 
 from __future__ import annotations
 
@@ -44,8 +43,8 @@ def test_grpo_paper_settings(load, name):
 @pytest.mark.parametrize("name", (*GRPO_RUNS, *OPD_RUNS))
 def test_paper_vs_code_decisions(load, name):
     f = flags(load(name))
-    assert "use-kl-loss" not in f and "kl-loss-coef" not in f  # T1
-    assert "rollout-stop" not in f and f["rollout-stop-token-ids"] == [151645]  # T2
+    assert "use-kl-loss" not in f and "kl-loss-coef" not in f  # no zero-coefficient KL loss
+    assert "rollout-stop" not in f and f["rollout-stop-token-ids"] == [151645]  # stop by token id
     assert f["ref-load"].endswith("/checkpoints/sft")  # init from the SFT checkpoint
     assert f["apply-chat-template"] is True and f["balance-data"] is True
     assert (f["attention-dropout"], f["hidden-dropout"]) == (0.0, 0.0)

@@ -23,7 +23,7 @@ from m2rl_slime.rewards.result import Reason
 CASES_PATH = Path(__file__).parent / "data" / "ifeval_cases.jsonl"
 CASES = [json.loads(line) for line in CASES_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-# m2rl_official.md §1.4: the 25 IFEval ids and the 29 IFEvalG additions.
+# The 25 IFEval ids and the 29 that IFEvalG (allenai/open-instruct) adds.
 IFEVAL_25 = {
     "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",
     "language:response_language", "length_constraints:number_sentences", "length_constraints:number_paragraphs",
