@@ -7,6 +7,9 @@
 | ``--custom-eval-rollout-log-function-path`` | ``log_eval`` | `m2rl_slime.rewards.slime_hooks` |
 | ``--data-source-path`` | ``MultiDomainDataSource`` | `m2rl_slime.data.slime_hooks` |
 | ``--rollout-all-samples-process-path`` | ``observe`` | `m2rl_slime.data.curriculum` |
+| ``--dynamic-sampling-filter-path`` | ``keep_domain_quota`` | `m2rl_slime.data.slime_quota` |
+| ``--data-source-path`` (SFT) | ``SFTDataSource`` | `m2rl_slime.data.sft_source` |
+| ``--rollout-function-path`` (SFT) | ``generate_rollout`` | `m2rl_slime.data.sft_rollout` |
 | ``--custom-generate-function-path`` | ``generate`` | `m2rl_slime.agent.slime_hooks` |
 | ``--rollout-sample-hook-path`` | ``attach_teacher_log_probs`` | `m2rl_slime.opd.slime_hooks` |
 | ``--custom-loss-function-path`` | ``opd_loss`` | `m2rl_slime.opd.slime_hooks` |
@@ -60,6 +63,15 @@ HOOKS: dict[str, Hook] = {
         ("m2rl_slime.data.MultiDomainDataSource",),
     ),
     "observe": Hook("--rollout-all-samples-process-path", "m2rl_slime.data.curriculum.observe"),
+    "keep_domain_quota": Hook(
+        "--dynamic-sampling-filter-path",
+        "m2rl_slime.data.slime_quota.keep_domain_quota",
+        ("m2rl_slime.data.keep_domain_quota",),
+    ),
+    "SFTDataSource": Hook(
+        "--data-source-path", "m2rl_slime.data.sft_source.SFTDataSource", ("m2rl_slime.data.SFTDataSource",)
+    ),
+    "generate_rollout": Hook("--rollout-function-path", "m2rl_slime.data.sft_rollout.generate_rollout"),
     "generate": Hook(
         "--custom-generate-function-path", "m2rl_slime.agent.slime_hooks.generate", ("m2rl_slime.agent.generate",)
     ),

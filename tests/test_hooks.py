@@ -1,4 +1,4 @@
-"""`m2rl_slime.hooks`: one index of the eight slime hooks. Every path it declares (its own, the target, the
+"""`m2rl_slime.hooks`: one index of the slime hooks. Every path it declares (its own, the target, the
 paths of earlier versions) loads the same object, the way slime's `load_function` loads it."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from m2rl_slime.hooks import HOOKS, accepted_paths
 
 REPO = Path(__file__).resolve().parents[1]
-NEEDS_SLIME = {"MultiDomainDataSource", "generate"}  # their modules import slime: tests/contract loads them
+NEEDS_SLIME = {"MultiDomainDataSource", "SFTDataSource", "generate", "keep_domain_quota"}  # import slime
 
 
 def load(path: str):
@@ -20,12 +20,12 @@ def load(path: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def test_the_index_covers_the_eight_hooks_and_their_flags():
+def test_the_index_covers_every_hook_and_its_flag():
     assert sorted(HOOKS) == sorted(
-        ["reward", "log_rollout", "log_eval", "MultiDomainDataSource", "observe", "generate",
-         "attach_teacher_log_probs", "opd_loss"]
+        ["reward", "log_rollout", "log_eval", "MultiDomainDataSource", "observe", "keep_domain_quota",
+         "SFTDataSource", "generate_rollout", "generate", "attach_teacher_log_probs", "opd_loss"]
     )  # fmt: skip
-    assert len({hook.flag for hook in HOOKS.values()}) == 8
+    assert all(hook.flag.startswith("--") for hook in HOOKS.values())
     assert "m2rl_slime.hooks.opd_loss" in accepted_paths("opd_loss")
 
 

@@ -28,6 +28,15 @@ FORBIDDEN = {
 }
 
 
+# Single module edges allowed across a forbidden pair, each with its reason.
+ALLOWED = {
+    # prepare-eval keeps only rows the verifiers can grade: AIME golds found by the verifiers' own box
+    # scanner, IF rows whose every instruction id has a checker (lazy imports, at prepare time)
+    "m2rl_slime.data.evalsets -> m2rl_slime.rewards.answer_extract",
+    "m2rl_slime.data.evalsets -> m2rl_slime.rewards.instruction",
+}
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -115,6 +124,7 @@ def test_no_cycle_between_subpackages():
 def test_no_forbidden_edge():
     graph = _graph()
     bad = [edge for a, banned in FORBIDDEN.items() for b in banned & set(graph.get(a, {})) for edge in graph[a][b]]
+    bad = [edge for edge in bad if edge not in ALLOWED]
     assert not bad, "forbidden imports:\n" + "\n".join(sorted(bad))
 
 

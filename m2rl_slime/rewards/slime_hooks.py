@@ -11,9 +11,11 @@
   ``--custom-eval-rollout-log-function-path m2rl_slime.hooks.log_eval`` (also
   ``m2rl_slime.rewards.metrics.log_rollout`` / ``log_eval``): per-domain metrics (`metrics.domain_metrics`)
   under ``rollout/m2rl/<domain>/...`` (eval: ``eval/<dataset>/m2rl/...``), the verifier pool's counters,
-  and in an OPD run the teacher hook's per-domain figures (``rollout/opd/<domain>/...``). They return False
-  so slime still logs all of its own metrics: ours are added to slime's metrics dict when it passes one,
-  else logged separately at the same step (the only place this package imports slime, lazily).
+  in an OPD run the teacher hook's per-domain figures (``rollout/opd/<domain>/...``), and with
+  `MultiDomainDataSource` the realised per-pool counts of the trained batch (``rollout/m2rl_data/<pool>/...``).
+  They return False so slime still logs all of its own metrics: ours are added to slime's metrics dict
+  when it passes one, else logged separately at the same step (the only place this package imports slime,
+  lazily).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from .._dotted import load_dotted
 from ..config import parse_section, plugin_setting
 from ..domains import canonical_domain, domain_names
 from ..errors import ConfigError, UnknownNameError
@@ -35,6 +38,11 @@ from .result import Result
 from .router import Item, Router
 
 logger = logging.getLogger(__name__)
+
+# Per-rollout figures of the other packages, merged into what `log_rollout` logs under ``rollout/``; each
+# returns {} when its part did not run: the OPD teacher hook's per-domain KL and teacher counts
+# (``opd/<domain>/...``), the realised per-pool counts of the trained batch (``m2rl_data/<pool>/...``).
+ROLLOUT_METRICS = ("m2rl_slime.opd.metrics.rollout_metrics", "m2rl_slime.data.metrics.trained_batch_metrics")
 
 _DETAIL_CHARS = 300
 _routers: dict[int, tuple[Any, Router]] = {}
@@ -159,10 +167,9 @@ def _emit(args: Any, metrics: dict[str, float], extra: Any, step_key: str, rollo
 
 def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics: Any, rollout_time: float) -> bool:
     """Add per-domain reward metrics for a training rollout. Returns False: slime's own logging still runs."""
-    from ..opd.metrics import rollout_metrics as opd_metrics  # empty unless the OPD teacher hook ran
-
     metrics = {**domain_metrics(samples, "rollout/m2rl/"), **_pool_metrics("rollout/m2rl/")}
-    metrics |= {f"rollout/{key}": value for key, value in opd_metrics(samples).items()}
+    for path in ROLLOUT_METRICS:
+        metrics |= {f"rollout/{key}": value for key, value in load_dotted(path)(samples).items()}
     logger.info(
         "rollout %s per-domain: %s",
         rollout_id,
