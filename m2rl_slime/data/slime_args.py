@@ -43,6 +43,10 @@ class SlimeDataArgs:
     prompt_data: str | None = None
     buffer_filter_path: str | None = None
     rollout_all_samples_process_path: str | None = None
+    data_source_path: str | None = None
+    rollout_batch_size: int | None = None
+    over_sampling_batch_size: int | None = None
+    dynamic_sampling_filter_path: str | None = None
     reward_key: str | None = None
     dump_details: str | None = None
     save: str | None = None
