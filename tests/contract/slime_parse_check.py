@@ -23,8 +23,9 @@ import sys
 import tempfile
 
 _DIRECTORIES = ("--load", "--ref-load", "--save", "--save-hf", "--opd-teacher-load")
-# A small Qwen3-shaped config.json: slime reads the architecture from the HF checkpoint.
-_HF_CONFIG = {
+# Qwen3-4B's config.json, as the recipes' model flags say: slime reads it from the HF checkpoint and checks
+# it against those flags. Also used by rollout_harness.py.
+QWEN3_4B_HF_CONFIG = {
     "model_type": "qwen3",
     "architectures": ["Qwen3ForCausalLM"],
     "vocab_size": 151936,
@@ -61,7 +62,7 @@ class _StandIns:
         if flag == "--hf-checkpoint":
             path = os.path.join(self.root, "hf")
             os.makedirs(path, exist_ok=True)
-            self._write(os.path.join("hf", "config.json"), json.dumps(_HF_CONFIG))
+            self._write(os.path.join("hf", "config.json"), json.dumps(QWEN3_4B_HF_CONFIG))
             return path
         if flag in _DIRECTORIES:
             return tempfile.mkdtemp(dir=self.root)
