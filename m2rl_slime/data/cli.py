@@ -12,7 +12,7 @@ from pathlib import Path
 from ..config import parse_dataclass
 from ..errors import ConfigError, M2RLError
 from .config import DataConfig, PrepareConfig
-from .evalsets import EVAL_KINDS, EvalOptions, prepare_eval
+from .evalsets import EvalOptions, eval_kinds, prepare_eval
 from .prepare import SOURCE_SEPARATOR, PrepareOptions, Summary, prepare_blend
 
 
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
     eva = sub.add_parser("prepare-eval", help="a local benchmark file -> prepared eval rows")
-    eva.add_argument("--kind", required=True, choices=sorted(EVAL_KINDS), help="benchmark kind")
+    eva.add_argument("--kind", required=True, choices=sorted(eval_kinds()), help="benchmark kind")
     eva.add_argument("--input", required=True, type=Path, help="benchmark rows (.jsonl/.parquet)")
     eva.add_argument("--out", required=True, type=Path, help="output .jsonl file")
     eva.add_argument("--seed", type=int, default=0, help="seed of the GPQA option shuffle (default 0)")

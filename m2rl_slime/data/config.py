@@ -56,7 +56,7 @@ class PrepareConfig:
 
     Args:
         sources: Extra or overriding entries of the source-name -> domain table (value ``exclude`` drops
-            the source). See `m2rl_slime.data.sources.DEFAULT_SOURCES`.
+            the source). See `m2rl_slime.data.source_domains.default_sources`.
         strip_prefixes: Prefixes removed from a source name before matching.
         source_columns: Row fields naming the source, tried in order (dots walk into objects).
         templates: Per-domain prompt templates overriding the paper's defaults.

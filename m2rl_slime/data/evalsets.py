@@ -7,7 +7,7 @@ Two input shapes are accepted per row:
 - raw benchmark rows: AIME-style ``problem`` + ``answer`` (or a ``solution`` ending in ``\\boxed{}``)
   get the paper's eval instruction; GPQA rows (``Question``, ``Correct Answer``, ``Incorrect Answer
   1..3``) get the paper's prompt with the four options shuffled by a seeded RNG keyed on the row, so
-  regenerating the file gives the same gold positions (M2RL's shuffle was unseeded, bug T6); IFEval /
+  regenerating the file gives the same gold positions (M2RL's shuffle was unseeded); IFEval /
   IFBench rows (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``) become a single user message,
   and a row naming an instruction id the IF verifier does not know is dropped (``unknown_instruction``)
   rather than written as a row that can only score 0.
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..domains import SPECS
 from ..errors import ConfigError, UnknownNameError
 from .config import PROMPT_PLACEHOLDER, PrepareConfig
 from .files import atomic_writer, iter_rows
@@ -33,15 +34,18 @@ from .templates import EVAL_MATH_TEMPLATE, GPQA_TEMPLATE, IDENTITY
 
 logger = logging.getLogger(__name__)
 
-EVAL_KINDS: dict[str, str] = {
-    "math": "math",
-    "aime": "math",
-    "gpqa": "science",
-    "mcq": "science",
-    "if": "if",
-    "ifeval": "if",
-    "ifbench": "if",
-}
+
+def eval_kinds() -> dict[str, str]:
+    """``prepare-eval --kind`` value -> domain: every spec's `DomainSpec.eval_kinds`."""
+    return {kind: spec.name for spec in SPECS.values() for kind in spec.eval_kinds}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVAL_KINDS":  # a view of the registry, kept for callers of earlier versions
+        return eval_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _LETTERS = "ABCD"
 
 
@@ -140,7 +144,7 @@ def prepare_eval(
     Args:
         input_path: Benchmark file (jsonl or parquet).
         out_path: Output jsonl.
-        kind: One of `EVAL_KINDS` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``).
+        kind: One of `eval_kinds()` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``).
         config: Prepare settings (eval templates).
         options: Seed of the GPQA option shuffle, source name, limit, strictness, progress bar.
 
@@ -148,10 +152,11 @@ def prepare_eval(
         UnknownNameError: unknown `kind`.
         ConfigError: unreadable input, a bad row with ``strict``, or no usable row at all.
     """
-    if kind not in EVAL_KINDS:
-        raise UnknownNameError("eval kind", kind, EVAL_KINDS)
+    kinds = eval_kinds()
+    if kind not in kinds:
+        raise UnknownNameError("eval kind", kind, kinds)
     config, options = config or PrepareConfig(), options or EvalOptions()
-    domain, source = EVAL_KINDS[kind], options.name or Path(input_path).stem
+    domain, source = kinds[kind], options.name or Path(input_path).stem
     tally, seen = Tally(), 0
     bar_options = PrepareOptions(limit=options.limit, progress=options.progress)
     with atomic_writer(out_path) as out, progress_bar(bar_options, f"prepare-eval {kind}") as bar:

@@ -21,7 +21,7 @@ from ..errors import ConfigError, UnknownNameError
 from .config import PrepareConfig
 from .files import JsonlShards, atomic_writer, iter_rows
 from .schema import Row, RowError, convert_row
-from .sources import EXCLUDE, SourceTable, row_source
+from .source_domains import EXCLUDE, SourceTable, row_source
 from .templates import templates_for
 
 logger = logging.getLogger(__name__)

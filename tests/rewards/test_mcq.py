@@ -71,10 +71,10 @@ def test_hedge_details_and_invalid_letters():
     assert verify("Answer: I", "I", {}).reason is Reason.OK  # default letters A-J include I
 
 
-def test_nemo_gym_rows(shared_data):
+def test_nemo_gym_rows(example_data):
     """The mcqa and GPQA-Diamond example rows, with answers in each row's requested format."""
     for name in ("mcqa.jsonl", "gpqa_diamond.jsonl"):
-        for line in (shared_data / "nemo_gym_examples" / name).read_text().splitlines():
+        for line in (example_data / "nemo_gym_examples" / name).read_text().splitlines():
             row = json.loads(line)
             metadata = {"options": row["options"]}
             gold = row["expected_answer"]

@@ -71,7 +71,7 @@ def test_malformed_science_metadata_is_not_an_exception(router):
 @pytest.mark.parametrize(
     "pred",
     [
-        "\\boxed{9^{9^{9}}}",  # verify hangs without a kill (reward_anchors §0)
+        "\\boxed{9^{9^{9}}}",  # math-verify never finishes this without a kill
         "\\boxed{\\dfrac{5^{5^{5^{5^{5}}}} - 5}{16}}",  # Math-Verify issue #65
         "\\boxed{(10^{100})!}",
     ],

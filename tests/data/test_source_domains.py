@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from m2rl_slime.data.sources import EXCLUDE, SourceTable, row_source
+from m2rl_slime.data.source_domains import EXCLUDE, SourceTable, row_source
 from m2rl_slime.errors import ConfigError, UnknownNameError
 
 PREFIXES = ("nano_v3_sft_profiled_", "nano_v3_")

@@ -17,7 +17,7 @@ import pytest
 from m2rl_slime.errors import ConfigError, TeacherError
 from m2rl_slime.opd import attach_teacher_log_probs
 from m2rl_slime.opd.config import SKIP_SENTINEL
-from m2rl_slime.opd.slime_hook import resolve_mode
+from m2rl_slime.opd.slime_hooks import resolve_mode
 
 PROMPT = [7, 1, 40, 22]
 

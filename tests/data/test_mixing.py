@@ -9,7 +9,7 @@ import pytest
 
 from m2rl_slime.data.config import CurriculumConfig
 from m2rl_slime.data.curriculum import PoolStats
-from m2rl_slime.data.source import MixingSource
+from m2rl_slime.data.mixing import MixingSource
 
 
 def make(prompt, pool, group_index, index):

@@ -19,8 +19,8 @@ from slime.utils.http_utils import post
 from slime.utils.types import Sample
 
 from ..config import parse_dataclass, plugin_setting
+from ..domains import canonical_domain
 from ..errors import UnknownNameError
-from ..rewards.registry import canonical_domain
 from .config import AgentConfig
 from .episode import episode_env, episode_limits, run_episode
 from .template import ChatRenderer

@@ -11,34 +11,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ..domains import SPECS
 from ..errors import ConfigError, UnknownNameError
-from ..rewards.registry import DOMAINS
 
 EXCLUDE = "exclude"
 
-# Blend names (Nemotron-3-Nano RL blend, after prefix stripping) and the NeMo-Gym example names.
-DEFAULT_SOURCES: dict[str, str] = {
-    "dapo17k": "math",
-    "dapo": "math",
-    "skywork": "math",
-    "math": "math",
-    "aime": "math",
-    "stem_mcqa": "science",
-    "mcqa": "science",
-    "gpqa": "science",
-    "instruction_following": "if",
-    "ifeval": "if",
-    "ifbench": "if",
-    "comp_coding": "code",
-    "code_gen": "code",
-    "taco": "code",
-    "apps": "code",
-    "code_contests": "code",
-    "codeforces": "code",
-    "workbench": "agent",
-    "workplace_assistant": "agent",
-    "structured_outputs": EXCLUDE,
-}
+# Blend names of the Nemotron-3-Nano RL blend that no domain trains on.
+EXCLUDED_SOURCES: tuple[str, ...] = ("structured_outputs",)
+
+
+def default_sources() -> dict[str, str]:
+    """Source name -> domain (or ``exclude``): every spec's `DomainSpec.sources`, plus `EXCLUDED_SOURCES`.
+
+    The names are the blend's (after prefix stripping) and the NeMo-Gym example names.
+    """
+    table = {source: spec.name for spec in SPECS.values() for source in spec.sources}
+    return table | dict.fromkeys(EXCLUDED_SOURCES, EXCLUDE)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_SOURCES":  # a view of the registry, kept for callers of earlier versions
+        return default_sources()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _normalise(name: str) -> str:
@@ -49,16 +43,16 @@ class SourceTable:
     """Resolves source names to a domain or `EXCLUDE`.
 
     Args:
-        overrides: Entries added to / replacing `DEFAULT_SOURCES` (value: a domain or ``exclude``).
+        overrides: Entries added to / replacing `default_sources()` (value: a domain or ``exclude``).
         strip_prefixes: Prefixes removed before matching.
     """
 
     def __init__(self, overrides: Mapping[str, str] | None = None, strip_prefixes: Iterable[str] = ()):
-        table = dict(DEFAULT_SOURCES)
+        table = default_sources()
         for key, value in (overrides or {}).items():
             value = _normalise(value)
-            if value != EXCLUDE and value not in DOMAINS:
-                raise ConfigError(f"sources.{key}: {value!r} is neither a domain ({', '.join(DOMAINS)}) nor exclude")
+            if value != EXCLUDE and value not in SPECS:
+                raise ConfigError(f"sources.{key}: {value!r} is neither a domain ({', '.join(SPECS)}) nor exclude")
             table[_normalise(key)] = value
         self.table = table
         self.prefixes = tuple(_normalise(p) for p in strip_prefixes)

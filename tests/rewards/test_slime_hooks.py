@@ -41,7 +41,7 @@ def test_single_sample_returns_a_float_and_records_the_verdict():
     original = sample.response
     value = run(reward(args(), sample))
     assert value == 1.0 and isinstance(value, float)
-    assert sample.response == original  # never mutated (M2RL bug R9)
+    assert sample.response == original  # never mutated (M2RL's reward rewrote it)
     record = sample.metadata["m2rl_reward"]
     assert record["domain"] == "math" and record["reason"] == "ok" and record["details"]["extracted"] == "4"
 
