@@ -182,3 +182,12 @@ def test_outputs_layout(tmp_path, family, quiet):
     curves = list(csv.DictReader((tmp_path / "o" / "layers.csv").open()))
     assert {r["layer"] for r in curves} == {"0", "1"} and len(curves) == 2 * 9 * 3
     assert json.loads((tmp_path / "o" / "weights.json").read_text())["rule"].startswith("|w_rl - w_sft|")
+
+
+def test_a_single_expert_gets_densities_only(tmp_path, family, quiet):
+    base, experts = family
+    report = run_weights(str(base), [("math", str(experts["math"]))], tmp_path / "o", quiet(layers="0"))
+    w = report.weights
+    assert w["pairs"] == [] and w["table"]["groups"]["q"]["pairs"] == {}
+    assert 0.3 < w["table"]["groups"]["q"]["density"]["math"] < 0.5  # merge_ckpt moves 40% of the elements
+    assert report.figures == ()

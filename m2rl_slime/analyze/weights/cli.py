@@ -18,17 +18,19 @@ from ...errors import ConfigError
 from .config import WeightsOptions
 
 
-def _flag_kwargs(tp: Any, default: Any, help_text: str) -> dict[str, Any]:
+def _flag_kwargs(name: str, tp: Any, default: Any, help_text: str) -> dict[str, Any]:
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
         tp = args[0]
-    kw: dict[str, Any] = {"default": default, "help": f"{help_text} (default: {default})"}
+    shown = "" if default is None or "default" in help_text else f" (default: {default})"
+    kw: dict[str, Any] = {"default": default, "help": help_text + shown}
     if tp is bool:
-        kw["action"] = argparse.BooleanOptionalAction
+        kw["action"] = "store_true" if default is False else argparse.BooleanOptionalAction
     elif typing.get_origin(tp) is typing.Literal:
         kw["choices"] = typing.get_args(tp)
     else:
         kw["type"] = tp
+        kw["metavar"] = "N" if tp is int else name.upper()
     return kw
 
 
@@ -38,10 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--expert", metavar="NAME=DIR", action="append", default=[], help="an RL expert (repeat; >= 2 for pairs)"
     )
     parser.add_argument("--out", metavar="DIR", required=True, help="output directory")
-    group = parser.add_argument_group("options")
+    group = parser.add_argument_group("analysis options (fields of WeightsOptions)")
     hints = typing.get_type_hints(WeightsOptions)
     for f in dataclasses.fields(WeightsOptions):
-        kw = _flag_kwargs(hints[f.name], f.default, f.metadata["help"])
+        kw = _flag_kwargs(f.name, hints[f.name], f.default, f.metadata["help"])
         if "metavar" in f.metadata:
             kw["metavar"] = f.metadata["metavar"]
         group.add_argument("--" + f.name.replace("_", "-"), dest="opt_" + f.name, **kw)
@@ -61,7 +63,13 @@ def _summary(report: Any) -> str:
     from .report import table5
 
     t5 = table5(report.weights)
-    lines = [f"Table 5 ({t5['scope']}): Jaccard [independent-mask reference] and exact cosine"]
+    groups = report.weights["table"]["groups"]
+    lines = [statement for statement in t5["dtypes"].values()]
+    for g in ("attention", "ffn"):
+        if g in groups:
+            dens = ", ".join(f"{n} {p:.3f}" for n, p in groups[g]["density"].items())
+            lines.append(f"changed fraction, {g} ({t5['scope']}): {dens}")
+    lines.append(f"Table 5 ({t5['scope']}): Jaccard [independent-mask reference] and exact cosine")
     cols = t5["columns"]
     lines.append(f"{'pair':24s} " + " ".join(f"{c:>14s}" for c in cols))
     rows = {(r["a"], r["b"], r["metric"]): r["values"] for r in t5["rows"]}

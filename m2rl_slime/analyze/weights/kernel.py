@@ -17,27 +17,14 @@ rounding (blocks are summed in a fixed order, so a run is reproducible).
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
 from .config import GROUP
 from .srht import Srht, popcount
+from .workspace import scratch
 
 _SUB = 8192  # elements per float32 partial sum of the shift sums
-_SCRATCH = threading.local()
-
-
-def _scratch(slot: str, rows: int, n: int, dtype: Any) -> Any:
-    """A per-thread reusable (rows, n) tensor: fresh allocations of block-sized temporaries fault their
-    pages in again on every block, which costs more than the arithmetic on them."""
-    import torch
-
-    store = _SCRATCH.__dict__.setdefault("buffers", {})
-    buf = store.get((slot, dtype))
-    if buf is None or buf.numel() < rows * n:
-        buf = store[(slot, dtype)] = torch.empty(rows * n, dtype=dtype)
-    return buf[: rows * n].view(rows, n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +135,13 @@ def _permuted(mask: Any, packed: Any, start: int, numel: int, shifts: tuple[int,
         w, per = full // 64, GROUP // 64
         q, r = np.divmod(np.asarray(shifts, dtype=np.int64), 64)
         lo_idx = (np.arange(per)[None, :] - q[:, None]) % per  # (T, per): word w comes from word w - q
-        words = packed[j, :w].reshape(len(j), -1, per)
-        lo, hi = words[:, :, lo_idx], words[:, :, (lo_idx - 1) % per]  # (P, groups, T, per)
+        side, pos = np.unique(j, return_inverse=True)  # rotate each second-of-a-pair mask once
+        words = packed[side, :w].reshape(len(side), -1, per)
+        lo, hi = words[:, :, lo_idx], words[:, :, (lo_idx - 1) % per]  # (experts, groups, T, per)
         r = r.astype(np.uint64)[None, None, :, None]
-        carry = np.where(r > 0, hi >> (np.uint64(64) - r), np.uint64(0))
-        rolled = (lo << r) | carry
+        rolled = (lo << r) | np.where(r > 0, hi >> (np.uint64(64) - r), np.uint64(0))
         fixed = packed[i, :w].reshape(len(i), -1, 1, per)
-        out[:, i, j] += popcount(fixed & rolled).sum(axis=(1, 3), dtype=np.int64).T
+        out[:, i, j] += popcount(fixed & rolled[pos]).sum(axis=(1, 3), dtype=np.int64).T
     if n > full:
         tail = mask[:, full:]
         packed_tail = _pack(tail)
@@ -189,8 +176,8 @@ def _deltas(job: TensorJob, base: Any, experts: list[Any], checked: bool = False
     import torch
 
     dtype = torch.float64 if job.wide else torch.float32
-    b = _scratch("base", 1, base.numel(), dtype)[0].copy_(base)
-    x = _scratch("delta", len(experts), b.numel(), dtype)
+    b = scratch("base", 1, base.numel(), dtype)[0].copy_(base)
+    x = scratch("delta", len(experts), b.numel(), dtype)
     nonfinite = np.zeros(len(experts) + 1, np.int64)
     for i, e in enumerate(experts):
         x[i].copy_(e)  # upcast: exact
@@ -230,10 +217,10 @@ def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sum
     out.inter += _intersections(packed, job.pairs)
     out.changed += out.inter.diagonal()
     out.perm += _permuted(mask, packed, start, job.numel, job.shifts, job.pairs)
-    m = _scratch("mask", *d.shape, d.dtype)
+    m = scratch("mask", *d.shape, d.dtype)
     m.numpy()[...] = mask
     out.dot += dot
-    out.sq += _gram(torch.mul(d, d, out=_scratch("square", *d.shape, d.dtype)), m)
+    out.sq += _gram(torch.mul(d, d, out=scratch("square", *d.shape, d.dtype)), m)
     if job.projections and job.pairs:
         i = [p[0] for p in job.pairs] + [p[1] for p in job.pairs]
         j = [p[1] for p in job.pairs] + [p[0] for p in job.pairs]

@@ -164,6 +164,7 @@ def table5(weights: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "scope": weights["table"]["scope"],
         "layers": weights["table"]["layers"],
+        "dtypes": {d: v["statement"] for d, v in weights["dtypes"].items()},
         "columns": columns,
         "rows": rows,
         "reference": {

@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from .config import GROUP
+from .workspace import scratch
 
 SUB_BLOCK = 1024
 
@@ -105,12 +106,16 @@ class Srht:
         import torch
 
         v, n = x.shape
-        y = x * self.signs(start, start + n)
-        if n % self.h:
-            y = torch.nn.functional.pad(y, (0, self.h - n % self.h))
+        padded = -(-n // self.h) * self.h
+        y = scratch("srht_in", v, padded, torch.float32)
+        torch.mul(x, self.signs(start, start + n), out=y[:, :n])
+        y[:, n:] = 0
         a = 1 << (self.h.bit_length() - 1) // 2
         b = self.h // a
-        z = torch.matmul(torch.matmul(hadamard(a), y.view(-1, a, b)), hadamard(b)).view(v, -1, self.h)
+        half = scratch("srht_half", v, padded, torch.float32).view(-1, a, b)
+        torch.matmul(hadamard(a), y.view(-1, a, b), out=half)
+        z = torch.matmul(half, hadamard(b), out=scratch("srht_out", v, padded, torch.float32).view(-1, a, b))
+        z = z.view(v, -1, self.h)
         rows = np.asarray(self.rows, dtype=np.int64)
         first = start // self.h
         subs = np.arange(first, first + z.shape[1], dtype=np.int64)
