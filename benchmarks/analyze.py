@@ -88,6 +88,7 @@ def run_ours(mb, work: Path, base: Path, experts: list[Path], variant: str, thre
         rec["ffn_e0_e1"] = {
             k: pair[k] for k in ("jaccard", "jaccard_indep", "jaccard_perm", "cosine", "cosine_projected")
         }
+        print(json.dumps({k: rec[k] for k in ("label", "cpu_s", "internal_s", "ffn_e0_e1")}), flush=True)
     shutil.rmtree(out, ignore_errors=True)
     return rec
 

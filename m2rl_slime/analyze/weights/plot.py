@@ -33,7 +33,7 @@ def _figure(width: float, height: float) -> Any:
         from matplotlib.figure import Figure
     except ImportError:
         raise ConfigError(f"figures need matplotlib, which is not installed: {HINT}") from None
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=100)  # placed by hand: a layout engine doubles the drawing time
     FigureCanvasAgg(fig)
     return fig
 
@@ -79,12 +79,14 @@ def _heatmaps(weights: Mapping[str, Any], metric: str, title: str, path: Path, n
                 if m[i][j] is None:
                     continue
                 text = f"{m[i][j]:.2f}" + (f"\n({ref[i][j]:.2f})" if ref and ref[i][j] is not None else "")
-                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="black")
+                dark = m[i][j] < 0.6 if jaccard else abs(m[i][j]) > 0.6 * hi  # keep the text readable
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
         ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
         ax.set_yticks(range(len(names)), names)
         ax.set_title(label, fontsize=10)
         fig.colorbar(im, ax=ax, shrink=0.8)
     fig.suptitle(f"{title}, {weights['table']['scope']}" + (f"\n{note}" if note else ""), fontsize=10)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.82, wspace=0.3)
     return _save(fig, path)
 
 
@@ -117,7 +119,8 @@ def _layer_curves(weights: Mapping[str, Any], path: Path) -> Path:
                 ax.set_xlabel("layer (0-based HF index)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=7)
+        fig.legend(handles, labels, loc="upper right", fontsize=7)
+    fig.subplots_adjust(left=0.07, right=0.78, bottom=0.08, top=0.95, hspace=0.25, wspace=0.22)
     return _save(fig, path)
 
 
