@@ -8,7 +8,9 @@ Two input shapes are accepted per row:
   get the paper's eval instruction; GPQA rows (``Question``, ``Correct Answer``, ``Incorrect Answer
   1..3``) get the paper's prompt with the four options shuffled by a seeded RNG keyed on the row, so
   regenerating the file gives the same gold positions (M2RL's shuffle was unseeded, bug T6); IFEval /
-  IFBench rows (``prompt``, ``instruction_id_list``, ``kwargs``) become a single user message.
+  IFBench rows (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``) become a single user message,
+  and a row naming an instruction id the IF verifier does not know is dropped (``unknown_instruction``)
+  rather than written as a row that can only score 0.
 """
 
 from __future__ import annotations
@@ -65,16 +67,11 @@ def _first_text(raw: Mapping[str, Any], fields: tuple[str, ...], reason: str) ->
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1 : j].strip() or None
-    return None
+    """Content of the last closed ``\\boxed{...}`` (the reward verifiers' linear-time scanner), or None."""
+    from ..rewards.answer_extract import last_boxed as scan
+
+    box = scan(text)
+    return box.text if box else None
 
 
 def math_eval_row(raw: Mapping[str, Any], source: str, config: PrepareConfig) -> Row:
@@ -107,11 +104,22 @@ def gpqa_eval_row(raw: Mapping[str, Any], source: str, config: PrepareConfig, se
     return Row([{"role": "user", "content": content}], label, "science", metadata, [])
 
 
+def _known_instructions(row: Row) -> Row:
+    from ..rewards.instruction import CHECKERS  # IFEvalG's 54 and IFBench's 58 ids
+
+    unknown = [i for i in row.metadata.get("instruction_id_list", ()) if i not in CHECKERS]
+    if unknown:
+        raise RowError("unknown_instruction", "instruction_id_list", f"no checker for {', '.join(unknown)}")
+    return row
+
+
 def eval_row(raw: Any, domain: str, source: str, config: PrepareConfig, seed: int) -> Row:
     """One benchmark row -> prepared `Row` (see the module docstring for the accepted shapes)."""
     if not isinstance(raw, Mapping):
         raise RowError("bad_row", "<row>", f"expected a JSON object, got {type(raw).__name__}")
-    if "responses_create_params" in raw or domain == "if":
+    if domain == "if":
+        return _known_instructions(convert_row(raw, domain, source, IDENTITY))
+    if "responses_create_params" in raw:
         return convert_row(raw, domain, source, IDENTITY)
     if domain == "math":
         return math_eval_row(raw, source, config)

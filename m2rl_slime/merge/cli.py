@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import re
 import sys
+import traceback
 import typing
 from typing import Any
 
@@ -54,7 +55,11 @@ def _epilog() -> str:
             for f in dataclasses.fields(m.params)
         )
         lines.append(f"    parameters: {params}")
-    lines.append("\nmergekit density = 1 - drop. Exit status: 0 ok, 1 merge/validation failure, 2 bad input.")
+    lines.append(
+        "\nmergekit density = 1 - drop. Until a merge is complete and validated it lives in OUT/incomplete_merge/"
+        "\n(never loadable); --resume continues from there. Exit status: 0 ok, 1 merge/validation/I-O failure,"
+        "\n2 bad input, 130 interrupted."
+    )
     return "\n".join(lines)
 
 
@@ -88,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     r.add_argument("--seed", type=int, help="DARE seed (default 0)")
     r.add_argument("--threads", type=int, default=0, help="CPU compute threads (default: all cores)")
-    r.add_argument("--resume", action="store_true", help="continue an interrupted merge in --out")
+    r.add_argument("--resume", action="store_true", help="continue an interrupted merge from OUT/incomplete_merge/")
     r.add_argument("--dry-run", action="store_true", help="check the inputs and print the plan; write nothing")
     r.add_argument("--copy-from", metavar="SRC", help="config/tokenizer source: base (default), an expert, a dir")
     r.add_argument("--shard-size", type=parse_size, default=2_000_000_000, help="output shard size (default 2GB)")
@@ -216,7 +221,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input)."""
+    """Run the CLI; returns the exit status (0 ok, 1 failure, 2 bad input, 130 interrupted). Every error is
+    one line on stderr."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format=f"{PROG}: %(levelname)s: %(message)s"
@@ -232,3 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; continue with --resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, not bad input: still one line (the traceback with -v)
+        if args.verbose:
+            traceback.print_exc()
+        hint = "" if args.verbose else " (rerun with -v for the traceback)"
+        print(f"{PROG}: internal error: {type(exc).__name__}: {_one_line(exc)}{hint}", file=sys.stderr)
+        return 1

@@ -15,7 +15,6 @@ Recipe format (``recipes/merge/*.yaml``)::
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -213,8 +212,3 @@ def build_config(fields: Mapping[str, Any], where: str) -> MergeConfig:
         if not data.get(key):
             raise ConfigError(f"{where}: missing {key} (give --{key} or put it in the recipe)")
     return parse_dataclass(MergeConfig, data, where)
-
-
-def params_of(config: MergeConfig) -> dict[str, Any]:
-    """The resolved method parameters as a plain dict (for the manifest)."""
-    return dataclasses.asdict(config.method_params())

@@ -25,12 +25,13 @@ from typing import Any, TypeVar
 from ..errors import M2RLError
 from .config import MergeConfig, MergeOptions
 from .io import DTYPES, OUT_CODES, FileCache, ReadAhead, advise_range, map_range, torch_dtype
-from .manifest import Progress, copy_side_files, write_index, write_manifest
+from .manifest import MANIFEST, copy_side_files, side_source, write_manifest
 from .methods import Block
 from .plan import MergePlan, PlannedShard, PlannedTensor, build_plan
 from .runtime import TorchThreads, check_device, progress_bar, reuse_freed_memory
 from .stats import DeltaCounts, block_counts, summarize
 from .validate import validate_output, validation_error
+from .workdir import Progress, io_error, publish
 from .writer import ShardStream
 
 log = logging.getLogger(__name__)
@@ -274,8 +275,8 @@ def _merge_shards(eng: _Engine, progress: Progress, writer: ShardStream, model_s
         reads.close()
 
 
-def _compute(plan: MergePlan, progress: Progress, out: Path) -> int:
-    """Model statistics, then every missing shard; returns bytes written."""
+def _compute(plan: MergePlan, progress: Progress) -> int:
+    """Model statistics, then every missing shard into the work directory; returns bytes written."""
     opts = plan.options
     in_bytes = sum(DTYPES[t.in_dtype][1] * t.numel for t in plan.tensors if t.merge) * (1 + len(plan.experts))
     todo = sum(s.nbytes for s in plan.shards[len(progress.done) :])
@@ -286,7 +287,7 @@ def _compute(plan: MergePlan, progress: Progress, out: Path) -> int:
             with progress_bar(in_bytes * plan.method.model_passes(plan.params), "statistics", opts.progress) as bar:
                 eng.pbar = bar
                 model_stats = _model_stats(eng, progress)
-            writer = ShardStream(out, progress)
+            writer = ShardStream(progress.work, progress)
             with progress_bar(todo, f"merge {plan.config.method}", opts.progress) as bar:
                 eng.pbar = bar
                 try:
@@ -320,6 +321,10 @@ def run_merge(
 ) -> MergeReport:
     """Merge `config.experts` into `out_dir` (HF safetensors, sharded, with index and manifest).
 
+    Shards are written into ``out_dir/incomplete_merge/`` and validated there; only a merge that
+    validates is moved up into `out_dir`, with the index written last. A merge that fails or is killed
+    leaves nothing loadable; ``options.resume`` continues from the work directory.
+
     Args:
         config: What to merge (validated here).
         out_dir: Output directory; must be empty or absent, unless `options.resume`.
@@ -331,7 +336,8 @@ def run_merge(
 
     Raises:
         ConfigError: bad configuration or mismatching inputs, before anything is written.
-        MergeValidationError: the written checkpoint failed validation (NaN/Inf, index mismatch).
+        MergeValidationError: the merge failed validation (NaN/Inf); its report is in the work directory.
+        MergeIOError: reading or writing failed (e.g. disk full); the work directory is kept for resume.
     """
     options = options or MergeOptions()
     options.validate()
@@ -339,34 +345,50 @@ def run_merge(
     check_device(options)
     t0 = time.perf_counter()
     plan = build_plan(config, options)
-    out = Path(out_dir)
-    progress = Progress.start(out, plan, options.resume)
+    side_source(plan)  # a bad copy_from is refused now, not after the merge
+    progress = Progress.start(Path(out_dir), plan, options.resume)
     if progress.finished is not None:
-        log.info("%s already holds this merge; validating it again", out)
-        written = 0
-    else:
-        written = _compute(plan, progress, out)
-    write_index(out, plan)
-    copied = copy_side_files(out, plan)
-    validation = validate_output(out, plan, scan=options.scan, progress=options.progress)
-    stats, warnings = _statistics(plan, progress)
-    seconds = time.perf_counter() - t0
-    run = {
+        return _revalidate(plan, progress, t0)
+    try:
+        written = _compute(plan, progress)
+        validation = validate_output(progress.work, plan, index=False, scan=options.scan, progress=options.progress)
+        stats, warnings = _statistics(plan, progress)
+        report = {
+            "statistics": stats,
+            "validation": validation,
+            "warnings": warnings,
+            "config_warnings": list(notes),
+            "copied_files": [],
+            "run": _run_info(options, time.perf_counter() - t0),
+        }
+        if not validation["ok"]:
+            write_manifest(progress.work, plan, progress.done, report)
+            raise validation_error(validation, progress.work)
+        report["copied_files"] = copied = copy_side_files(progress.work, plan)
+        manifest = write_manifest(progress.work, plan, progress.done, report)
+        publish(progress, plan, [*copied, MANIFEST])
+    except OSError as exc:
+        raise io_error(exc, progress.work) from exc
+    return MergeReport(progress.out, manifest, time.perf_counter() - t0, written, tuple(warnings))
+
+
+def _run_info(options: MergeOptions, seconds: float) -> dict[str, Any]:
+    return {
         "seconds": round(seconds, 3),
         "device": options.device,
         "threads": options.compute_threads(),
         "chunk_elems": options.chunk_elems,
         "resumed": options.resume,
     }
-    report = {
-        "statistics": stats,
-        "validation": validation,
-        "warnings": warnings,
-        "config_warnings": list(notes),
-        "copied_files": copied,
-        "run": run,
-    }
-    manifest = write_manifest(out, plan, progress, report)
-    progress.finish()
-    validation_error(validation)
-    return MergeReport(out, manifest, seconds, written, tuple(warnings))
+
+
+def _revalidate(plan: MergePlan, progress: Progress, t0: float) -> MergeReport:
+    """`out` already holds this merge, complete: validate it again in place; change nothing."""
+    opts = plan.options
+    log.info("%s already holds this merge; validating it again", progress.out)
+    validation = validate_output(progress.out, plan, scan=opts.scan, progress=opts.progress)
+    if not validation["ok"]:
+        raise validation_error(validation, None)
+    manifest = progress.finished
+    _statistics(plan, progress)
+    return MergeReport(progress.out, manifest, time.perf_counter() - t0, 0, tuple(manifest.get("warnings", [])))

@@ -37,7 +37,7 @@ def describe(plan: MergePlan) -> str:
         "formula: " + plan.method.formula.replace("\n", "\n         "),
         f"base:    {plan.base.path}  [{plan.fingerprints['base'][:20]}]",
     ]
-    for spec, ckpt in zip(cfg.experts, plan.experts):
+    for spec, ckpt in zip(cfg.experts, plan.experts, strict=True):
         lines.append(
             f"expert:  {spec.name} = {ckpt.path}  weight={spec.weight}  [{plan.fingerprints[spec.name][:20]}]"
         )

@@ -5,10 +5,8 @@ Reads never load a whole checkpoint: `map_range` memory-maps just the byte range
 returns a tensor view over it. The mapping is unmapped as soon as the last view is dropped, so the
 resident set stays at the read-ahead window instead of growing to the size of the inputs.
 
-Shards are written as a stream: the safetensors header is known up front (shapes and dtypes come from
-the plan), so tensor bytes go to disk chunk by chunk and no shard is ever held in memory. Every shard is
-written under a temporary name, fsynced and renamed, so a crash never leaves a half-written shard under
-its final name.
+Small files are written atomically (`write_atomic`, `copy_atomic`: temporary name, fsync, rename; the
+temporary file never survives a failure). Shards are streamed by `writer.ShardWriter`.
 """
 
 from __future__ import annotations
@@ -18,11 +16,12 @@ import json
 import math
 import mmap
 import os
+import shutil
 import struct
 import threading
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ from ..errors import ConfigError, M2RLError
 INDEX_NAME = "model.safetensors.index.json"
 SINGLE_NAME = "model.safetensors"
 TMP_SUFFIX = ".tmp"
-_SYNC_EVERY = 256 << 20  # bytes written between fdatasync calls of a shard
 
 # safetensors dtype code -> (torch dtype attribute, item size in bytes)
 DTYPES: dict[str, tuple[str, int]] = {
@@ -302,77 +300,6 @@ class ReadAhead:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def safetensors_header(entries: Sequence[tuple[str, str, tuple[int, ...]]], metadata: dict[str, str]) -> bytes:
-    """Serialize a safetensors header (length prefix + JSON padded to 8 bytes) for tensors laid out in order."""
-    header: dict[str, Any] = {"__metadata__": metadata}
-    offset = 0
-    for name, code, shape in entries:
-        n = DTYPES[code][1]
-        for d in shape:
-            n *= d
-        header[name] = {"dtype": code, "shape": list(shape), "data_offsets": [offset, offset + n]}
-        offset += n
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw
-
-
-class ShardWriter:
-    """Write one safetensors shard as a stream: header, then tensor bytes in plan order.
-
-    The file is written as ``<name>.tmp`` and renamed to its final name by `close()` after an fsync.
-    """
-
-    def __init__(self, path: Path, entries: Sequence[tuple[str, str, tuple[int, ...]]], metadata: dict[str, str]):
-        self.path = path
-        self._tmp = path.with_name(path.name + TMP_SUFFIX)
-        header = safetensors_header(entries, metadata)
-        self._expected = len(header) + sum(_nbytes(c, s) for _, c, s in entries)
-        self._sha = hashlib.sha256()
-        self._unsynced = 0
-        self._file = open(self._tmp, "wb")  # noqa: SIM115 (stays open across write() calls; close/abort)
-        self._write(header)
-
-    def _write(self, data: Any) -> None:
-        self._file.write(data)
-        self._sha.update(data)
-        self._unsynced += len(data)
-        if self._unsynced >= _SYNC_EVERY:  # start writeback while the merge goes on: close()'s fsync stays short
-            os.fdatasync(self._file.fileno())
-            self._unsynced = 0
-
-    def write(self, tensor: Any) -> None:
-        """Append the bytes of a contiguous CPU tensor."""
-        import torch
-
-        self._write(memoryview(tensor.contiguous().view(torch.uint8).numpy()))
-
-    def close(self) -> tuple[int, str]:
-        """Flush, fsync and rename to the final name; return (size in bytes, sha256 hex)."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        size = self._file.tell()
-        self._file.close()
-        if size != self._expected:
-            raise M2RLError(f"internal error: shard {self.path.name} has {size} bytes, expected {self._expected}")
-        os.replace(self._tmp, self.path)
-        fsync_dir(self.path.parent)
-        return size, self._sha.hexdigest()
-
-    def abort(self) -> None:
-        """Close and delete the temporary file."""
-        if not self._file.closed:
-            self._file.close()
-        self._tmp.unlink(missing_ok=True)
-
-
-def _nbytes(code: str, shape: tuple[int, ...]) -> int:
-    n = DTYPES[code][1]
-    for d in shape:
-        n *= d
-    return n
-
-
 def fsync_dir(path: Path) -> None:
     """fsync a directory so a rename in it is durable (no-op where directories cannot be opened)."""
     try:
@@ -390,12 +317,27 @@ def fsync_dir(path: Path) -> None:
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a small file under a temporary name, fsync it and rename it into place."""
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
+
+
+def copy_atomic(src: Path, dst: Path) -> None:
+    """Copy a file under a temporary name and rename it into place (the temporary file never survives)."""
+    tmp = dst.with_name(dst.name + TMP_SUFFIX)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def sha256_file(path: Path, block: int = 16 << 20) -> str:

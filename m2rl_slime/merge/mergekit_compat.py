@@ -7,7 +7,8 @@ Mapping:
 =================  ==============  ===========================================================
 mergekit           ours            parameters
 =================  ==============  ===========================================================
-linear             average         weight -> expert weight; a listed base_model -> include_base
+linear             average         weight -> expert weight; a listed base_model -> include_base;
+                                   no base_model: every model is averaged, the first gives layout/config
 task_arithmetic    ta              weight -> weight, lambda -> lambda
 ties               ties            density -> density (one value for all models), lambda, normalize
 dare_ties          ties_dare       density -> drop = 1 - density, normalize (mergekit default false)
@@ -90,8 +91,10 @@ def _check_top(doc: Mapping[str, Any], where: str) -> str:
     for key in ("tokenizer_source", "tokenizer"):
         if doc.get(key) not in (None, "base"):
             raise ConfigError(f"{where}: {key}: {doc[key]!r} is not supported (experts must share the base vocab)")
-    if not isinstance(doc.get("base_model"), (str, Mapping)):
-        raise ConfigError(f"{where}: base_model is required (task vectors and statistics are relative to it)")
+    if doc.get("base_model") is None and method != "linear":
+        raise ConfigError(f"{where}: base_model is required for {method} (task vectors are relative to it)")
+    if doc.get("base_model") is not None and not isinstance(doc["base_model"], (str, Mapping)):
+        raise ConfigError(f"{where}: base_model must be a model path")
     if not isinstance(doc.get("models"), list) or not doc["models"]:
         raise ConfigError(f"{where}: models must be a non-empty list")
     return method
@@ -105,7 +108,15 @@ def translate(doc: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[
     """
     method = _check_top(doc, where)
     warnings: list[str] = []
-    base = _model_path(doc["base_model"], f"{where}: base_model")
+    if doc.get("base_model") is None:  # linear only: a plain average needs no base
+        base = _model_path(doc["models"][0], f"{where}: models[0]")
+        warnings.append(
+            f"linear without base_model: the first model ({base}) supplies the tensor layout, config and "
+            "tokenizer files and is the reference of the delta statistics, as in mergekit"
+        )
+        base_listed = None
+    else:
+        base = base_listed = _model_path(doc["base_model"], f"{where}: base_model")
     glob = dict(doc.get("parameters") or {})
     params: dict[str, Any] = {}
     experts, densities, taken = [], [], set()
@@ -117,7 +128,7 @@ def translate(doc: Mapping[str, Any], where: str) -> tuple[dict[str, Any], list[
         if unknown:
             raise ConfigError(f"{at}: unsupported model parameter(s) {', '.join(unknown)}")
         weight = float(_scalar(mparams.get("weight", glob.get("weight", 1.0)), f"{at}.weight"))
-        if path == base:
+        if path == base_listed:
             if method == "linear":
                 params.update(include_base=True, base_weight=weight)
             continue

@@ -91,7 +91,7 @@ class RadixSelect:
         """Stacked low-half histograms of one block inside the chosen buckets, shape [n, 65536]."""
         import torch
 
-        return torch.stack([lo_histogram(v, b) for v, b in zip(values, self._buckets)]).cpu()
+        return torch.stack([lo_histogram(v, b) for v, b in zip(values, self._buckets, strict=True)]).cpu()
 
     def finish(self, hist: Any) -> list[float]:
         """The exact thresholds (k-th largest values) from the summed pass-2 histograms."""

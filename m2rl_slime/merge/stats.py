@@ -38,7 +38,7 @@ class DeltaCounts:
 
     def add(self, other: DeltaCounts) -> DeltaCounts:
         self.elements += other.elements
-        for mine, theirs in zip(self.per_expert, other.per_expert):
+        for mine, theirs in zip(self.per_expert, other.per_expert, strict=True):
             for j in range(3):
                 mine[j] += theirs[j]
         self.merged_changed += other.merged_changed
@@ -120,7 +120,7 @@ def summarize(counts: DeltaCounts, names: list[str], warn_at: float) -> tuple[di
     """Report dict (fractions included) and warnings for experts whose changes mostly round back."""
     report: dict[str, Any] = {"elements": counts.elements, "experts": {}}
     warnings = []
-    for name, (changed, vanished, rounded) in zip(names, counts.per_expert):
+    for name, (changed, vanished, rounded) in zip(names, counts.per_expert, strict=True):
         frac = rounded / changed if changed else 0.0
         report["experts"][name] = {
             "changed": changed,

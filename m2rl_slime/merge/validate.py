@@ -1,5 +1,6 @@
-"""Post-write validation of a merged checkpoint: the index against the plan, every shard header against
-the index, file sizes, and a NaN/Inf scan of every floating-point tensor as written on disk.
+"""Post-write validation of a merged checkpoint: every shard header against the plan, file sizes, a
+NaN/Inf scan of every floating-point tensor as written on disk, and (for a published checkpoint) the
+index against the plan. A merge validates its shards in the work directory, before any index exists.
 """
 
 from __future__ import annotations
@@ -23,18 +24,23 @@ class MergeValidationError(M2RLError):
     """The written checkpoint is not what was planned, or contains NaN/Inf."""
 
 
-def _structure(out: Path, plan: MergePlan) -> list[str]:
-    errors = []
+def _index(out: Path, plan: MergePlan) -> list[str]:
     try:
         index = json.loads((out / INDEX_NAME).read_text())
     except (OSError, json.JSONDecodeError) as exc:
         return [f"{INDEX_NAME}: unreadable ({exc})"]
+    errors = []
     planned = {t.name: s.file for s in plan.shards for t in s.tensors}
     if index.get("weight_map") != planned:
         errors.append(f"{INDEX_NAME}: weight_map does not match the planned tensors")
     total = sum(s.nbytes for s in plan.shards)
     if index.get("metadata", {}).get("total_size") != total:
         errors.append(f"{INDEX_NAME}: total_size is not {total}")
+    return errors
+
+
+def _structure(out: Path, plan: MergePlan) -> list[str]:
+    errors = []
     for shard in plan.shards:
         try:
             infos = {i.name: i for i in tensor_infos(out / shard.file)}
@@ -92,9 +98,15 @@ def _nonfinite(out: Path, plan: MergePlan, progress: bool) -> dict[str, int]:
     return bad
 
 
-def validate_output(out: Path, plan: MergePlan, scan: bool = True, progress: bool = False) -> dict[str, Any]:
-    """Check the written checkpoint; returns a report with ``ok`` (never raises for a bad checkpoint)."""
-    errors = _structure(out, plan)
+def validate_output(
+    out: Path, plan: MergePlan, scan: bool = True, progress: bool = False, index: bool = True
+) -> dict[str, Any]:
+    """Check the shards written in `out` (and its index, with `index`) against the plan.
+
+    Returns:
+        A report with ``ok`` and the errors; never raises for a bad checkpoint.
+    """
+    errors = (_index(out, plan) if index else []) + _structure(out, plan)
     bad = _nonfinite(out, plan, progress) if scan and not errors else {}
     if bad:
         first = next(iter(bad))
@@ -109,7 +121,12 @@ def validate_output(out: Path, plan: MergePlan, scan: bool = True, progress: boo
     }
 
 
-def validation_error(report: dict[str, Any]) -> None:
-    """Raise MergeValidationError when a validation report is not ok."""
-    if not report["ok"]:
-        raise MergeValidationError("merged checkpoint failed validation: " + "; ".join(report["errors"]))
+def validation_error(report: dict[str, Any], work: Path | None) -> MergeValidationError:
+    """The one-line error of a failed validation report; `work` is the kept work directory (None: none)."""
+    text = "merged checkpoint failed validation: " + "; ".join(report["errors"])
+    if work is not None:
+        text += (
+            f"; nothing loadable was written; shards and manifest kept in {work} (fix the inputs and rerun "
+            "in an empty directory, or --resume --no-scan to publish it unscanned)"
+        )
+    return MergeValidationError(text)

@@ -1,10 +1,12 @@
-"""Instruction-following (IF) verifier: IFEvalG's 54 constraint types, strict and fail-closed.
+"""Instruction-following (IF) verifier: IFEvalG's 54 and IFBench's 58 constraint types, fail-closed.
 
 The reward is 1.0 iff every constraint of the sample is followed (M2RL's setting); the fraction of
 constraints followed is always reported and can be the reward (``mode: fraction``, open-instruct's
 setting). Constraints are scored per position, so a repeated id counts twice. An unknown instruction
 id or comparison word scores 0 with ``unknown_instruction``; malformed kwargs or an empty instruction
-list score 0 with ``bad_label`` (never a random kwarg, never a vacuous 1.0).
+list score 0 with ``bad_label`` (never a random kwarg, never a vacuous 1.0). Every constraint is
+judged both strict and loose (IFEval's relaxed variants) and both verdicts are in ``details``, so an
+eval summary can report IFEval's four numbers; the reward uses the configured one (strict by default).
 """
 
 from __future__ import annotations
@@ -14,11 +16,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import LabelError
+from .ifbench.registry import IFBENCH_REGISTRY
 from .ifeval.params import Checker, UnknownRelationError
 from .ifeval.registry import REGISTRY
 from .ifeval.source import read_constraints
 from .ifeval.text import Doc
 from .result import Reason, Result
+
+# IFEvalG's and IFBench's ids are disjoint (tested), so one table serves rows of either benchmark.
+CHECKERS: dict[str, Checker] = {**REGISTRY, **IFBENCH_REGISTRY}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +59,7 @@ def _bind(pairs: list[tuple[str, dict[str, Any]]]) -> list[_Constraint]:
     """Look up and validate every constraint before any is checked (a sample is all or nothing)."""
     constraints = []
     for position, (instruction_id, kwargs) in enumerate(pairs):
-        checker = REGISTRY.get(instruction_id)
+        checker = CHECKERS.get(instruction_id)
         if checker is None:
             raise _UnknownInstruction(
                 f"unknown instruction id {instruction_id!r} at position {position}",
@@ -84,12 +90,15 @@ def loose_variants(response: str) -> list[str]:
     return base + [variant.replace("*", "") for variant in base]
 
 
-def _evaluate(constraints: list[_Constraint], response: str, loose: bool) -> list[bool]:
-    if not loose:
-        doc = Doc(response)
-        return [c.checker.check(doc, **c.args) for c in constraints]
-    docs = [Doc(v) for v in loose_variants(response) if v.strip()]
-    return [any(c.checker.check(doc, **c.args) for doc in docs) for c in constraints]
+def _evaluate(constraints: list[_Constraint], response: str) -> tuple[list[bool], list[bool]]:
+    """(strict, loose) verdict per constraint; the loose variants are built only if a strict check fails."""
+    doc = Doc(response)
+    strict = [c.checker.check(doc, **c.args) for c in constraints]
+    if all(strict):
+        return strict, list(strict)
+    relaxed = [Doc(v) for v in loose_variants(response)[1:] if v.strip()]
+    loose = [ok or any(c.checker.check(d, **c.args) for d in relaxed) for c, ok in zip(constraints, strict)]
+    return strict, loose
 
 
 def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: IFConfig | None = None) -> Result:
@@ -101,14 +110,15 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: IF
             dict, a one-item list, or a JSON / Python-literal string of either (open-instruct's
             ``[{"instruction_id": [...], "kwargs": [...]}]``).
         metadata: The sample metadata: ``instruction_id_list``, ``kwargs`` (aligned list of dicts)
-            and optionally ``prompt_text`` (accepted, not needed by any IFEvalG check).
+            and optionally ``prompt_text`` (accepted, not needed by any check: prompts to repeat are kwargs).
         config: `IFConfig`; defaults to strict, all-or-nothing.
 
     Returns:
         A `Result`: ``ok`` when every constraint is followed, else ``wrong`` (score 0, or the fraction
         in ``fraction`` mode); ``bad_label``, ``unknown_instruction`` or ``empty_response`` with score 0.
-        Details carry ``constraints`` (``[{"id", "followed"}]`` per position), ``followed``, ``total``
-        and ``fraction``.
+        Details carry ``constraints`` (``[{"id", "followed", "strict", "loose"}]`` per position;
+        ``followed`` is the configured verdict), ``followed``, ``total``, ``fraction``,
+        ``strict_followed`` and ``loose_followed``.
 
     Example:
         >>> verify("Hello there", None, {"instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}).score
@@ -125,14 +135,20 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: IF
         return Result.fail(Reason.EMPTY_RESPONSE, total=len(constraints))
     if "\r" in response:
         response = response.replace("\r\n", "\n")  # Windows line ends: paragraphs split at "\n\n"
-    followed = _evaluate(constraints, response, config.loose)
+    strict, loose = _evaluate(constraints, response)
+    followed = loose if config.loose else strict
     count = sum(followed)
     fraction = count / len(constraints)
     details = {
-        "constraints": [{"id": c.instruction_id, "followed": f} for c, f in zip(constraints, followed)],
+        "constraints": [
+            {"id": c.instruction_id, "followed": f, "strict": s, "loose": lo}
+            for c, f, s, lo in zip(constraints, followed, strict, loose)
+        ],
         "followed": count,
         "total": len(constraints),
         "fraction": fraction,
+        "strict_followed": sum(strict),
+        "loose_followed": sum(loose),
     }
     all_followed = count == len(constraints)
     score = fraction if config.mode == "fraction" else float(all_followed)

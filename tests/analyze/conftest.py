@@ -1,4 +1,5 @@
-"""Fixtures: tiny Qwen3-shaped checkpoints (the merge tests' builder) with planted masks and shifts."""
+"""Test helpers of this directory (the event-file writer `tfevents`, the planted checkpoints `planted`) are
+importable by name, as is the merge tests' tiny Qwen3 checkpoint builder `merge_ckpt`."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parents[1] / "merge"))
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
+@pytest.fixture()
+def one_torch_thread():
     """Tiny tensors: torch's intra-op threads only add contention."""
     import torch
 
@@ -23,7 +24,7 @@ def _one_torch_thread():
 
 
 @pytest.fixture()
-def quiet():
+def quiet(one_torch_thread):
     """WeightsOptions without a progress bar (keyword overrides allowed)."""
     from m2rl_slime.analyze.weights import WeightsOptions
 

@@ -117,3 +117,32 @@ def test_cli(tmp_path, capsys):
     assert "rows out 1" in capsys.readouterr().out
     assert main(["prepare-eval", "--kind", "aime", "--input", str(src), "--out", str(tmp_path / "p.jsonl")]) == 1
     assert capsys.readouterr().err.startswith("error:")
+
+
+def _ifbench_row(key: str, ids: list[str], kwargs: list[dict]) -> dict:
+    names = ["N", "keyword", "keyword1", "min_words", "max_words", "options", "small_n", "sep", "prompt_to_repeat"]
+    return {
+        "key": key,
+        "prompt": f"Prompt {key}. Follow the constraints.",
+        "instruction_id_list": ids,
+        "kwargs": [{name: None for name in names} | k for k in kwargs],  # IFBench's null-filled kwargs
+    }
+
+
+def test_ifbench_rows_prepare_and_score_with_the_ifbench_checkers(tmp_path):
+    from m2rl_slime.rewards import score
+
+    rows = [
+        _ifbench_row("0", ["count:word_count_range"], [{"min_words": 2.0, "max_words": 4.0}]),
+        _ifbench_row("1", ["words:no_consecutive", "punctuation:no_comma"], [{}, {}]),
+        _ifbench_row("2", ["format:made_up"], [{}]),
+    ]
+    tally = prepare_eval(write(tmp_path / "IFBench_test.jsonl", rows), tmp_path / "o.jsonl", "ifbench")
+    assert tally.rows_out == 2 and tally.dropped == {"unknown_instruction": 1}
+    prepared = read(tmp_path / "o.jsonl")
+    for row in prepared:
+        check_prepared_row(row)
+    assert [row["metadata"]["uid"] for row in prepared] == ["0", "1"]
+    results = [score("if", "<think>x</think>The cat ate.", row["label"], row["metadata"]) for row in prepared]
+    assert [r.reason.value for r in results] == ["ok", "ok"]
+    assert [c["id"] for c in results[1].details["constraints"]] == ["words:no_consecutive", "punctuation:no_comma"]

@@ -65,10 +65,11 @@ def test_opd_paper_settings(load, name):
     assert opd["task_reward"] == "zero" and sorted(opd["teachers"]) == ["agent", "code", "if", "math", "science"]
     if name == "opd":
         assert (f["use-opd"], f["opd-type"], f["opd-kl-coef"]) == (True, "sglang", 1.0)
-        assert "loss-type" not in f
+        assert "loss-type" not in f and "use-rollout-logprobs" not in f  # slime's shaping needs old log-probs
     else:
         assert "use-opd" not in f and f["loss-type"] == "custom_loss"
         assert f["custom-loss-function-path"] == "m2rl_slime.opd.opd_loss"
+        assert f["use-rollout-logprobs"] is True  # opd_loss never reads the old-policy forward slime would run
     (service,) = recipe.services
     assert service.command[:4] == ("python3", "-m", "m2rl_slime.opd", "serve-teachers")
     assert service.wait_command[:4] == ("python3", "-m", "m2rl_slime.opd", "wait-teachers")
@@ -96,7 +97,7 @@ def test_fixed_hook_paths(load, name):
 def test_eval_settings(load):
     evals = {name: load(name).eval for name in ("rl_math", "rl_science", "rl_if", "rl_multi")}
     n = {name: {d["name"]: d["n_samples_per_eval_prompt"] for d in cfg["datasets"]} for name, cfg in evals.items()}
-    assert n == {"rl_math": {"aime24": 8}, "rl_science": {"gpqa_diamond": 4}, "rl_if": {"ifbench": 1},
+    assert n == {"rl_math": {"aime24": 8}, "rl_science": {"gpqa_diamond": 4}, "rl_if": {"ifbench": 1, "ifeval": 1},
                  "rl_multi": {"aime24": 16, "gpqa_diamond": 4, "ifbench": 1}}  # fmt: skip
     for cfg in evals.values():
         assert cfg["defaults"] == {"max_response_len": 32768, "top_p": 0.7}

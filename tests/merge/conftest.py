@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from merge_ckpt import EXPERTS, make_family
+from merge_ckpt import EXPERTS, make_family, make_ulp_family
 
 
 @pytest.fixture(autouse=True)
@@ -33,6 +33,12 @@ def family(tmp_path_factory):
 def sharded_family(tmp_path_factory):
     """The same shapes, written as 3-shard checkpoints with an index."""
     return make_family(tmp_path_factory.mktemp("sharded"), shards=3)
+
+
+@pytest.fixture(scope="session")
+def ulp_family(tmp_path_factory):
+    """Five bf16 experts whose deltas are a few ulps of the base: exact ties everywhere."""
+    return make_ulp_family(tmp_path_factory.mktemp("ulp"))
 
 
 @pytest.fixture()

@@ -115,3 +115,23 @@ def make_family(
     for i, name in enumerate(experts):
         dirs[name] = save_checkpoint(root / name, expert_weights(base, 100 + i), config, shards)
     return base_dir, dirs
+
+
+def ulp_expert(base: dict[str, torch.Tensor], seed: int, changed: float = 0.5) -> dict[str, torch.Tensor]:
+    """base moved by -2..2 steps of its last stored bit on `changed` of the elements: RL-sized updates whose
+    deltas tie exactly across experts and positions."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, b in base.items():
+        steps = torch.randint(-2, 3, b.shape, generator=g, dtype=torch.int16)
+        steps *= (torch.rand(b.shape, generator=g) < changed).to(torch.int16)
+        out[name] = (b.view(torch.int16) + steps).view(b.dtype)
+    return out
+
+
+def make_ulp_family(root: Path, experts=("math", "code", "science", "if", "agent")) -> tuple[Path, dict[str, Path]]:
+    """A bf16 base and experts whose deltas are a few ulps (see `ulp_expert`)."""
+    config = qwen3_config()
+    base = base_weights(param_shapes(config), 0, torch.bfloat16)
+    base_dir = save_checkpoint(root / "base", base, config)
+    return base_dir, {n: save_checkpoint(root / n, ulp_expert(base, 200 + i), config) for i, n in enumerate(experts)}

@@ -128,7 +128,9 @@ def ties(base, experts, weights, p, names=None, seed=0, dare=False):
     return out
 
 
-def sce(base, experts, weights, p, fusechat=False):
+def sce(base, experts, weights, p, names, fusechat=False):
+    """SCE with every sum over the experts in name order (the documented canonical order)."""
+    experts = [e for _, e in sorted(zip(names, experts, strict=True), key=lambda pair: pair[0])]
     topk = p.get("select_topk", 1.0)
     out = {}
     for name in base:
@@ -180,4 +182,4 @@ def reference(method: str, base, experts, weights, params, names, seed=0):
         return ta(base, experts, weights, params, names, seed, dare=method == "ta_dare")
     if method in ("ties", "ties_dare"):
         return ties(base, experts, weights, params, names, seed, dare=method == "ties_dare")
-    return sce(base, experts, weights, params, fusechat=method == "sce_fusechat")
+    return sce(base, experts, weights, params, names, fusechat=method == "sce_fusechat")

@@ -57,6 +57,7 @@ BAD = [
     (["--method", "ta", "--chunk-elems", "1000", "--out", "X"], 2, "multiple of 65536"),
     (["--method", "ta", "--shard-size", "lots", "--out", "X"], 2, "invalid size"),
     (["--method", "ta", "--device", "cuda", "--out", "X"], 2, "CUDA is not available"),
+    (["--method", "ta", "--copy-from", "nowhere", "--out", "X"], 2, "copy_from 'nowhere' is neither"),
 ]
 
 
@@ -72,6 +73,7 @@ def test_bad_input_exits_nonzero_with_one_line(family, tmp_path, capsys, extra, 
     err = capsys.readouterr().err
     assert got == code
     assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
 
 
 def test_missing_base_and_nonempty_out(family, tmp_path, capsys):

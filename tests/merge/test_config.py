@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 from merge_reference import load
 
 from m2rl_slime.errors import ConfigError
@@ -137,7 +138,7 @@ def test_mergekit_linear_ties_and_sce(tmp_path):
     [
         ("merge_method: slerp\nbase_model: /b\nmodels: [{model: /e}]\n", "no equivalent"),
         ("merge_method: ties\nbase_model: /b\nslices: []\nmodels: [{model: /e}]\n", "unsupported mergekit key"),
-        ("merge_method: ties\nmodels: [{model: /e}]\n", "base_model is required"),
+        ("merge_method: dare_ties\nmodels: [{model: /e}]\n", "base_model is required for dare_ties"),
         (
             "merge_method: ties\nbase_model: /b\nmodels: [{model: /e, parameters: {density: [0.1, 0.5]}}]\n",
             "gradients",
@@ -176,3 +177,25 @@ def test_mergekit_yaml_end_to_end_records_its_warnings(family, tmp_path):
     assert manifest["method"] == "ties_dare" and manifest["params"]["drop"] == 0.5
     assert manifest["params"]["normalize"] is False
     assert any("L1-norm" in w for w in manifest["config_warnings"])
+
+
+def test_mergekit_linear_without_base_model_averages_every_model(family, tmp_path):
+    """A plain average needs no base: every model is averaged, the first one gives the layout and config."""
+    from merge_reference import average
+
+    from m2rl_slime.merge.cli import main
+
+    _, experts = family
+    paths = list(experts.values())
+    models = "".join(f"  - model: {p}\n    parameters: {{weight: {w}}}\n" for p, w in zip(paths, (1.0, 2.0, 1.0)))
+    path = tmp_path / "mk.yaml"
+    path.write_text(f"merge_method: linear\nmodels:\n{models}dtype: float32\nout_dtype: bfloat16\n")
+    fields, warnings = load_recipe(path)
+    assert fields["base"] == str(paths[0]) and [e["path"] for e in fields["experts"]] == [str(p) for p in paths]
+    assert any("without base_model" in w for w in warnings) and "include_base" not in fields["params"]
+    assert main(["--config", str(path), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    merged = load(tmp_path / "out")
+    ref = average(load(paths[0]), [load(p) for p in paths], [1.0, 2.0, 1.0], {})
+    assert merged.keys() == ref.keys() and all(torch.equal(merged[k], ref[k].to(torch.bfloat16)) for k in ref)
+    with pytest.raises(ConfigError, match="base_model is required for ties"):
+        _mergekit(tmp_path, "merge_method: ties\nmodels: [{model: /e}]\n")

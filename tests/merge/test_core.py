@@ -12,7 +12,7 @@ from merge_reference import load
 from safetensors.torch import save_file
 
 from m2rl_slime.merge import run_merge
-from m2rl_slime.merge.io import ShardWriter
+from m2rl_slime.merge.writer import ShardWriter
 
 SMALL = {"chunk_elems": 65536, "block_elems": 65536, "threads": 1, "read_ahead": 1}
 LARGE = {"chunk_elems": 1 << 25, "block_elems": 1 << 18, "threads": 2}
@@ -67,20 +67,22 @@ def test_resume_after_crash_is_byte_identical(family, config_of, quiet, tmp_path
         run_merge(cfg, tmp_path / "crashed", opts)
     monkeypatch.setattr(ShardWriter, "close", real_close)
     out = tmp_path / "crashed"
-    assert len(list(out.glob("model-*.safetensors"))) == 2
-    assert not list(out.glob("*.tmp")) and not (out / "merge_manifest.json").exists()
-    with pytest.raises(Exception, match="not empty"):
+    work = out / "incomplete_merge"
+    assert [p.name for p in out.iterdir()] == ["incomplete_merge"]
+    assert len(list(work.glob("model-*.safetensors"))) == 2
+    assert not list(out.rglob("*.tmp")) and not list(out.rglob("merge_manifest.json"))
+    with pytest.raises(Exception, match="holds an interrupted merge"):
         run_merge(cfg, out, opts)
-    (out / "model-00003-of-00003.safetensors.tmp").write_bytes(b"half a shard from a kill -9")
+    (work / "model-00003-of-00003.safetensors.tmp").write_bytes(b"half a shard from a kill -9")
     report = run_merge(cfg, out, quiet(shard_bytes=100_000, chunk_elems=65536, resume=True))
     assert report.manifest["run"]["resumed"]
-    assert not list(out.glob("*.tmp"))
+    assert not list(out.rglob("*.tmp")) and not work.exists()
     assert _shard_bytes(out) == _shard_bytes(tmp_path / "clean")
     for name in ("model.safetensors.index.json", "config.json"):
         assert (out / name).read_bytes() == (tmp_path / "clean" / name).read_bytes()
     clean = json.loads((tmp_path / "clean" / "merge_manifest.json").read_text())
     assert report.manifest["statistics"] == clean["statistics"]
-    assert not (out / ".merge_progress.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in (tmp_path / "clean").iterdir())
 
 
 def test_resume_redoes_a_corrupted_shard_and_refuses_other_merges(family, config_of, quiet, tmp_path, monkeypatch):
@@ -100,7 +102,7 @@ def test_resume_redoes_a_corrupted_shard_and_refuses_other_merges(family, config
     with pytest.raises(KeyboardInterrupt):
         run_merge(cfg, tmp_path / "out", opts)
     monkeypatch.undo()
-    first = min((tmp_path / "out").glob("model-*.safetensors"))
+    first = min((tmp_path / "out" / "incomplete_merge").glob("model-*.safetensors"))
     first.write_bytes(first.read_bytes()[:-8] + b"corrupt!")
     with pytest.raises(Exception, match="different inputs, parameters"):
         run_merge(config_of(family, "ta", {"lambda": 0.5}), tmp_path / "out", quiet(shard_bytes=100_000, resume=True))

@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from m2rl_slime.errors import ConfigError
-from m2rl_slime.merge.io import Checkpoint, FileCache, ReadAhead, ShardWriter, map_range, read_header
+from m2rl_slime.merge.io import Checkpoint, FileCache, ReadAhead, map_range, read_header
+from m2rl_slime.merge.writer import ShardWriter
 
 
 def test_shard_writer_streams_a_valid_safetensors_file(tmp_path):

@@ -60,3 +60,25 @@ def test_methods_are_not_trivial(family, config_of, quiet, tmp_path):
         assert not torch.equal(outs[a], base)
         for b in names[i + 1 :]:
             assert not torch.equal(outs[a], outs[b]), (a, b)
+
+
+SCE_CASES = [
+    ("sce", {"select_topk": 0.5}),
+    ("sce", {"select_topk": 0.2}),
+    ("sce", {}),
+    ("sce_fusechat", {"select_topk": 0.5}),
+]
+
+
+@pytest.mark.parametrize(("method", "params"), SCE_CASES, ids=[f"{m}-{p}" for m, p in SCE_CASES])
+def test_sce_is_independent_of_expert_order(ulp_family, config_of, quiet, tmp_path, method, params):
+    """bf16 deltas tie often; an fp32 variance summed in --expert order moved ties across the Select cut."""
+    base, experts = ulp_family
+    names = list(experts)
+    outs = []
+    for i, order in enumerate([names, names[::-1], names[1:] + names[:1]]):
+        fam = (base, {n: experts[n] for n in order})
+        run_merge(config_of(fam, method, params), tmp_path / str(i), quiet())
+        outs.append(load(tmp_path / str(i)))
+    for other in outs[1:]:
+        assert all(torch.equal(outs[0][k], other[k]) for k in outs[0]), f"{method} {params} depends on expert order"

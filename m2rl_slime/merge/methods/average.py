@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConfigError
-from .base import Block, MergeMethod, true_div_
+from .base import Block, MergeMethod, f32, true_div_
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,25 +24,19 @@ def _apply(block: Block, p: AverageParams, stats: Any) -> Any:
     acc = None
     total = 0.0
     terms = [(block.base, p.base_weight)] if p.include_base else []
-    terms += list(zip(block.experts, block.weights))
+    terms += list(zip(block.experts, block.weights, strict=True))
     for x, w in terms:
         x32 = x.to(torch.float32, copy=acc is None)
         if w != 1.0:
-            x32 = torch.mul(x32, _f32(w))
+            x32 = torch.mul(x32, f32(w))
         acc = x32 if acc is None else acc.add_(x32)
         total += w
-    return true_div_(acc, _f32(total))
+    return true_div_(acc, f32(total))
 
 
 def _check(p: AverageParams, weights: Sequence[float]) -> None:
     if any(w <= 0 for w in weights) or p.base_weight <= 0:
         raise ConfigError("average needs positive expert weights (and a positive base_weight)")
-
-
-def _f32(x: float) -> float:
-    import numpy as np
-
-    return float(np.float32(x))
 
 
 AVERAGE = MergeMethod(

@@ -112,6 +112,13 @@ def add(total: Any, part: Any) -> Any:
     return part if total is None else total + part
 
 
+def f32(x: float) -> float:
+    """`x` rounded to the nearest fp32 value (as a Python float): the exact scalar every fp32 kernel applies."""
+    import numpy as np
+
+    return float(np.float32(x))
+
+
 def true_div_(x: Any, value: float) -> Any:
     """x /= value with IEEE division on every device, in place.
 

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..select import GROUP
-from .base import true_div_
+from .base import f32, true_div_
 
 
 @lru_cache(maxsize=4096)
@@ -64,11 +64,5 @@ def dare(delta: Any, block: Any, i: int, p: float, rescale: bool) -> Any:
     mask = keep_mask(block.seed, block.tensor, block.names[i], block.start, block.stop, p)
     delta.mul_(mask.to(delta.device))
     if rescale:
-        true_div_(delta, _f32(1.0 - p))
+        true_div_(delta, f32(1.0 - p))
     return delta
-
-
-def _f32(x: float) -> float:
-    import numpy as np
-
-    return float(np.float32(x))

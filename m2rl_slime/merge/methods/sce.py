@@ -9,12 +9,19 @@ Two Select semantics exist and give very different models when ``select_topk < 1
 
 With ``select_topk = 1`` (the M2RL runs) both are the same merge. The squared-norm weights are float64
 sums with a fixed pairwise order (`..select.tree_sum`), so they do not depend on chunking or device.
+
+SCE has no per-expert weights: its experts are a set, and the result must not depend on the order of
+``--expert``. fp32 sums are not associative, and bf16 RL deltas tie exactly all the time, so a variance
+summed in the given order put tied positions on either side of the Select cut depending on that order.
+Every sum here (variance, energies, sign election, weighted mean) therefore runs over the experts sorted
+by name: one fixed order, free to compute, and the same bytes for every permutation of the experts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from ...errors import ConfigError
@@ -44,7 +51,7 @@ class SceParams:
 
 @dataclass(frozen=True, slots=True)
 class SceStats:
-    """Per-tensor statistics: the variance cut (None: select all) and the fp32 expert weights."""
+    """Per-tensor statistics: the variance cut (None: select all) and the fp32 expert weights (name order)."""
 
     cut: float | None
     weights: tuple[float, ...]
@@ -62,12 +69,20 @@ def _variance(deltas: Sequence[Any]) -> Any:
         sq = d.sub(mean)
         sq.mul_(sq)
         var = sq if var is None else var.add_(sq)
-    return true_div_(var, float(n))
+    # abs_ is a no-op on finite variances (never -0.0); it clears the sign bit of a NaN (from an Inf delta)
+    # so that the radix select ranks NaN above every finite value instead of failing on a negative pattern.
+    return true_div_(var, float(n)).abs_()
+
+
+@lru_cache(maxsize=256)
+def _name_order(names: tuple[str, ...]) -> tuple[int, ...]:
+    return tuple(sorted(range(len(names)), key=names.__getitem__))
 
 
 def _deltas(block: Block) -> list[Any]:
+    """Fresh fp32 deltas of every expert, in name order (see the module docstring)."""
     b32 = block.base32()
-    return [block.delta(i, b32) for i in range(len(block.experts))]
+    return [block.delta(i, b32) for i in _name_order(block.names)]
 
 
 def _selected(deltas: list[Any], cut: float | None) -> list[Any]:
@@ -135,7 +150,7 @@ def _merge(block: Block, deltas: list[Any], weights: Sequence[float]) -> Any:
         majority.add_(d)
     majority.sign_().add_(0.5).sign_()  # +1 where the sum is >= 0, else -1
     num = den = None
-    for d, w in zip(deltas, weights):
+    for d, w in zip(deltas, weights, strict=True):
         agree = torch.mul(d, majority).sign_().relu_()  # 1.0 where sgn(d) = majority, else 0.0
         kept = torch.mul(d, agree).mul_(w)
         weight = agree.mul_(w)
@@ -170,7 +185,8 @@ _FORMULA = (
     "Calculate: eta_i = sum(D_i^2) / sum_j sum(D_j^2) over the tensor, D_i = S * delta_i\n"
     "        (uniform 1/N when the mean energy is <= min_energy or 0);\n"
     "Erase: gamma = +1 if sum_i X_i >= 0 else -1;  E_i = [sgn(X_i) = gamma];\n"
-    "theta = theta_b + sum_i eta_i E_i X_i / sum_i eta_i E_i   (0 where no E_i)"
+    "theta = theta_b + sum_i eta_i E_i X_i / sum_i eta_i E_i   (0 where no E_i);\n"
+    "every sum over i runs in expert-name order: the bytes do not depend on the order of --expert"
 )
 
 SCE = MergeMethod(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConfigError
-from .base import Block, MergeMethod
+from .base import Block, MergeMethod, f32
 from .dare import dare
 
 
@@ -40,9 +40,9 @@ def weighted_sum(block: Block, deltas: Any) -> Any:
     import torch
 
     acc = None
-    for d, w in zip(deltas, block.weights):
+    for d, w in zip(deltas, block.weights, strict=True):
         if w != 1.0:
-            d = torch.mul(d, _f32(w))
+            d = torch.mul(d, f32(w))
         acc = d if acc is None else acc.add_(d)
     return acc
 
@@ -50,7 +50,7 @@ def weighted_sum(block: Block, deltas: Any) -> Any:
 def finish(block: Block, b32: Any, tau: Any, lam: float) -> Any:
     """theta_b + lam * tau (tau is modified in place)."""
     if lam != 1.0:
-        tau.mul_(_f32(lam))
+        tau.mul_(f32(lam))
     return tau.add_(b32)
 
 
@@ -64,12 +64,6 @@ def _apply_ta_dare(block: Block, p: TADareParams, stats: Any) -> Any:
     b32 = block.base32()
     deltas = (dare(block.delta(i, b32), block, i, p.drop, p.rescale) for i in range(len(block.experts)))
     return finish(block, b32, weighted_sum(block, deltas), p.lam)
-
-
-def _f32(x: float) -> float:
-    import numpy as np
-
-    return float(np.float32(x))
 
 
 TA = MergeMethod(

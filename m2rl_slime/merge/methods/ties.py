@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from ...errors import ConfigError
 from ..select import RadixSelect
-from .base import Block, MergeMethod, Passes, add, keep_count
+from .base import Block, MergeMethod, Passes, add, f32, keep_count
 from .dare import dare
 from .task_arithmetic import check_drop, finish
 
@@ -106,18 +106,18 @@ def _apply(block: Block, p: Any, thresholds: list[float] | None) -> Any:
     b32 = block.base32()
     deltas = _sparse_deltas(block, p, b32)
     if thresholds is not None:
-        deltas = [keep_at_least(d, t) for d, t in zip(deltas, thresholds)]
+        deltas = [keep_at_least(d, t) for d, t in zip(deltas, thresholds, strict=True)]
     elected = deltas[0].clone()
     for d in deltas[1:]:
         elected.add_(d)
     elected.sign_()
     num = den = None
-    for d, w in zip(deltas, block.weights):
+    for d, w in zip(deltas, block.weights, strict=True):
         agree = torch.mul(d, elected).sign_().relu_()  # 1.0 where sgn(d) = gamma != 0, else 0.0
         kept = d.mul_(agree)
         if w != 1.0:
-            kept.mul_(_f32(w))
-            agree.mul_(_f32(w))
+            kept.mul_(f32(w))
+            agree.mul_(f32(w))
         num = kept if num is None else num.add_(kept)
         den = agree if den is None else den.add_(agree)
     if p.normalize:
@@ -144,12 +144,6 @@ def nonzero_divisor(den: Any) -> Any:
 def _check(p: Any, weights: Sequence[float]) -> None:
     if any(w <= 0 for w in weights):
         raise ConfigError("ties needs positive expert weights (the disjoint mean divides by their sum)")
-
-
-def _f32(x: float) -> float:
-    import numpy as np
-
-    return float(np.float32(x))
 
 
 _FORMULA = (
