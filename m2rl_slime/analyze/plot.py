@@ -14,6 +14,7 @@ from ..errors import ConfigError
 
 PLOTTERS: dict[str, str] = {
     "curves.json": "m2rl_slime.analyze.curves.plot.plot",
+    "weights.json": "m2rl_slime.analyze.weights.plot.plot",
 }
 
 
