@@ -56,12 +56,21 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
     eva = sub.add_parser("prepare-eval", help="a local benchmark file -> prepared eval rows")
     eva.add_argument("--kind", required=True, choices=sorted(EVAL_KINDS), help="benchmark kind")
-    eva.add_argument("--input", required=True, type=Path, help="benchmark rows (.jsonl/.parquet)")
+    eva.add_argument(
+        "--input", required=True, type=Path, help="benchmark rows (.jsonl/.parquet); bfcl: the data folder"
+    )
     eva.add_argument("--out", required=True, type=Path, help="output .jsonl file")
     eva.add_argument("--seed", type=int, default=0, help="seed of the GPQA option shuffle (default 0)")
     eva.add_argument("--name", help="metadata source name (default: input file stem)")
     eva.add_argument("--limit", type=int, help="read at most this many rows")
     eva.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
+    eva.add_argument(
+        "--categories",
+        action="append",
+        metavar="v3|ast|multi_turn|NAME[,NAME]",
+        help="bfcl: categories to prepare (default v3: the 13 single-turn and 4 multi-turn categories)",
+    )
+    eva.add_argument("--underscore-names", action="store_true", help="bfcl: replace dots in tool names by underscores")
     for p in (prep, eva):
         p.add_argument("--config", help="YAML with a top-level m2rl_data key (its prepare section is used)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,6 +90,15 @@ def _run_prepare(args: argparse.Namespace) -> Summary:
     return prepare_blend(args.blend, args.out, load_prepare_config(args.config), options)
 
 
+def _print_bfcl(tally) -> None:
+    from ..eval.bfcl.categories import UNAVAILABLE
+
+    for category, rows in tally.sources.items():
+        print(f"  {category}: {rows} rows")
+    for category, why in UNAVAILABLE.items():
+        print(f"  {category}: unavailable offline, not prepared ({why})")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (1 with a one-line message on bad input)."""
     args = _parser().parse_args(argv)
@@ -92,10 +110,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             for domain, path in sorted(summary.files.items()):
                 print(f"wrote {path} ({summary.domains[domain].rows_out} rows)")
             return 0
-        options = EvalOptions(args.seed, args.name, args.limit, args.strict, False if args.no_progress else None)
+        options = EvalOptions(
+            args.seed,
+            args.name,
+            args.limit,
+            args.strict,
+            False if args.no_progress else None,
+            tuple(args.categories or ("v3",)),
+            args.underscore_names,
+        )
         tally = prepare_eval(args.input, args.out, args.kind, load_prepare_config(args.config), options)
         dropped = ", ".join(f"{r}={n}" for r, n in sorted(tally.dropped.items())) or "none"
         print(f"{args.kind}: rows in {tally.rows_in}, rows out {tally.rows_out}, dropped: {dropped}")
+        if args.kind == "bfcl":
+            _print_bfcl(tally)
         print(f"wrote {args.out}")
         return 0
     except M2RLError as exc:

@@ -41,6 +41,7 @@ EVAL_KINDS: dict[str, str] = {
     "if": "if",
     "ifeval": "if",
     "ifbench": "if",
+    "bfcl": "bfcl",  # a folder of BFCL data files, see m2rl_slime.eval.bfcl.prepare
 }
 _LETTERS = "ABCD"
 
@@ -54,6 +55,8 @@ class EvalOptions:
     limit: int | None = None
     strict: bool = False
     progress: bool | None = None
+    categories: tuple[str, ...] = ("v3",)  # bfcl only: --categories
+    underscore_names: bool = False  # bfcl only: dots in tool names -> underscores
 
 
 def _first_text(raw: Mapping[str, Any], fields: tuple[str, ...], reason: str) -> str:
@@ -143,9 +146,9 @@ def prepare_eval(
     """Write the prepared rows of one benchmark file to `out_path` (all or nothing).
 
     Args:
-        input_path: Benchmark file (jsonl or parquet).
+        input_path: Benchmark file (jsonl or parquet); for ``bfcl``, BFCL's data folder.
         out_path: Output jsonl.
-        kind: One of `EVAL_KINDS` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``).
+        kind: One of `EVAL_KINDS` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``, ``bfcl``).
         config: Prepare settings (eval templates).
         options: Seed of the GPQA option shuffle, source name, limit, strictness, progress bar.
 
@@ -156,6 +159,11 @@ def prepare_eval(
     if kind not in EVAL_KINDS:
         raise UnknownNameError("eval kind", kind, EVAL_KINDS)
     config, options = config or PrepareConfig(), options or EvalOptions()
+    if kind == "bfcl":
+        from ..eval.bfcl.prepare import BfclOptions, prepare_bfcl
+
+        bfcl = BfclOptions(options.categories, options.underscore_names, options.name, options.limit, options.strict)
+        return prepare_bfcl(input_path, out_path, bfcl)
     domain, source = EVAL_KINDS[kind], options.name or Path(input_path).stem
     tally, seen = Tally(), 0
     bar_options = PrepareOptions(limit=options.limit, progress=options.progress)
