@@ -20,6 +20,8 @@ VERIFIERS: dict[str, str] = {
     "if": "m2rl_slime.rewards.instruction.verify",
     "code": "m2rl_slime.rewards.code_tests.verify",  # async: awaits a sandbox
     "agent": "m2rl_slime.agent.verifier.verify",
+    # Eval-only domains (not training domains: absent from DOMAINS).
+    "bfcl": "m2rl_slime.eval.bfcl.verifier.verify",  # BFCL v3 AST / irrelevance / relevance rows
 }
 
 # M2RL's metadata["rm_type"] values and other names seen in the wild.
@@ -39,7 +41,7 @@ ALIASES: dict[str, str] = {
 }
 
 # Domains whose verifier is CPU-bound and pure: run in the worker pool with a hard deadline.
-POOLED = frozenset({"math", "science", "if", "agent"})
+POOLED = frozenset({"math", "science", "if", "agent", "bfcl"})
 
 
 def canonical_domain(name: object) -> str:
