@@ -12,9 +12,9 @@ from m2rl_slime.eval.bfcl.calls import (
     call_string,
     decode_ast,
     decode_execute,
-    history_message,
     message_text,
     reasoning_text,
+    step_message,
     tool_call_blocks,
     tool_messages,
 )
@@ -64,16 +64,23 @@ def test_message_text_turns_server_parsed_calls_back_into_blocks():
     assert message_text({"content": None}) == ""
 
 
-def test_history_message_keeps_calls_structured_and_text_as_content():
-    text = "Let me look.\n" + block({"name": "cd", "arguments": {"folder": "a"}}) + "\n<tool_call>\n{bad\n</tool_call>"
-    message = history_message(text, reasoning="thinking")
-    assert message["tool_calls"] == [{"type": "function", "function": {"name": "cd", "arguments": {"folder": "a"}}}]
+def test_step_message_keeps_calls_structured_and_text_as_content():
+    text = "Let me look.\n" + block({"name": "cd", "arguments": {"folder": "é"}}) + "\n<tool_call>\n{bad\n</tool_call>"
+    message, calls = step_message(text, reasoning="thinking", id_prefix="call_0_0")
+    assert calls == ["cd(folder='é')"]
+    assert message["tool_calls"] == [
+        {"id": "call_0_0_0", "type": "function", "function": {"name": "cd", "arguments": '{"folder": "é"}'}}
+    ]
     assert message["content"] == "Let me look.\n\n<tool_call>\n{bad\n</tool_call>"
     assert message["reasoning_content"] == "thinking"
-    assert "tool_calls" not in history_message("just text")
+    assert step_message("just text") == ({"role": "assistant", "content": "just text"}, [])
+    undecodable = "<tool_call>\n[1]\n</tool_call>"
+    assert step_message(undecodable) == ({"role": "assistant", "content": undecodable}, None)
 
 
 def test_reasoning_and_tool_messages():
     assert reasoning_text("<think>\nplan\n</think>\n\nx") == "plan"
     assert reasoning_text("no think") is None
-    assert tool_messages(["cd(folder='a')"], ["ok"]) == [{"role": "tool", "name": "cd", "content": "ok"}]
+    assert tool_messages(["cd(folder='a')"], ["ok"], "call_1_0") == [
+        {"role": "tool", "tool_call_id": "call_1_0_0", "name": "cd", "content": "ok"}
+    ]

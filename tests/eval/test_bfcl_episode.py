@@ -52,10 +52,10 @@ def test_ground_truth_episode_scores_and_keeps_calls_in_the_history(bfcl_rows, f
     turn, messages, _ = model.seen[-2]  # the first step of turn 1 sees everything of turn 0
     assert turn == 1
     assistant = next(m for m in messages if m.get("tool_calls"))
-    assert assistant["tool_calls"][0]["function"] == {"name": "create_ticket", "arguments": {"title": "printer jam",
-                                                                                             "priority": 3}}  # fmt: skip
+    assert assistant["tool_calls"] == [{"id": "call_0_0_0", "type": "function", "function": {
+        "name": "create_ticket", "arguments": '{"title": "printer jam", "priority": 3}'}}]  # fmt: skip
     assert assistant["reasoning_content"] == "open it"
-    assert {"role": "tool", "name": "create_ticket", "content": '{"id": 7}'} in messages
+    assert {"role": "tool", "tool_call_id": "call_0_0_0", "name": "create_ticket", "content": '{"id": 7}'} in messages
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "user"]
     assert record["messages"][-1] == {"role": "assistant", "content": "Closed."}
 

@@ -138,38 +138,48 @@ def message_text(message: Mapping[str, Any]) -> str:
     return "\n".join(part for part in (text.strip(), *blocks) if part)
 
 
-def history_message(text: str, reasoning: str | None = None) -> dict[str, Any]:
-    """The assistant message kept in the conversation for a step whose generated text is `text`.
-
-    Decoded calls become structured ``tool_calls`` (so the chat template renders them in every later prompt:
-    earlier calls are never dropped from the history); the text outside the blocks stays as the content.
-    """
-    answer = answer_text(text)
-    calls: list[dict[str, Any]] = []
-    rest, pos = [], 0
+def _split(answer: str) -> tuple[str, list[Any]]:
+    """(the text outside the blocks that decode as JSON, the decoded blocks)."""
+    rest, items, pos = [], [], 0
     while True:
         start = answer.find(OPEN, pos)
         end = answer.find(CLOSE, start + len(OPEN)) if start >= 0 else -1
         if end < 0:
             rest.append(answer[pos:])
-            break
-        body = answer[start + len(OPEN) : end]
+            return "".join(rest).strip(), items
         try:
-            item = json.loads(body)
-        except (ValueError, RecursionError):
-            item = None
-        if isinstance(item, dict) and isinstance(item.get("name"), str):
-            calls.append({"type": "function", "function": {"name": item["name"], "arguments": item.get("arguments")}})
+            items.append(json.loads(answer[start + len(OPEN) : end]))
             rest.append(answer[pos:start])
-        else:
+        except (ValueError, RecursionError):
             rest.append(answer[pos : end + len(CLOSE)])
         pos = end + len(CLOSE)
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(rest).strip()}
+
+
+def step_message(text: str, reasoning: str | None = None, id_prefix: str = "call") -> tuple[dict, list[str] | None]:
+    """The assistant message kept in the conversation for one step, and the step's executable calls.
+
+    Calls that decode become structured OpenAI ``tool_calls`` (ids ``<id_prefix>_<i>``, arguments as JSON
+    strings), so the chat template renders them in every later prompt: a model's earlier calls are never
+    dropped from its history. The text outside the blocks stays as the content. The calls are None when the
+    step does not decode and ``[]`` when it makes no call (either ends the turn).
+    """
+    answer = answer_text(text)
+    try:
+        calls = decode_execute(answer)
+    except DecodeError:
+        calls = None
+    message: dict[str, Any] = {"role": "assistant", "content": answer.strip()}
     if calls:
-        message["tool_calls"] = calls
+        content, items = _split(answer)
+        message["content"] = content
+        message["tool_calls"] = [
+            {"id": f"{id_prefix}_{i}", "type": "function", "function": {"name": str(item["name"]),
+             "arguments": json.dumps(_arguments_object(item["arguments"]), ensure_ascii=False)}}
+            for i, item in enumerate(items)
+        ]  # fmt: skip
     if reasoning:
         message["reasoning_content"] = reasoning
-    return message
+    return message, calls
 
 
 def reasoning_text(response: str) -> str | None:
@@ -182,9 +192,9 @@ def reasoning_text(response: str) -> str | None:
     return (head[open_at + len("<think>") :] if open_at >= 0 else head).strip("\n") or None
 
 
-def tool_messages(calls: Sequence[str], results: Sequence[str]) -> list[dict[str, str]]:
+def tool_messages(calls: Sequence[str], results: Sequence[str], id_prefix: str = "call") -> list[dict[str, str]]:
     """One ``tool`` message per executed call, in call order (the results the model sees next)."""
     return [
-        {"role": "tool", "name": call.split("(", 1)[0], "content": result}
-        for call, result in zip(calls, results, strict=True)
+        {"role": "tool", "tool_call_id": f"{id_prefix}_{i}", "name": call.split("(", 1)[0], "content": result}
+        for i, (call, result) in enumerate(zip(calls, results, strict=True))
     ]

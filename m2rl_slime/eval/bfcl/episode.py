@@ -24,7 +24,7 @@ from typing import Any, Literal
 from ...errors import LabelError
 from ...rewards.result import Reason, Result
 from .bridge import Bridge, BridgeError
-from .calls import DecodeError, decode_execute, history_message, message_text, reasoning_text, tool_messages
+from .calls import message_text, reasoning_text, step_message, tool_messages
 
 # bfcl-eval's prompt for a turn that adds the held-out functions (its function-calling variant).
 HOLDOUT_PROMPT = "I have updated some more functions you can choose from. What about now?"
@@ -139,16 +139,14 @@ async def run_episode(
                 reply = await chat([dict(m) for m in messages], [dict(t) for t in tools])
                 text = message_text(reply)
                 reasoning = reply.get("reasoning_content") or reasoning_text(str(reply.get("content") or ""))
-                messages.append(history_message(text, reasoning))
+                prefix = f"call_{turn}_{len(steps)}"
+                message, calls = step_message(text, reasoning, prefix)
+                messages.append(message)
                 texts.append(text)
-                try:
-                    calls = decode_execute(text)
-                except DecodeError:
-                    break
-                if not calls:
+                if not calls:  # no call, or a step that does not decode: the turn ends
                     break
                 steps.append(calls)
-                messages.extend(tool_messages(calls, await bridge.execute(session, calls)))
+                messages.extend(tool_messages(calls, await bridge.execute(session, calls), prefix))
                 if len(steps) > config.max_steps:
                     force_terminated = True
                     break
