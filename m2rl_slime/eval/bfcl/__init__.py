@@ -6,3 +6,24 @@ drives the model through BFCL's turns and executes its calls (and runs bfcl-eval
 isolated bfcl-eval environment that ``python -m m2rl_slime.eval bfcl-env DIR`` creates. `summary.summarize_bfcl`
 turns per-item results into the per-category scores and the overall score.
 """
+
+from .bridge import Bridge, BridgeError, BridgeUnavailable
+from .calls import message_text
+from .episode import EpisodeConfig, run_episode, score_decoded
+from .prepare import BfclOptions, prepare_bfcl
+from .summary import summarize_bfcl
+from .verifier import verify
+
+__all__ = [
+    "BfclOptions",
+    "Bridge",
+    "BridgeError",
+    "BridgeUnavailable",
+    "EpisodeConfig",
+    "message_text",
+    "prepare_bfcl",
+    "run_episode",
+    "score_decoded",
+    "summarize_bfcl",
+    "verify",
+]
