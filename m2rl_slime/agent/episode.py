@@ -27,6 +27,8 @@ from .verifier import RECORD_KEY
 logger = logging.getLogger(__name__)
 
 GenerateFn = Callable[[list[int], dict[str, Any]], Awaitable[Mapping[str, Any]]]
+AbortedFn = Callable[[], bool]
+"""``aborted() -> bool``: True once the rollout has been aborted (slime's ``GenerateState.aborted``)."""
 
 
 class EpisodeEnv(Protocol):
@@ -111,7 +113,12 @@ def _reset(sample: Any) -> None:
     sample.rollout_log_probs = None
     sample.reward = None
     sample.remove_sample = False
-    for name in ("rollout_top_p_token_ids", "rollout_top_p_token_offsets", "rollout_routed_experts"):
+    for name in (
+        "rollout_top_p_token_ids",
+        "rollout_top_p_token_offsets",
+        "rollout_routed_experts",
+        "teacher_log_probs",
+    ):
         if hasattr(sample, name):
             setattr(sample, name, None)
     sample.status = type(sample).Status.PENDING
@@ -165,12 +172,14 @@ async def run_episode(
     limits: Limits,
     sampling_params: Mapping[str, Any],
     tools: Any = None,
+    aborted: AbortedFn | None = None,
 ) -> Any:
     """Run one episode in place on `sample` and return it; `sample.reward` is left None for the reward hook.
 
     Ends COMPLETED when the model answers without calling a tool; TRUNCATED at the turn limit, when a turn
     hits `max_new_tokens`, or when the token budget cannot hold the next tool turn; ABORTED when SGLang
-    aborts or the model server / environment cannot be reached (then `remove_sample` is set and the reward
+    aborts, when `aborted()` turns true before a turn (slime aborted the rollout: no new request is sent),
+    or when the model server / environment cannot be reached (then `remove_sample` is set and the reward
     is 0.0, see `_exclude`). The executed calls and counters are stored in `sample.metadata["m2rl_agent"]`,
     which the verifier replays.
 
@@ -193,7 +202,7 @@ async def run_episode(
         return sample
     try:
         record["stop"], sample.status = await _loop(
-            sample, args, renderer, generate, env, limits, sampling_params, record
+            sample, args, renderer, generate, env, limits, sampling_params, record, aborted
         )
     finally:
         try:
@@ -208,9 +217,15 @@ async def run_episode(
 def _exclude(sample: Any) -> None:
     """An aborted episode is not graded (slime skips the reward hook) and must not be trained: its loss mask
     is zeroed through `remove_sample`, and it carries a numeric reward only because slime's reward
-    post-processing needs one on every sample of the batch."""
+    post-processing needs one on every sample of the batch. slime takes the per-token fields of the whole
+    batch when the first sample has them, so an episode aborted before its first token gets empty lists,
+    never None."""
     sample.remove_sample = True
     sample.reward = 0.0
+    if sample.rollout_log_probs is None:
+        sample.rollout_log_probs = [0.0] * sample.response_length
+    if sample.loss_mask is None:
+        sample.loss_mask = [0] * sample.response_length
 
 
 async def _loop(
@@ -222,10 +237,13 @@ async def _loop(
     limits: Limits,
     sampling_params: Mapping[str, Any],
     record: dict[str, Any],
+    aborted: AbortedFn | None = None,
 ) -> tuple[str, Any]:
     """The turn loop; returns (stop reason, final status)."""
     status = type(sample).Status
     for turn in range(limits.max_turns):
+        if aborted is not None and aborted():
+            return "aborted", status.ABORTED  # slime's abort() waits for idle servers: send nothing new
         room = _room(sample, limits)
         if room <= 0:
             return "token_budget", status.TRUNCATED

@@ -105,6 +105,7 @@ async def generate(args: Any, sample: Sample, sampling_params: dict[str, Any], e
         limits=limits,
         sampling_params=sampling_params,
         tools=metadata.get("tools"),
+        aborted=lambda: state.aborted,
     )
     key = getattr(args, "eval_reward_key" if evaluation else "reward_key", None) or getattr(args, "reward_key", None)
     if sample.status == Sample.Status.ABORTED and key:

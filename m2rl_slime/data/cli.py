@@ -1,4 +1,5 @@
-"""Command line of `python -m m2rl_slime.data`: ``prepare`` (training blend) and ``prepare-eval`` (benchmarks)."""
+"""Command line of `python -m m2rl_slime.data`: ``prepare`` (RL training blend), ``prepare-eval`` (benchmarks)
+and ``prepare-sft`` (the SFT blend)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
         help="bfcl: categories to prepare (default v3: the 13 single-turn and 4 multi-turn categories)",
     )
     eva.add_argument("--underscore-names", action="store_true", help="bfcl: replace dots in tool names by underscores")
+    from .sft_cli import add_prepare_sft
+
+    add_prepare_sft(sub)
     for p in (prep, eva):
         p.add_argument("--config", help="YAML with a top-level m2rl_data key (its prepare section is used)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -104,6 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "prepare-sft":
+            from .sft_cli import run_prepare_sft
+
+            return run_prepare_sft(args)
         if args.command == "prepare":
             summary = _run_prepare(args)
             print(summary.table())

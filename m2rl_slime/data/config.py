@@ -119,6 +119,54 @@ class CurriculumConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SFTConfig:
+    """The `m2rl_data.sft` section, read by `SFTDataSource` and the SFT rollout `m2rl_slime.data.sft_rollout`.
+
+    Args:
+        seed: Seed of the per-epoch permutations; None uses slime's ``--rollout-seed``.
+        mask_empty_think: Zero the loss mask on every empty think block (the paper's SFT does this; see
+            `m2rl_slime.data.sft_rollout`). Needs ``--rollout-function-path
+            m2rl_slime.data.sft_rollout.generate_rollout``.
+        empty_think_text: The text of the empty think block; it is tokenized with the policy's tokenizer
+            (Qwen3: ids 151667, 271, 151668).
+    """
+
+    seed: int | None = None
+    mask_empty_think: bool = False
+    empty_think_text: str = "<think>\n\n</think>"
+
+    def validate(self) -> None:
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"sft.seed must be >= 0, got {self.seed}")
+        if not self.empty_think_text:
+            raise ConfigError("sft.empty_think_text must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaConfig:
+    """Per-domain quotas of the trained batch (active only with ``--dynamic-sampling-filter-path
+    m2rl_slime.data.keep_domain_quota``).
+
+    Args:
+        filter: Dotted path of a slime dynamic-sampling filter applied inside the quota filter (e.g.
+            ``slime.rollout.filter_hub.dynamic_sampling_filters.check_reward_nonzero_std``): the filter
+            you would otherwise pass to ``--dynamic-sampling-filter-path``. None keeps every group.
+        patience: A domain whose groups `filter` rejected more than ``patience * quota`` times in one
+            rollout has its next groups kept anyway, so a domain the filter always rejects cannot stall
+            the rollout.
+    """
+
+    filter: str | None = None
+    patience: float = 4.0
+
+    def validate(self) -> None:
+        if not (self.patience > 0 and math.isfinite(self.patience)):
+            raise ConfigError(f"quota.patience must be a positive number, got {self.patience}")
+        if self.filter is not None and "." not in self.filter:
+            raise ConfigError(f"quota.filter must be a dotted path (package.module.function), got {self.filter!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class DataConfig:
     """The `m2rl_data` plugin setting.
 
@@ -137,7 +185,9 @@ class DataConfig:
             prompts: ~0.4 s per pass at 10k prompts on a 2-core box, every few calls); frozen objects are
             skipped. Costs one `gc.collect()` at start-up; objects alive then are never cycle-collected.
         curriculum: Parameters of the optional curriculum hook.
+        quota: Per-domain quotas of the trained batch (with the quota filter).
         prepare: Options of the prepare CLI.
+        sft: Settings of the SFT data source and rollout.
     """
 
     prompt_files: dict[str, str] = field(default_factory=dict)
@@ -147,7 +197,9 @@ class DataConfig:
     seed: int | None = None
     gc_freeze: bool = True
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    quota: QuotaConfig = field(default_factory=QuotaConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
     def validate(self) -> None:
         for name, path in self.prompt_files.items():

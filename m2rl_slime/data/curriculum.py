@@ -2,7 +2,7 @@
 
 slime hook: ``--rollout-all-samples-process-path m2rl_slime.data.curriculum.observe``. slime calls it
 once per rollout with every generated group (including groups a dynamic filter dropped) and the data
-source. `observe` sums the rewards per pool (``metadata["source_name"]``) and hands them to
+source's bound ``get_samples`` method (what ``generate_rollout`` hands it). `observe` sums the rewards per pool (``metadata["source_name"]``) and hands them to
 `MultiDomainDataSource.observe_rewards`, which updates a `Curriculum` and the sampler's weights. The
 hook is the switch: without it the mixture stays as configured. Pure: no slime import.
 """
@@ -125,23 +125,34 @@ _warned_sources: set[str] = set()
 def observe(args: Any, all_groups: list[list[Any]], data_source: Any) -> None:
     """slime ``--rollout-all-samples-process-path`` hook: feed this rollout's rewards to the curriculum.
 
+    slime's ``generate_rollout`` passes the data source's bound ``get_samples`` method here, not the data
+    source itself; the object behind a bound method is used.
+
     Args:
         args: slime's args (``reward_key`` is read; ``processed_group_count`` is incremented, the
             attribute slime's own contract test for this hook checks).
         all_groups: Every generated group of the rollout.
-        data_source: slime's data source; must be `m2rl_slime.data.MultiDomainDataSource` for the
-            weights to move (any other source is reported once at ERROR level and left unchanged).
+        data_source: slime's data source, or one of its bound methods; must be
+            `m2rl_slime.data.MultiDomainDataSource` for the weights to move (anything else is reported once
+            at ERROR level and left unchanged).
     """
     args.processed_group_count = getattr(args, "processed_group_count", 0) + len(all_groups)
-    update = getattr(data_source, "observe_rewards", None)
+    source = getattr(data_source, "__self__", data_source)
+    update = getattr(source, "observe_rewards", None)
     if update is None:
-        kind = type(data_source).__name__
+        kind = type(source).__name__
         if kind not in _warned_sources:
             _warned_sources.add(kind)
+            if source is data_source and callable(data_source):
+                got = f"a plain callable ({getattr(data_source, '__qualname__', kind)}), not a data source method"
+                fix = "a custom --rollout-function-path must pass the data source or its bound get_samples"
+            else:
+                got = f"data source {kind} (--data-source-path {getattr(args, 'data_source_path', None)})"
+                fix = "set --data-source-path m2rl_slime.data.MultiDomainDataSource"
             logger.error(
-                "curriculum hook got data source %s, which cannot be re-weighted; set --data-source-path "
-                "m2rl_slime.data.MultiDomainDataSource or drop --rollout-all-samples-process-path",
-                kind,
+                "curriculum hook got %s, which cannot be re-weighted; %s, or drop --rollout-all-samples-process-path",
+                got,
+                fix,
             )
         return
     update(reward_stats(all_groups, getattr(args, "reward_key", None)))

@@ -70,16 +70,11 @@ def _first_text(raw: Mapping[str, Any], fields: tuple[str, ...], reason: str) ->
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1 : j].strip() or None
-    return None
+    """Content of the last closed ``\\boxed{...}`` (the reward verifiers' linear-time scanner), or None."""
+    from ..rewards.answer_extract import last_boxed as scan
+
+    box = scan(text)
+    return box.text if box else None
 
 
 def math_eval_row(raw: Mapping[str, Any], source: str, config: PrepareConfig) -> Row:

@@ -3,7 +3,9 @@
 No slime, no I/O. `MixtureSampler.draw(n)` returns ``n`` (pool, position) pairs whose pool counts follow
 the weights exactly per batch: largest-remainder rounding of ``n * p + carry``, the rounding remainder
 carried to the next batch, so after k batches every pool has had ``k * n * p`` draws to within one.
-The pools appear in a shuffled order, and each pool walks its own permutation, reshuffled every epoch.
+The pools appear in a shuffled order, and each pool walks its own permutation, reshuffled every epoch;
+with ``shuffle=False`` (slime's ``--rollout-shuffle`` unset) every pool is read in file order and a
+batch lists its pools in their configured order.
 
 Randomness is derived, never stored: the permutation of a pool's epoch comes from
 ``(seed, pool, epoch)`` and the batch order from ``(seed, batch counter)``, so the whole state is a few
@@ -12,6 +14,7 @@ integers and floats (`state_dict`) and a resumed sampler continues the identical
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import zlib
@@ -21,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 STATE_VERSION = 1
 
@@ -115,6 +120,8 @@ class MixtureSampler:
         sizes: Pool -> number of prompts (every pool must be non-empty).
         weights: Pool -> non-negative weight (missing pools get 0); normalised internally.
         seed: Seed of every permutation and batch order.
+        shuffle: Shuffle each pool per epoch and the pool order within a batch (slime's
+            ``--rollout-shuffle``); False reads every pool in file order.
 
     Example:
         >>> s = MixtureSampler({"math": 3, "code": 1}, {"math": 1, "code": 1}, seed=0)
@@ -122,7 +129,7 @@ class MixtureSampler:
         ['code', 'code', 'math', 'math']
     """
 
-    def __init__(self, sizes: Mapping[str, int], weights: Mapping[str, float], seed: int):
+    def __init__(self, sizes: Mapping[str, int], weights: Mapping[str, float], seed: int, *, shuffle: bool = True):
         if not sizes:
             raise ConfigError("the mixture has no prompt pools")
         empty = sorted(name for name, size in sizes.items() if size <= 0)
@@ -133,6 +140,7 @@ class MixtureSampler:
             raise ConfigError(f"weights name pool(s) without prompts: {', '.join(unknown)}")
         self.sizes = dict(sizes)
         self.seed = int(seed)
+        self.shuffle = bool(shuffle)
         self.batch = 0
         self.epochs = {name: 0 for name in self.sizes}
         self.positions = {name: 0 for name in self.sizes}
@@ -168,8 +176,22 @@ class MixtureSampler:
         if n == 0:
             return []
         counts, self.carry = allocate(n, self.probs, self.carry)
-        names = [name for name in self.sizes for _ in range(counts[name])]
-        random.Random(f"m2rl-order/{self.seed}/{self.batch}").shuffle(names)
+        return self.draw_counts(counts)
+
+    def draw_counts(self, counts: Mapping[str, int]) -> list[tuple[str, int]]:
+        """Exactly ``counts[pool]`` next positions of each pool, as one batch (the carry is not touched).
+
+        Raises:
+            ValueError: a count is negative or names an unknown pool.
+        """
+        unknown = sorted(set(counts) - set(self.sizes))
+        if unknown or any(k < 0 for k in counts.values()):
+            raise ValueError(f"cannot draw counts {dict(counts)} from pools {sorted(self.sizes)}")
+        names = [name for name in self.sizes for _ in range(counts.get(name, 0))]
+        if not names:
+            return []
+        if self.shuffle:
+            random.Random(f"m2rl-order/{self.seed}/{self.batch}").shuffle(names)
         self.batch += 1
         return [(name, self._next(name)) for name in names]
 
@@ -177,9 +199,12 @@ class MixtureSampler:
         epoch = self.epochs[name]
         cached = self._perms.get(name)
         if cached is None or cached[0] != epoch:
-            rng = np.random.default_rng(np.random.SeedSequence(_stable_key(self.seed, name, epoch)))
             dtype = np.int32 if self.sizes[name] < 2**31 else np.int64
-            cached = (epoch, rng.permutation(self.sizes[name]).astype(dtype))
+            if self.shuffle:
+                rng = np.random.default_rng(np.random.SeedSequence(_stable_key(self.seed, name, epoch)))
+                cached = (epoch, rng.permutation(self.sizes[name]).astype(dtype))
+            else:
+                cached = (epoch, np.arange(self.sizes[name], dtype=dtype))
             self._perms[name] = cached
         return cached[1]
 
@@ -196,6 +221,7 @@ class MixtureSampler:
         return {
             "version": STATE_VERSION,
             "seed": self.seed,
+            "shuffle": self.shuffle,
             "batch": self.batch,
             "pools": {
                 name: {"size": self.sizes[name], "epoch": self.epochs[name], "position": self.positions[name]}
@@ -220,6 +246,12 @@ class MixtureSampler:
             raise ConfigError(
                 f"saved data source state has pools {saved} but the prompt files now give {self.sizes}; "
                 "restore the original prompt files or resume from a fresh save dir"
+            )
+        if bool(state.get("shuffle", True)) != self.shuffle:
+            logger.warning(
+                "--rollout-shuffle changed since the save (%s -> %s): the pools' cursors continue in the new order",
+                bool(state.get("shuffle", True)),
+                self.shuffle,
             )
         self.seed = int(state["seed"])
         self.batch = int(state["batch"])

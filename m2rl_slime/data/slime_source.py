@@ -3,7 +3,9 @@
 The only module of `m2rl_slime.data` that imports slime. It reads the `m2rl_data` plugin setting once,
 loads every prompt file with slime's own `Dataset` (so chat templates, tools and
 ``--rollout-max-prompt-len`` behave exactly as for ``--prompt-data``), and delegates mixing, buffering,
-indices and state to the pure `MixingSource`. ``--prompt-data`` is ignored: prompts come from
+indices and state to the pure `MixingSource`. With ``--dynamic-sampling-filter-path
+m2rl_slime.data.keep_domain_quota`` it also holds the per-domain quotas of each trained batch
+(`m2rl_slime.data.slime_quota`). ``--prompt-data`` is ignored: prompts come from
 ``m2rl_data.prompt_files``. Run with ``--input-key prompt --label-key label --metadata-key metadata
 --tool-key tools --apply-chat-template`` for files written by ``python -m m2rl_slime.data prepare``.
 """
@@ -28,6 +30,8 @@ from ..errors import ConfigError
 from .config import DataConfig
 from .files import atomic_writer, first_row_keys
 from .mixture import mixture_weights
+from .quota import BatchQuota
+from .slime_quota import QUOTA_FILTER_PATHS, group_pool, register
 from .source import MixingSource
 
 logger = logging.getLogger(__name__)
@@ -96,6 +100,7 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
 
     def __init__(self, args: Any):
         self._core: MixingSource | None = None
+        self.inner_filter = None
         if not getattr(args, "rollout_global_dataset", True):
             super().__init__(args)  # slime's own no-dataset behaviour: empty Sample() groups
             logger.warning("MultiDomainDataSource: --disable-rollout-global-dataset is set; no prompts are mixed")
@@ -109,6 +114,9 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
         self.config = parse_dataclass(DataConfig, plugin_setting(args, "m2rl_data"), WHERE)
         self._core = self._build_core(args, self.config)
         self.buffer = self._core.buffer
+        if self._core.batch_quota is not None and self.config.quota.filter:
+            self.inner_filter = load_function(self.config.quota.filter)
+        register(args, self)
         if self.config.gc_freeze:
             gc.collect()
             gc.freeze()
@@ -130,6 +138,12 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
         if getattr(args, "rollout_all_samples_process_path", None) != CURRICULUM_HOOK:
             logger.info("curriculum off (enable with --rollout-all-samples-process-path %s)", CURRICULUM_HOOK)
         logger.info("MultiDomainDataSource: pools %s, %s mixture %s, seed %s", sizes, config.mixture, weights, seed)
+        shuffle = bool(getattr(args, "rollout_shuffle", False))
+        if not shuffle:
+            logger.warning(
+                "MultiDomainDataSource: --rollout-shuffle is unset, so every pool is read in file order (as "
+                "slime's own data source does); set --rollout-shuffle to shuffle each pool per epoch"
+            )
         return MixingSource(
             pools,
             weights,
@@ -138,7 +152,45 @@ class MultiDomainDataSource(RolloutDataSourceWithBuffer):
             make_sample,
             curriculum=config.curriculum,
             take_from_buffer=self._take_from_buffer,
+            shuffle=shuffle,
+            batch_quota=self._batch_quota(args, config),
+            pool_of=group_pool,
         )
+
+    @staticmethod
+    def _batch_quota(args: Any, config: DataConfig) -> BatchQuota | None:
+        """Per-domain quotas when the quota filter is set; otherwise say when slime's loop skews the counts."""
+        path = getattr(args, "dynamic_sampling_filter_path", None)
+        if path in QUOTA_FILTER_PATHS:
+            if getattr(args, "buffer_filter_path", None):
+                raise ConfigError(
+                    f"--buffer-filter-path {args.buffer_filter_path} cannot be combined with the quota filter "
+                    "(buffered groups are served by domain); drop one of them"
+                )
+            return BatchQuota(args.rollout_batch_size, config.quota.patience)
+        if config.quota.filter:
+            raise ConfigError(
+                f"{WHERE}.quota.filter is set but --dynamic-sampling-filter-path is {path!r}; set it to "
+                "m2rl_slime.data.keep_domain_quota (which runs quota.filter), or drop quota.filter"
+            )
+        batch = getattr(args, "rollout_batch_size", None)
+        over = getattr(args, "over_sampling_batch_size", None) or batch
+        if batch is not None and (path or over > batch):
+            logger.warning(
+                "MultiDomainDataSource: with --over-sampling-batch-size %s > --rollout-batch-size %s or "
+                "--dynamic-sampling-filter-path %s, slime trains on the first groups to finish, so domains with "
+                "long responses lose their share; for exact per-domain counts use --dynamic-sampling-filter-path "
+                "m2rl_slime.data.keep_domain_quota (your filter goes in m2rl_data.quota.filter)",
+                over,
+                batch,
+                path,
+            )
+        return None
+
+    @property
+    def batch_quota(self) -> BatchQuota | None:
+        """The per-domain quota state of the current trained batch (None without the quota filter)."""
+        return None if self._core is None else self._core.batch_quota
 
     def _load_pools(self, args: Any, config: DataConfig) -> dict[str, list[PromptRecord]]:
         for name, path in config.prompt_files.items():

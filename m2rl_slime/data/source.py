@@ -14,7 +14,8 @@ from typing import Any, Generic, TypeVar
 from ..errors import ConfigError
 from .config import CurriculumConfig
 from .curriculum import Curriculum, PoolStats
-from .mixture import MixtureSampler, normalise
+from .mixture import MixtureSampler, allocate, normalise
+from .quota import BatchQuota
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,11 @@ class MixingSource(Generic[P, S]):
         n_samples_per_prompt: Group size.
         make_sample: Factory of fresh samples.
         curriculum: Curriculum parameters (used only when `observe_rewards` is called).
-        take_from_buffer: Buffer policy (default: oldest first).
+        take_from_buffer: Buffer policy (default: oldest first; not used with `batch_quota`).
+        shuffle: Shuffle pools per epoch and pool order per batch (slime's ``--rollout-shuffle``).
+        batch_quota: Per-domain quotas of each trained batch (the quota filter's state). With it, each
+            `get_samples` call draws what the current rollout's batch still lacks (see `_get_by_quota`).
+        pool_of: Pool name of a group handed back through `add_samples` (required with `batch_quota`).
     """
 
     def __init__(
@@ -58,15 +63,23 @@ class MixingSource(Generic[P, S]):
         *,
         curriculum: CurriculumConfig | None = None,
         take_from_buffer: BufferTake | None = None,
+        shuffle: bool = True,
+        batch_quota: BatchQuota | None = None,
+        pool_of: Callable[[list[S]], str] | None = None,
     ):
         if n_samples_per_prompt < 1:
             raise ConfigError(f"n_samples_per_prompt must be >= 1, got {n_samples_per_prompt}")
+        if batch_quota is not None and pool_of is None:
+            raise ConfigError("per-domain batch quotas need pool_of to place buffered groups")
         self.pools = dict(pools)
         self.base_weights = dict(weights)
         self.n_samples_per_prompt = n_samples_per_prompt
         self.make_sample = make_sample
         self.take_from_buffer = take_from_buffer or pop_first
-        self.sampler = MixtureSampler({name: len(p) for name, p in self.pools.items()}, self.base_weights, seed)
+        sizes = {name: len(p) for name, p in self.pools.items()}
+        self.sampler = MixtureSampler(sizes, self.base_weights, seed, shuffle=shuffle)
+        self.batch_quota = batch_quota
+        self.pool_of = pool_of
         self.curriculum = Curriculum(curriculum or CurriculumConfig(), list(self.pools))
         self.buffer: list[list[S]] = []
         self.group_index = 0
@@ -77,17 +90,57 @@ class MixingSource(Generic[P, S]):
 
     def get_samples(self, num_samples: int) -> list[list[S]]:
         """Exactly `num_samples` groups: buffered groups first, then fresh groups drawn by the mixture."""
+        if self.batch_quota is not None:
+            return self._get_by_quota(num_samples)
         groups = self.take_from_buffer(self.buffer, num_samples) if self.buffer and num_samples > 0 else []
         if len(groups) > num_samples:
             raise ValueError(f"buffer filter returned {len(groups)} groups for a request of {num_samples}")
+        groups.extend(self._fresh(self.sampler.draw(num_samples - len(groups))))
+        return groups
+
+    def _fresh(self, draws: list[tuple[str, int]]) -> list[list[S]]:
         nsp = self.n_samples_per_prompt
         make = self.make_sample
-        for name, position in self.sampler.draw(num_samples - len(groups)):
+        groups = []
+        for name, position in draws:
             prompt = self.pools[name][position]
             first = self.sample_index
             groups.append([make(prompt, name, self.group_index, first + k) for k in range(nsp)])
             self.group_index += 1
             self.sample_index = first + nsp
+        return groups
+
+    def _get_by_quota(self, num_samples: int) -> list[list[S]]:
+        """Quota mode: the first call of a rollout opens its batch; every call covers what the batch lacks.
+
+        Buffered groups (slime's aborted partial rollouts) come first, oldest first, but only for domains
+        whose quota is still open; the others wait. Fresh groups are then split over the domains in
+        proportion to their open quota (the groups still needed beyond those kept or in flight), or, when
+        nothing is open, in proportion to the mixture.
+        """
+        quota = self.batch_quota
+        if quota.needs_start:
+            quota.start(self.sampler.probs)
+        if num_samples <= 0:
+            return []
+        open_ = quota.open()
+        groups: list[list[S]] = []
+        waiting: list[list[S]] = []
+        for group in self.buffer:
+            pool = self.pool_of(group)
+            if len(groups) < num_samples and open_.get(pool, 0) > 0:
+                open_[pool] -= 1
+                quota.handed_out(pool)
+                groups.append(group)
+            else:
+                waiting.append(group)
+        self.buffer[:] = waiting
+        need = {name: max(0, n) for name, n in open_.items()}
+        probs = normalise(need) if sum(need.values()) > 0 else self.sampler.probs
+        counts, _ = allocate(num_samples - len(groups), probs, {})
+        for name, count in counts.items():
+            quota.handed_out(name, count)
+        groups.extend(self._fresh(self.sampler.draw_counts(counts)))
         return groups
 
     def add_samples(self, groups: list[list[S]]) -> None:
@@ -126,6 +179,7 @@ class MixingSource(Generic[P, S]):
             "base_weights": dict(self.base_weights),
             "group_index": self.group_index,
             "sample_index": self.sample_index,
+            **({"batch_quota": self.batch_quota.state_dict()} if self.batch_quota is not None else {}),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -134,6 +188,8 @@ class MixingSource(Generic[P, S]):
         self.curriculum.load_state_dict(state.get("curriculum", {}))
         self.group_index = int(state["group_index"])
         self.sample_index = int(state["sample_index"])
+        if self.batch_quota is not None:
+            self.batch_quota.load_state_dict(state.get("batch_quota", {}))
         saved_base = {k: float(v) for k, v in state.get("base_weights", {}).items()}
         if saved_base and normalise(saved_base) != normalise(self.base_weights):
             logger.warning(

@@ -88,9 +88,13 @@ async def attach_teacher_log_probs(
 ) -> Any:
     """Sample hook: set `sample.teacher_log_probs` from the teacher of the sample's domain.
 
-    Evaluation and aborted samples are returned untouched. A domain with policy `skip` gets a
-    placeholder whose KL term is zero (custom loss: the skip sentinel; upstream: the rollout
-    log-probs). With `task_reward: zero` the sample's reward is set to 0, so slime skips its RM.
+    Evaluation samples are returned untouched, and so are aborted ones that slime drops or generates
+    again (`--partial-rollout`). An aborted sample that stays in the batch excluded from the loss
+    (`remove_sample`, e.g. an agent episode whose environment failed) is not scored but gets placeholder
+    values of its length: slime takes `teacher_log_probs` for the whole batch when the first sample has
+    them. A domain with policy `skip` also gets a placeholder whose KL term is zero (custom loss: the skip
+    sentinel; upstream: the rollout log-probs). With `task_reward: zero` the sample's reward is set to 0,
+    so slime skips its RM.
 
     Args:
         args: slime's args (reads `m2rl_opd`, `rollout_temperature`, the OPD/loss flags, `reward_key`).
@@ -105,8 +109,15 @@ async def attach_teacher_log_probs(
         TeacherError: the teacher stayed down or returned log-probs that do not fit the sample.
         ConfigError, LabelError: the sample's domain has no teacher and no `skip` policy, or is missing.
     """
-    if evaluation or _status(sample) == "aborted":
+    if evaluation:
         return None
+    if _status(sample) == "aborted":
+        if not getattr(sample, "remove_sample", False):
+            return None
+        mode = _cached("hook", args, _HookState.build).mode
+        sample.teacher_log_probs = _excluded_values(mode, sample)
+        sample.metadata = {**(sample.metadata or {}), "opd": {"domain": None, "teacher": None, "excluded": True}}
+        return sample
     state: _HookState = _cached("hook", args, _HookState.build)
     sample_id = _sample_id(sample, rollout_id)
     if getattr(sample, "multimodal_inputs", None):
@@ -249,6 +260,21 @@ def _skip_values(mode: Mode, sample: Any, domain: str, sample_id: str) -> list[f
             f"{length} to stand in for teacher log-probs, got {None if rollout is None else len(rollout)}"
         )
     return [float(x) for x in rollout]
+
+
+def _excluded_values(mode: Mode, sample: Any) -> list[float]:
+    """Teacher log-probs of a sample trained with a zeroed loss mask: any finite values of the right length.
+
+    Chosen so that neither loss mode can count them: the skip sentinel (custom loss), else the rollout
+    log-probs (a zero KL term in upstream shaping), else zeros.
+    """
+    length = sample.response_length
+    if mode == "custom_loss":
+        return [SKIP_SENTINEL] * length
+    rollout = sample.rollout_log_probs
+    if rollout is not None and len(rollout) == length:
+        return [float(x) for x in rollout]
+    return [0.0] * length
 
 
 def _rollout_reverse_kl(sample: Any) -> float | None:

@@ -3,7 +3,8 @@
 
 For each domain in a rollout batch: sample count, mean reward, the fraction of each reason code, mean
 response length and truncation ratio, under `rollout/m2rl/<domain>/...` (eval: `eval/<dataset>/m2rl/...`);
-in an OPD run also the teacher hook's per-domain figures (`rollout/opd/<domain>/...`).
+in an OPD run also the teacher hook's per-domain figures (`rollout/opd/<domain>/...`), and with
+`MultiDomainDataSource` the realised per-pool counts of the trained batch (`rollout/m2rl_data/<pool>/...`).
 The hooks return False so slime still logs all of its own metrics: ours are added to slime's metrics
 dict when it passes one, else logged separately at the same step.
 """
@@ -76,10 +77,12 @@ def _emit(args: Any, metrics: dict[str, float], extra: Any, step_key: str, rollo
 
 def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics: Any, rollout_time: float) -> bool:
     """Add per-domain reward metrics for a training rollout. Returns False: slime's own logging still runs."""
+    from ..data.metrics import trained_batch_metrics  # empty unless MultiDomainDataSource drew the samples
     from ..opd.metrics import rollout_metrics as opd_metrics  # empty unless the OPD teacher hook ran
 
     metrics = {**domain_metrics(samples, "rollout/m2rl/"), **_pool_metrics("rollout/m2rl/")}
     metrics |= {f"rollout/{key}": value for key, value in opd_metrics(samples).items()}
+    metrics |= {f"rollout/{key}": value for key, value in trained_batch_metrics(samples).items()}
     logger.info(
         "rollout %s per-domain: %s",
         rollout_id,

@@ -30,8 +30,6 @@ class Reason(str, Enum):
     WORKER_CRASH = "worker_crash"  # the verifier process died (segfault, OOM kill)
     ABORTED = "aborted"  # the episode was aborted before it could be graded
     INTERNAL_ERROR = "internal_error"  # a bug in a verifier; logged with its traceback
-    SCORER_UNAVAILABLE = "scorer_unavailable"  # an isolated reference scorer is not installed (e.g. bfcl-env)
-    SCORER_ERROR = "scorer_error"  # an isolated reference scorer failed as infrastructure (crashed, bad reply)
 
     def __str__(self) -> str:
         return self.value

@@ -239,7 +239,9 @@ def make_sample(task: dict, *, templated: str | None = None, cls: Any = None) ->
     return (cls or SampleDouble)(prompt=prompt, metadata=metadata)
 
 
-async def play(tokenizer, db, sample, script, *, limits=None, generate=None, env=None, finish=None, kwargs=None):
+async def play(
+    tokenizer, db, sample, script, *, limits=None, generate=None, env=None, finish=None, kwargs=None, aborted=None
+):
     """Run one episode of `script` against a fresh stand-in server; returns the server (requests, outputs)."""
     from m2rl_slime.agent.env import allowed_tools
     from m2rl_slime.agent.episode import LocalEpisodeEnv, run_episode
@@ -257,6 +259,7 @@ async def play(tokenizer, db, sample, script, *, limits=None, generate=None, env
             limits=limits,
             sampling_params={"temperature": 1.0, "max_new_tokens": limits.max_response_tokens},
             tools=sample.metadata["tools"],
+            aborted=aborted,
         )
     finally:
         await server.stop()

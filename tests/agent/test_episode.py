@@ -111,6 +111,7 @@ def test_transport_failure_aborts_and_excludes_the_sample(tokenizer, db, tasks):
     run(play(tokenizer, db, sample, SCRIPT, generate=http_generate(dead)))
     assert sample.status is SampleDouble.Status.ABORTED and sample.metadata["m2rl_agent"]["stop"] == "generate_failed"
     assert sample.remove_sample and sample.reward == 0.0 and sample.response == "" and sample.response_length == 0
+    assert sample.rollout_log_probs == [] and sample.loss_mask == []  # slime tensorizes them batch-wide
 
 
 def test_sglang_abort_aborts(tokenizer, db, tasks):
@@ -172,3 +173,50 @@ def test_episode_on_the_demo_database(tokenizer, demo_rows, tool_schemas):
     assert sample.status is SampleDouble.Status.COMPLETED and len(sample.metadata["m2rl_agent"]["calls"]) == 2
     assert "Launch checklist" in sample.response  # the search result reached the model
     assert verify(sample.response, None, sample.metadata, config=config).score == row["expected_reward"] == 1.0
+
+
+def _demo_sample(demo_rows, tool_schemas):
+    row = demo_rows[0]
+    return SampleDouble(prompt=row["prompt"], metadata={**row["metadata"], "tools": tool_schemas})
+
+
+DEMO_SCRIPT = [
+    turn("Find it.", call_text("email_search_emails", query="launch checklist tomas")),
+    turn("Reply.", call_text("email_reply_email", email_id="00000002", body="Looks good, ship it.")),
+    turn("Done.", "I replied to Tomas."),
+]
+
+
+def test_rollout_abort_between_turns_sends_no_new_request(tokenizer, demo_rows, tool_schemas):
+    """slime's abort() sets GenerateState.aborted and waits for idle servers: an episode between turns stops."""
+    from m2rl_slime.agent.cli import demo_csv_dir
+    from m2rl_slime.agent.tables import load_db
+
+    sample = _demo_sample(demo_rows, tool_schemas)
+    served = []
+    server = run(
+        play(
+            tokenizer,
+            load_db(demo_csv_dir()),
+            sample,
+            DEMO_SCRIPT,
+            finish=lambda n: served.append(n) or "stop",
+            aborted=lambda: len(served) >= 1,  # the abort lands while the first tool call runs
+        )
+    )
+    assert len(server.requests) == 1
+    assert sample.status is SampleDouble.Status.ABORTED and sample.metadata["m2rl_agent"]["stop"] == "aborted"
+    assert sample.remove_sample and sample.reward == 0.0
+    assert len(sample.loss_mask) == len(sample.rollout_log_probs) == sample.response_length > 0
+
+
+def test_abort_before_the_first_turn_leaves_empty_per_token_fields(tokenizer, demo_rows, tool_schemas):
+    from m2rl_slime.agent.cli import demo_csv_dir
+    from m2rl_slime.agent.tables import load_db
+
+    sample = _demo_sample(demo_rows, tool_schemas)
+    sample.teacher_log_probs = [-1.0, -2.0]  # stale state of a retried sample
+    server = run(play(tokenizer, load_db(demo_csv_dir()), sample, DEMO_SCRIPT, aborted=lambda: True))
+    assert server.requests == [] and sample.status is SampleDouble.Status.ABORTED
+    assert sample.response_length == 0 and sample.rollout_log_probs == [] and sample.loss_mask == []
+    assert sample.teacher_log_probs is None and sample.remove_sample

@@ -70,4 +70,37 @@ def test_observe_with_a_foreign_data_source_reports_and_does_not_crash(caplog, m
     with caplog.at_level(logging.ERROR, logger="m2rl_slime.data.curriculum"):
         observe(args, [[_s("math", 1.0)]], object())
     assert args.processed_group_count == 1
-    assert "data source object, which cannot be re-weighted" in caplog.text
+    assert "data source object (--data-source-path None), which cannot be re-weighted" in caplog.text
+
+
+def test_observe_unwraps_the_bound_get_samples_slime_passes(caplog):
+    """slime's generate_rollout calls the hook with `data_source.get_samples`, not the data source."""
+    received = []
+
+    class Source:
+        def get_samples(self, n):
+            return []
+
+        def observe_rewards(self, stats):
+            received.append(stats)
+
+    source = Source()
+    with caplog.at_level(logging.ERROR, logger="m2rl_slime.data.curriculum"):
+        observe(SimpleNamespace(reward_key=None), [[_s("math", 1.0), _s("math", 0.0)]], source.get_samples)
+    assert received == [{"math": PoolStats(1.0, 2, 1)}]
+    assert not caplog.text
+
+
+def test_observe_names_what_it_got_instead_of_a_data_source(caplog, monkeypatch):
+    monkeypatch.setattr("m2rl_slime.data.curriculum._warned_sources", set())
+
+    class RolloutDataSourceWithBuffer:
+        def get_samples(self, n):
+            return []
+
+    args = SimpleNamespace(data_source_path="slime.rollout.data_source.RolloutDataSourceWithBuffer")
+    with caplog.at_level(logging.ERROR, logger="m2rl_slime.data.curriculum"):
+        observe(args, [[_s("math", 1.0)]], RolloutDataSourceWithBuffer().get_samples)
+        observe(args, [[_s("math", 1.0)]], lambda n: [])
+    assert "got data source RolloutDataSourceWithBuffer (--data-source-path slime.rollout" in caplog.text
+    assert "got a plain callable" in caplog.text and "must pass the data source" in caplog.text

@@ -65,10 +65,11 @@ def test_opd_paper_settings(load, name):
     assert opd["task_reward"] == "zero" and sorted(opd["teachers"]) == ["agent", "code", "if", "math", "science"]
     if name == "opd":
         assert (f["use-opd"], f["opd-type"], f["opd-kl-coef"]) == (True, "sglang", 1.0)
-        assert "loss-type" not in f
+        assert "loss-type" not in f and "use-rollout-logprobs" not in f  # slime's shaping needs old log-probs
     else:
         assert "use-opd" not in f and f["loss-type"] == "custom_loss"
         assert f["custom-loss-function-path"] == "m2rl_slime.opd.opd_loss"
+        assert f["use-rollout-logprobs"] is True  # opd_loss never reads the old-policy forward slime would run
     (service,) = recipe.services
     assert service.command[:4] == ("python3", "-m", "m2rl_slime.opd", "serve-teachers")
     assert service.wait_command[:4] == ("python3", "-m", "m2rl_slime.opd", "wait-teachers")

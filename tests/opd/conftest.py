@@ -173,6 +173,7 @@ class FakeSample:
     status: Status = Status.COMPLETED
     index: int = 0
     group_index: int = 0
+    remove_sample: bool = False
 
 
 def make_args(opd: dict[str, Any], *, mode: str = "custom_loss", temperature: float = 1.0, **extra: Any):

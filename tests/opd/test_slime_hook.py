@@ -1,7 +1,8 @@
 """attach_teacher_log_probs (the --rollout-sample-hook-path hook) with stand-in samples and a loopback teacher.
 
 Pins: teacher log-probs land on the sample with length == response_length and equal a direct forward
-of the teacher; evaluation and aborted samples are untouched; skip domains get a zero-KL placeholder
+of the teacher; evaluation samples and aborted ones slime drops are untouched, aborted ones kept in the batch
+(`remove_sample`) get placeholders of their length; skip domains get a zero-KL placeholder
 (sentinel in custom-loss mode, rollout log-probs in upstream mode); the mode comes from slime's flags
 and contradictory flags are rejected; task rewards are kept or zeroed; the hook records per-sample
 OPD info without mutating the caller's metadata dict; a down teacher fails the sample.
@@ -72,6 +73,25 @@ def test_evaluation_and_aborted_samples_are_untouched(kit, teacher_model):
     assert run_hook(server, lambda url: kit.make_args(opd(url)), [sample], evaluation=True) == [None]
     assert run_hook(server, lambda url: kit.make_args(opd(url)), [aborted]) == [None]
     assert sample.teacher_log_probs is None and aborted.teacher_log_probs is None
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("mode", ["custom_loss", "upstream"])
+def test_aborted_sample_kept_in_the_batch_gets_placeholders_of_its_length(kit, mode):
+    """An aborted agent episode stays in the batch with remove_sample: slime takes teacher_log_probs from
+    every sample once the first has them, so None here breaks the batch (TypeError or a missing key)."""
+    server = kit.TeacherServer()
+    partial = kit.FakeSample(
+        PROMPT + [3, 4, 5], 3, metadata={"domain": "agent"}, rollout_log_probs=[-0.1, -0.2, 0.0], loss_mask=[0, 0, 0]
+    )
+    empty = kit.FakeSample(PROMPT, 0, metadata={"domain": "agent"}, rollout_log_probs=[], loss_mask=[])
+    for sample in (partial, empty):
+        sample.status, sample.remove_sample = kit.Status.ABORTED, True
+    metadata = partial.metadata
+    assert run_hook(server, lambda url: kit.make_args(opd(url), mode=mode), [partial, empty]) == [partial, empty]
+    assert partial.teacher_log_probs == ([SKIP_SENTINEL] * 3 if mode == "custom_loss" else [-0.1, -0.2, 0.0])
+    assert empty.teacher_log_probs == []
+    assert partial.metadata["opd"] == {"domain": None, "teacher": None, "excluded": True} and "opd" not in metadata
     assert server.requests == []
 
 
