@@ -11,6 +11,7 @@ COMMANDS = {
     "merge": "merge expert checkpoints (python -m m2rl_slime.merge --help)",
     "opd": "start and wait for OPD teachers (python -m m2rl_slime.opd serve-teachers|wait-teachers)",
     "agent": "workplace-assistant environment: serve, score, tools (python -m m2rl_slime.agent)",
+    "eval": "benchmark evaluation tools (python -m m2rl_slime.eval bfcl-env DIR)",
 }
 
 if __name__ == "__main__":

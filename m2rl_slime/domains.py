@@ -45,6 +45,9 @@ class DomainSpec:
         template: Dotted path of the default `PromptTemplate` of ``prepare``; None: prompts unchanged.
         sources: Blend source names (the ``dataset`` column, after prefix stripping) of the domain.
         eval_kinds: ``prepare-eval --kind`` values whose rows belong to the domain.
+        preparers: ``(kind, dotted path)`` pairs for eval kinds whose input is not one row per benchmark
+            item (a folder of files, say): ``prepare(input_path, out_path, config, options) -> Tally``
+            replaces the generic row loop of ``prepare-eval`` for that kind.
     """
 
     name: str
@@ -60,6 +63,7 @@ class DomainSpec:
     template: str | None = None
     sources: tuple[str, ...] = ()
     eval_kinds: tuple[str, ...] = ()
+    preparers: tuple[tuple[str, str], ...] = ()
 
 
 _SCHEMA = "m2rl_slime.data.schema"
@@ -122,8 +126,17 @@ AGENT = DomainSpec(
     sources=("workbench", "workplace_assistant"),
 )
 
+# Eval-only: BFCL v3 AST / irrelevance / relevance rows (multi-turn rows are scored by `python -m
+# m2rl_slime.eval`, which runs BFCL's API classes in their own environment).
+BFCL = DomainSpec(
+    name="bfcl",
+    verifier="m2rl_slime.eval.bfcl.verifier.verify",
+    eval_kinds=("bfcl",),
+    preparers=(("bfcl", "m2rl_slime.eval.bfcl.prepare.prepare_eval_kind"),),
+)
+
 # The registry: canonical name -> spec. Order is the order in which domains are listed to users.
-SPECS: dict[str, DomainSpec] = {spec.name: spec for spec in (MATH, CODE, SCIENCE, IF, AGENT)}
+SPECS: dict[str, DomainSpec] = {spec.name: spec for spec in (MATH, CODE, SCIENCE, IF, AGENT, BFCL)}
 
 
 def domain_names() -> tuple[str, ...]:

@@ -55,7 +55,7 @@ def chem(tmp_path, monkeypatch):
 
 def test_the_registry_is_consistent():
     check_specs()
-    assert tuple(SPECS) == ("math", "code", "science", "if", "agent")
+    assert tuple(SPECS) == ("math", "code", "science", "if", "agent", "bfcl")  # bfcl: eval only
 
 
 @pytest.mark.parametrize(
@@ -79,8 +79,8 @@ def test_derived_tables_are_the_documented_ones():
     from m2rl_slime.rewards.config import RewardConfig
     from m2rl_slime.rewards.router import TEXT_DOMAINS, warm_domains
 
-    assert registry.POOLED == {"math", "science", "if", "agent"}
-    assert TEXT_DOMAINS == {"math", "science", "if", "code"}
+    assert registry.POOLED == {"math", "science", "if", "agent", "bfcl"}
+    assert TEXT_DOMAINS == {"math", "science", "if", "code", "bfcl"}
     assert warm_domains() == ("math", "science", "if")
     assert registry.ALIASES["workbench"] == "agent" and registry.ALIASES["stem"] == "science"
     assert registry.VERIFIERS["agent"] == "m2rl_slime.agent.verifier.verify"
@@ -88,7 +88,7 @@ def test_derived_tables_are_the_documented_ones():
     assert config.for_domain("math") is config.math and config.for_domain("agent") is None
     assert default_sources()["structured_outputs"] == "exclude" and default_sources()["taco"] == "code"
     assert eval_kinds() == {k: d for d, ks in [("math", "math aime"), ("science", "gpqa mcq"),
-                                               ("if", "if ifeval ifbench")] for k in ks.split()}  # fmt: skip
+                                               ("if", "if ifeval ifbench"), ("bfcl", "bfcl")] for k in ks.split()}  # fmt: skip
     templates = default_templates()
     assert templates["math"] is MATH_TEMPLATE and templates["science"] is SCIENCE_TEMPLATE
     assert templates["code"].template == "{prompt}" and not templates["agent"].replace_prefix
@@ -133,7 +133,7 @@ def test_the_sixth_domain_reaches_every_table(chem):
     from m2rl_slime.rewards.slime_hooks import sample_domain
 
     assert sample_domain({"rm_type": "Chemistry"}, None, "sample 0") == "chem"
-    with pytest.raises(ConfigError, match="one of math, code, science, if, agent, chem"):
+    with pytest.raises(ConfigError, match="one of math, code, science, if, agent, bfcl, chem"):
         sample_domain({}, None, "sample 0")
     assert RewardConfig.from_mapping({"default_domain": "chem"}).default_domain == "chem"
     assert SourceTable().resolve("chem_olympiad_2024") == "chem"

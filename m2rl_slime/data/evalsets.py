@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._dotted import load_dotted
 from ..domains import SPECS
 from ..errors import ConfigError, UnknownNameError
 from .config import PROMPT_PLACEHOLDER, PrepareConfig
@@ -58,6 +59,8 @@ class EvalOptions:
     limit: int | None = None
     strict: bool = False
     progress: bool | None = None
+    categories: tuple[str, ...] = ("v3",)  # bfcl only: --categories
+    underscore_names: bool = False  # bfcl only: dots in tool names -> underscores
 
 
 def _first_text(raw: Mapping[str, Any], fields: tuple[str, ...], reason: str) -> str:
@@ -142,9 +145,9 @@ def prepare_eval(
     """Write the prepared rows of one benchmark file to `out_path` (all or nothing).
 
     Args:
-        input_path: Benchmark file (jsonl or parquet).
+        input_path: Benchmark file (jsonl or parquet); for ``bfcl``, BFCL's data folder.
         out_path: Output jsonl.
-        kind: One of `eval_kinds()` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``).
+        kind: One of `eval_kinds()` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``, ``bfcl``).
         config: Prepare settings (eval templates).
         options: Seed of the GPQA option shuffle, source name, limit, strictness, progress bar.
 
@@ -156,6 +159,9 @@ def prepare_eval(
     if kind not in kinds:
         raise UnknownNameError("eval kind", kind, kinds)
     config, options = config or PrepareConfig(), options or EvalOptions()
+    preparer = dict(SPECS[kinds[kind]].preparers).get(kind)
+    if preparer is not None:
+        return load_dotted(preparer)(input_path, out_path, config, options)
     domain, source = kinds[kind], options.name or Path(input_path).stem
     tally, seen = Tally(), 0
     bar_options = PrepareOptions(limit=options.limit, progress=options.progress)

@@ -66,6 +66,7 @@ class Tally:
     rows_out: int = 0
     dropped: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)  # extra report lines of a kind's own preparer
 
 
 @dataclass(slots=True)
