@@ -74,7 +74,9 @@ MATH = DomainSpec(
     verifier="m2rl_slime.rewards.math_answer.verify",
     aliases=("deepscaler", "dapo"),
     config_field="math",
-    warm_up=("\\boxed{\\frac{1}{2}}", "0.5", {}),
+    # Not a fast-path pair (integers, decimals, fractions are decided without math-verify): this one loads
+    # math-verify's parser and sympy in every worker before the first real sample.
+    warm_up=("\\boxed{\\sqrt{2}/2}", "\\frac{1}{\\sqrt{2}}", {}),
     converter=f"{_SCHEMA}.math_row",
     template=f"{_TEMPLATES}.MATH_TEMPLATE",
     sources=("dapo17k", "dapo", "skywork", "math", "aime"),

@@ -34,7 +34,7 @@ from ..errors import ConfigError, UnknownNameError
 from .config import RewardConfig
 from .metrics import domain_metrics
 from .pool import pool_stats
-from .result import Result
+from .result import Reason, Result
 from .router import Item, Router
 
 logger = logging.getLogger(__name__)
@@ -103,10 +103,23 @@ def _prompt_text(prompt: Any) -> str | None:
     return None
 
 
+def _aborted(sample: Any) -> bool:
+    """slime's ``Sample.Status.ABORTED`` (compared by name: this module does not import slime)."""
+    status = getattr(sample, "status", None)
+    return getattr(status, "name", status) in ("ABORTED", "aborted")
+
+
 async def _score_sample(router: Router, sample: Any, position: int) -> Result:
     metadata = sample.metadata
     where = f"sample {position} (index {getattr(sample, 'index', None)})"
     domain = sample_domain(metadata, router.config.default_domain, where)
+    if _aborted(sample):
+        # An aborted episode (agent rollout) is never graded: under --group-rm slime scores the whole
+        # group, aborted members included. It stays 0 with its own reason (its loss is masked anyway).
+        result = Result.fail(Reason.ABORTED)
+        if isinstance(metadata, dict):
+            metadata["m2rl_reward"] = {"domain": domain, "score": 0.0, "reason": result.reason.value, "details": {}}
+        return result
     view = dict(metadata) if isinstance(metadata, Mapping) else {}
     if domain == "science" and "prompt_text" not in view:
         prompt = _prompt_text(getattr(sample, "prompt", None))

@@ -44,7 +44,7 @@ def test_deadline_kills_the_worker_and_the_pool_still_serves(pool, name):
     result = run(pool, name, deadline=0.5)
     elapsed = time.monotonic() - start
     assert result.reason is Reason.TIMEOUT
-    assert elapsed < 0.5 + 1.0
+    assert elapsed < 0.5 + 5.0  # these never end without the kill; the slack is for a loaded machine
     assert run(pool, "echo").reason is Reason.OK
 
 

@@ -145,3 +145,23 @@ def test_opd_records_are_merged_into_rollout_metrics():
     log_rollout(0, args(), [sample], extra, 1.0)
     assert extra["rollout/opd/math/rollout_reverse_kl"] == 0.25
     assert extra["rollout/m2rl/math/reward_mean"] == 1.0
+
+
+def test_an_aborted_sample_is_never_graded_even_under_group_rm():
+    """slime's --group-rm scores the whole group, aborted agent episodes included: those stay 0 / aborted."""
+    import asyncio
+    import enum
+    from types import SimpleNamespace
+
+    from m2rl_slime.rewards.slime_hooks import reward
+
+    class Status(enum.Enum):
+        COMPLETED = "completed"
+        ABORTED = "aborted"
+
+    args = SimpleNamespace(m2rl_reward={"require_thinking": False, "workers": 1}, reward_key=None)
+    good = SimpleNamespace(metadata={"domain": "math"}, response="Answer: 4", label="4", status=Status.COMPLETED)
+    aborted = SimpleNamespace(metadata={"domain": "math"}, response="Answer: 4", label="4", status=Status.ABORTED)
+    assert asyncio.run(reward(args, [good, aborted])) == [1.0, 0.0]
+    assert aborted.metadata["m2rl_reward"]["reason"] == "aborted"
+    assert good.metadata["m2rl_reward"]["reason"] == "ok"
