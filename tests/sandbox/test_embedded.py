@@ -77,7 +77,7 @@ def test_a_dead_spawner_is_replaced(embedded):
 
 
 def test_long_timeouts_raise_the_embedded_servers_limit(monkeypatch):
-    from m2rl_slime.rewards.code_tests import CodeConfig
+    from m2rl_slime.rewards.code import CodeConfig
     from m2rl_slime.sandbox.registry import get_sandbox
 
     monkeypatch.setattr("m2rl_slime.sandbox.registry._cache", {})

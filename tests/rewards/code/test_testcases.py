@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from m2rl_slime.sandbox.testcases import TestsError, call_output, call_stdin, parse_tests
+from m2rl_slime.rewards.code.testcases import TestsError, call_output, call_stdin, parse_tests
 
 NEMO = {"inputs": ["1 2\n", "3 4\n"], "outputs": ["3\n", "7\n"], "fn_name": None}
 

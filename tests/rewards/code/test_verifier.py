@@ -22,14 +22,14 @@ import pytest
 
 from m2rl_slime.config import parse_dataclass
 from m2rl_slime.errors import ConfigError, SandboxError
-from m2rl_slime.rewards.code_tests import CodeConfig, extract_code, verify
+from m2rl_slime.rewards.code import CodeConfig, extract_code, verify
 from m2rl_slime.rewards.config import RewardConfig
 from m2rl_slime.rewards.result import Reason
 from m2rl_slime.rewards.router import Item, Router
 from m2rl_slime.sandbox.base import CommandResult, RunResult, RunSpec, SandboxUnavailableError
 
 DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TESTS = {"inputs": ["1 2\n", "3 4\n", "5 6\n", "7 8\n"], "outputs": ["3\n", "7\n", "11\n", "15\n"]}
 ADD = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from m2rl_slime.sandbox.compare import Tolerance, call_result_matches, first_mismatch, stdout_matches
+from m2rl_slime.rewards.code.compare import Tolerance, call_result_matches, first_mismatch, stdout_matches
 
 LINES = Tolerance(mode="lines")
 TOKENS = Tolerance(mode="tokens")

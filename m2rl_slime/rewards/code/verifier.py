@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..config import parse_dataclass
-from ..errors import ConfigError, SandboxError
-from ..sandbox.base import RunResult, RunSpec, Sandbox, SandboxUnavailableError
-from ..sandbox.compare import Tolerance, call_result_matches, first_mismatch
-from ..sandbox.testcases import TestCase, TestsError, TestSuite, call_harness, call_output, call_stdin, parse_tests
-from .result import Reason, Result
+from ...config import parse_dataclass
+from ...errors import ConfigError, SandboxError
+from ...sandbox.base import RunResult, RunSpec, Sandbox, SandboxUnavailableError
+from ..result import Reason, Result
+from .compare import Tolerance, call_result_matches, first_mismatch
+from .testcases import TestCase, TestsError, TestSuite, call_harness, call_output, call_stdin, parse_tests
 
 _PY_TAGS = frozenset({"python", "py", "python3", "py3"})
 _CPP_TAGS = frozenset({"cpp", "c++", "cc", "cxx"})
@@ -320,7 +320,7 @@ async def verify(
             Reason.NO_CODE, error=f"final code block is {block.tag or 'untagged'}; need {allowed}", **base
         )
     if sandbox is None:
-        from ..sandbox.registry import get_sandbox
+        from ...sandbox.registry import get_sandbox
 
         sandbox = get_sandbox(config)
     cases = _select(suite.cases, config)

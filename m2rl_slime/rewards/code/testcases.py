@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LabelError
+from ...errors import LabelError
 
 _CODECONTESTS_SPLITS = ("public_tests", "private_tests", "generated_tests")
 
