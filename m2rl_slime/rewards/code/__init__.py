@@ -4,6 +4,7 @@
 `testcases`, output comparison in `compare`. Programs run in `m2rl_slime.sandbox`, which only executes.
 """
 
-from .verifier import CodeBlock, CodeConfig, extract_code, verify
+from .config import CodeConfig
+from .verifier import CodeBlock, extract_code, verify
 
 __all__ = ["CodeBlock", "CodeConfig", "extract_code", "verify"]

@@ -3,9 +3,9 @@
 What it fixes relative to the paper's reward (reward_anchors.md §2.5): the final fenced block is taken
 (last ``python`` block, else the last fenced block), never a greedy span over several blocks; every test
 runs (an optional deterministic cap, no random subsampling); stderr and `sys.exit(0)` do not fail a
-correct program; outputs are compared line by line like a judge (strip, trailing blank lines, float
-tolerance); and an infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong
-answer. Score: 1.0 iff every selected test passes (the paper's pass-all), or the pass fraction with
+correct program; outputs are compared like a judge (tokens, integers exactly, floats with a
+tolerance); time limits are CPU time (a loaded host does not fail a correct program); and an
+infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong answer. Score: 1.0 iff every selected test passes (the paper's pass-all), or the pass fraction with
 ``reward: pass_fraction``; `details` always carries the fraction and per-test statuses.
 """
 
@@ -17,13 +17,14 @@ import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ...config import parse_dataclass
-from ...errors import ConfigError, SandboxError
-from ...sandbox.base import RunResult, RunSpec, Sandbox, SandboxUnavailableError
+from ...errors import SandboxError
+from ...sandbox.base import RunResult, RunSpec, Sandbox, SandboxUnavailableError, wall_backstop
 from ..result import Reason, Result
-from .compare import Tolerance, call_result_matches, first_mismatch
+from .compare import call_result_matches, first_mismatch
+from .config import CodeConfig
 from .testcases import TestCase, TestsError, TestSuite, call_harness, call_output, call_stdin, parse_tests
 
 _PY_TAGS = frozenset({"python", "py", "python3", "py3"})
@@ -37,90 +38,6 @@ _STATUS_REASON = {
     "timeout": Reason.TIMEOUT,
     "compile_error": Reason.COMPILE_ERROR,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class CodeConfig:
-    """The `code` section of `m2rl_reward` (all keys optional).
-
-    Attributes:
-        sandbox_url: None = the embedded executor (a private sandbox server started on first use);
-            else a SandboxFusion-compatible base URL (``http://host:8080``, a trailing ``/run_code`` is
-            accepted) of our `serve` command or a real SandboxFusion fleet, or ``unix:///path``.
-        isolation: Embedded executor only. ``required`` refuses to run without namespace isolation;
-            ``best_effort`` falls back to rlimits only (network reachable) with a loud warning.
-        run_timeout_s / compile_timeout_s: Per-test limits (the paper: 10 s run).
-        memory_limit_mb: Address-space limit of a program (sent as ``memory_limit_MB``).
-        output_limit_mb: Embedded executor: cap of a program's stdout/stderr/files.
-        max_tests: Deterministic cap on the tests run per sample (None = all).
-        test_selection: Which tests the cap keeps: the ``first`` N, or N ``evenly_spaced`` ones.
-        stop_on_first_failure: Stop a sample's remaining tests at its first failure.
-        reward: ``pass_all`` (1.0 iff all selected tests pass, the paper) or ``pass_fraction``.
-        compare: ``tokens`` (the default: whitespace-insensitive token compare, like Codeforces' standard
-            checker) or ``lines`` (also line structure must match). Nemotron's own rows need ``tokens``:
-            some tests of one problem expect one answer per line, others all answers on one line.
-        float_rel_tol / float_abs_tol: Tolerance for numeric tokens written as floats.
-        case_insensitive: Compare output case-insensitively (SandboxFusion's CommonOJ does).
-        languages: Languages the extracted block may be in (``python``, ``cpp``).
-        test_concurrency: Tests of one sample run at the same time.
-        workers: Embedded executor slots (programs at once on this host); None = CPUs.
-        python: Embedded executor interpreter (None = the current one).
-        max_in_flight / retries / backoff_s / backoff_max_s / request_slack_s: HTTP client settings.
-        breaker_failures / breaker_reset_s: Circuit breaker: open after that many consecutive
-            transport failures, probe again after that many seconds.
-        details_max_chars: Truncation of code and outputs in `Result.details`.
-    """
-
-    sandbox_url: str | None = None
-    isolation: Literal["required", "best_effort"] = "required"
-    run_timeout_s: float = 10.0
-    compile_timeout_s: float = 10.0
-    memory_limit_mb: int = 4096
-    output_limit_mb: int = 16
-    max_tests: int | None = None
-    test_selection: Literal["first", "evenly_spaced"] = "first"
-    stop_on_first_failure: bool = True
-    reward: Literal["pass_all", "pass_fraction"] = "pass_all"
-    compare: Literal["lines", "tokens"] = "tokens"
-    float_rel_tol: float = 1e-6
-    float_abs_tol: float = 1e-6
-    case_insensitive: bool = False
-    languages: tuple[str, ...] = ("python", "cpp")
-    test_concurrency: int = 4
-    workers: int | None = None
-    python: str | None = None
-    max_in_flight: int = 64
-    retries: int = 3
-    backoff_s: float = 0.5
-    backoff_max_s: float = 8.0
-    request_slack_s: float = 10.0
-    breaker_failures: int = 5
-    breaker_reset_s: float = 30.0
-    details_max_chars: int = 2000
-
-    def validate(self) -> None:
-        positive = ("run_timeout_s", "compile_timeout_s", "memory_limit_mb", "output_limit_mb", "test_concurrency",
-                    "max_in_flight", "breaker_failures", "details_max_chars")  # fmt: skip
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.max_tests is not None and self.max_tests <= 0:
-            raise ConfigError(f"max_tests must be > 0 or null, got {self.max_tests}")
-        if self.workers is not None and self.workers <= 0:
-            raise ConfigError(f"workers must be > 0 or null, got {self.workers}")
-        if self.retries < 0 or self.backoff_s < 0 or self.breaker_reset_s < 0:
-            raise ConfigError("retries, backoff_s and breaker_reset_s must be >= 0")
-        unknown = sorted(set(self.languages) - {"python", "cpp"})
-        if unknown or not self.languages:
-            raise ConfigError(f"languages must be a non-empty subset of python, cpp; got {list(self.languages)}")
-        if self.reward == "pass_fraction" and self.stop_on_first_failure:
-            raise ConfigError("reward: pass_fraction needs stop_on_first_failure: false (every test must run)")
-        if self.sandbox_url is not None and not self.sandbox_url.startswith(("http://", "https://", "unix://")):
-            raise ConfigError(f"sandbox_url must start with http://, https:// or unix://, got {self.sandbox_url!r}")
-
-    @property
-    def tolerance(self) -> Tolerance:
-        return Tolerance(self.float_rel_tol, self.float_abs_tol, self.case_insensitive, self.compare)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +85,7 @@ class _Outcome:
     time_s: float | None
     info: Mapping[str, Any]
     isolated: bool | None
+    cpu_s: float | None = None
 
 
 def _select(cases: tuple[TestCase, ...], config: CodeConfig) -> tuple[TestCase, ...]:
@@ -194,7 +112,8 @@ def _judge(case: TestCase, suite: TestSuite, result: RunResult, nonce: str, conf
     tail = {"stderr": _clip(run.stderr[-limit:], limit)} if run.stderr else {}
     status, info = "pass", {}
     if run.status == "TimeLimitExceeded":
-        status, info = "timeout", {"time_limit_s": config.run_timeout_s}
+        status, info = "timeout", {"cpu_limit_s": config.run_timeout_s, "cpu_time_s": run.cpu_time,
+                                   "wall_time_s": run.execution_time}  # fmt: skip
     elif run.truncated:
         status, info = "output_limit", {"message": "output exceeded the sandbox's byte cap"}
     elif run.status != "Finished" or run.return_code != 0:
@@ -213,12 +132,13 @@ def _judge(case: TestCase, suite: TestSuite, result: RunResult, nonce: str, conf
         if mismatch is not None:
             line, want, got = mismatch
             status, info = "wrong", {"line": line, "expected": _clip(want, limit), "got": _clip(got, limit)}
-    return _Outcome(status, run.execution_time, info, result.network_isolated)
+    return _Outcome(status, run.execution_time, info, result.network_isolated, run.cpu_time)
 
 
 def _spec(case: TestCase, suite: TestSuite, block: CodeBlock, nonce: str, config: CodeConfig) -> RunSpec:
-    common = {"run_timeout": config.run_timeout_s, "compile_timeout": config.compile_timeout_s,
-              "memory_limit_mb": config.memory_limit_mb}  # fmt: skip
+    common = {"run_timeout": wall_backstop(config.run_timeout_s), "cpu_timeout": config.run_timeout_s,
+              "compile_timeout": wall_backstop(config.compile_timeout_s),
+              "compile_cpu_timeout": config.compile_timeout_s, "memory_limit_mb": config.memory_limit_mb}  # fmt: skip
     if suite.fn_name is None:
         return RunSpec(block.code, block.language, case.stdin, **common)
     driver, files = call_harness(block.code, suite.fn_name)
@@ -262,10 +182,11 @@ def _summarise(cases: tuple[TestCase, ...], outcomes: dict[int, _Outcome], confi
     passed = statuses.count("pass")
     fraction = passed / len(cases)
     times = [o.time_s for o in outcomes.values() if o.time_s is not None]
+    cpu = [o.cpu_s for o in outcomes.values() if o.cpu_s is not None]
     isolated = [o.isolated for o in outcomes.values() if o.isolated is not None]
     details: dict[str, Any] = {
         "tests_selected": len(cases), "tests_run": len(outcomes), "tests_passed": passed, "pass_fraction": fraction,
-        "statuses": statuses, "test_time_max_s": max(times, default=None),
+        "statuses": statuses, "test_time_max_s": max(times, default=None), "test_cpu_max_s": max(cpu, default=None),
         "network_isolated": all(isolated) if isolated else None,
     }  # fmt: skip
     failures = [c for c in cases if c.index in outcomes and outcomes[c.index].status != "pass"]
@@ -326,7 +247,12 @@ async def verify(
     cases = _select(suite.cases, config)
     base["sandbox"] = sandbox.describe()
     try:
-        outcomes = await _run_tests(cases, suite, block, sandbox, config)
+        outcomes = await asyncio.wait_for(_run_tests(cases, suite, block, sandbox, config), config.sample_timeout_s)
+    except asyncio.TimeoutError:
+        error = (
+            f"the sample's tests did not finish within sample_timeout_s={config.sample_timeout_s:g} s (sandbox busy)"
+        )
+        return Result.fail(Reason.SANDBOX_ERROR, error=error, **base)
     except SandboxUnavailableError as exc:
         return Result.fail(Reason.SANDBOX_UNAVAILABLE, error=str(exc)[:500], **base)
     except SandboxError as exc:
