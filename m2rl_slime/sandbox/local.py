@@ -22,32 +22,29 @@ import asyncio
 import logging
 import os
 import shutil
-import signal
 import socket
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SandboxError
 from . import _rootfs, _seccomp, _slots
 from . import _syscalls as sc
+from ._command import Commands
 from ._workdir import (
-    TailReader,
     decode_files,
     fetch_files,
     make_owned_dir,
-    read_stream,
     remove_dead_dirs,
-    remove_tree,  # fmt: skip
+    remove_tree,
     safe_relpath,
     write_file,
 )
-from .base import CommandResult, RunResult, RunSpec, SandboxConfigError, wall_backstop
+from .base import RunResult, RunSpec, SandboxConfigError, wall_backstop
 from .cgroups import Cgroups, detect
 from .isolation import IsolationInfo, Limits, Slot, probe, sweep_uid
 from .settings import ExecutorSettings
-from .spawn import Child, SpawnerGone, SpawnerProcess
+from .spawn import SpawnerProcess
 
 __all__ = ["ExecutorSettings", "LocalExecutor", "wall_backstop"]
 
@@ -82,6 +79,7 @@ class LocalExecutor:
         self._base: str | None = None
         self._lock_fd = -1
         self._spawner: SpawnerProcess | None = None
+        self._commands: Commands | None = None
         self._python = ""
         self._cxx: str | None = None
         self._cpus = sorted(os.sched_getaffinity(0))
@@ -117,6 +115,8 @@ class LocalExecutor:
             seccomp=plan is not None and _seccomp.supported(),
         )  # fmt: skip
         self._spawner.start()
+        self._commands = Commands(self._spawner, s, namespaces=plan is not None, safe_env=_SAFE_ENV,
+                                  parallel=len(self._cpus), stats=self._stats)  # fmt: skip
         if self._spawner.slot_errors:
             index, message = next(iter(self._spawner.slot_errors.items()))
             raise SandboxError(f"code sandbox: slot {index} could not be built: {message}")
@@ -219,7 +219,7 @@ class LocalExecutor:
         assert self._pool is not None
         slot = await self._pool.acquire()
         try:
-            result = await self._command(slot, argv, None, 30.0, 30.0, self._limits(30.0, 4096))
+            result = await self._commands.run(slot, argv, None, 30.0, 30.0, self._limits(30.0, 4096))
         except SandboxError:
             return False
         finally:
@@ -362,7 +362,7 @@ class LocalExecutor:
                 argv = [self._cxx or "g++", *_CPP_FLAGS, "-o", "main", "main.cpp"]
                 cpu = spec.compile_cpu_timeout or spec.compile_timeout
                 limits = self._limits(cpu, max(memory, 4096))
-                compile_result = await self._command(slot, argv, None, cpu, spec.compile_timeout, limits)
+                compile_result = await self._commands.run(slot, argv, None, cpu, spec.compile_timeout, limits)
                 if compile_result.status != "Finished" or compile_result.return_code != 0:
                     return RunResult("Failed", "compilation failed", compile_result, None, {}, self._pod, isolated)
                 command = ["./main"]
@@ -370,7 +370,9 @@ class LocalExecutor:
                 write_file(slot.work_dir, "main.py", spec.code.encode(), owner)
                 command = [self._python, "main.py"]
             cpu = spec.cpu_timeout or spec.run_timeout
-            result = await self._command(slot, command, spec.stdin, cpu, spec.run_timeout, self._limits(cpu, memory))
+            result = await self._commands.run(
+                slot, command, spec.stdin, cpu, spec.run_timeout, self._limits(cpu, memory)
+            )
             files = fetch_files(slot.work_dir, spec.fetch_files, self.settings.output_limit_mb << 20)
         except (OSError, SandboxError) as exc:
             self._stats["sandbox_errors"] += 1
@@ -389,121 +391,3 @@ class LocalExecutor:
             open_files=s.open_files,
             stack=s.stack_mb << 20,
         )
-
-    def _env(self, slot: Slot) -> dict[str, str]:
-        home = "/tmp" if self.info is not None and self.info.mode == "namespaces" else slot.work_dir
-        return {**_SAFE_ENV, "HOME": home, "TMPDIR": home}
-
-    async def _command(
-        self, slot: Slot, argv: list[str], stdin: str | None, cpu_limit: float, wall_limit: float, limits: Limits
-    ) -> CommandResult:
-        assert self._spawner is not None
-        namespaces = self.info is not None and self.info.mode == "namespaces"
-        cap = self.settings.output_limit_mb << 20
-        if slot.cgroup is not None and limits.address_space is not None:
-            slot.cgroup.set_memory(limits.address_space)
-        fds = tuple(os.memfd_create(name, os.MFD_CLOEXEC) for name in ("stdin", "stdout"))
-        err_r, err_w = os.pipe()
-        tail = None
-        try:
-            if stdin:
-                os.write(fds[0], stdin.encode())
-                os.lseek(fds[0], 0, os.SEEK_SET)
-            env = self._env(slot)
-            cpu_base = slot.cgroup.cpu_ns() if slot.cgroup is not None else None
-            try:
-                child = await self._spawn(slot, argv, env, "/tmp" if namespaces else slot.work_dir, limits,
-                                          (*fds, err_w))  # fmt: skip
-            finally:
-                os.close(err_w)
-            tail = TailReader(err_r, self.settings.stderr_limit_kb << 10, asyncio.get_running_loop())
-            started = time.monotonic()
-            try:
-                timed_out, status, rusage_cpu = await self._wait(child, cpu_limit, wall_limit, slot, cpu_base)
-            finally:
-                child.close()
-            elapsed = time.monotonic() - started
-            stdout, out_size = read_stream(fds[1], cap, tail=False)
-        finally:
-            for fd in fds:
-                os.close(fd)
-            if tail is None:
-                os.close(err_r)
-        stderr, _ = tail.finish()
-        cpu_time = self._cpu_used(slot, cpu_base, child.pid) if cpu_base is not None else rusage_cpu
-        code = os.waitstatus_to_exitcode(status)
-        timed_out = timed_out or code == -signal.SIGXCPU or (cpu_time is not None and cpu_time > cpu_limit)
-        truncated = out_size > cap
-        self._stats["timeouts"] += int(timed_out)
-        self._stats["truncated"] += int(truncated)
-        return CommandResult("TimeLimitExceeded" if timed_out else "Finished", round(elapsed, 6), code, stdout, stderr,
-                             truncated, None if cpu_time is None else round(cpu_time, 6))  # fmt: skip
-
-    async def _spawn(self, slot: Slot, argv: list[str], env: dict[str, str], cwd: str, limits: Limits, fds) -> Child:
-        """Start a program; if the spawner died before it started, once more with a new spawner."""
-        assert self._spawner is not None
-        try:
-            return await self._spawner.spawn(slot, argv, env, cwd, limits, fds)
-        except SpawnerGone as exc:
-            logger.error("code sandbox: the spawner is gone (%s); starting a new one", exc)
-            return await self._spawner.spawn(slot, argv, env, cwd, limits, fds)
-
-    @staticmethod
-    def _cpu_used(slot: Slot, cpu_base: int | None, pid: int) -> float | None:
-        """CPU seconds of the program so far: its slot cgroup's, else those of its first process (and reaped kids)."""
-        if slot.cgroup is not None and cpu_base is not None:
-            now = slot.cgroup.cpu_ns()
-            return None if now is None else (now - cpu_base) / 1e9
-        try:
-            with open(f"/proc/{pid}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return None
-
-    async def _wait(
-        self, child: Child, cpu_limit: float, wall_limit: float, slot: Slot, cpu_base: int | None
-    ) -> tuple[bool, int, float | None]:
-        """Wait for the exit; past the CPU limit or the wall-clock backstop (or on cancellation) kill everything.
-
-        CPU use is polled only when it could have reached the limit: after (limit - used) / usable CPUs
-        seconds of wall clock, so a normal program is never polled. Returns (timed out, wait status,
-        CPU seconds from the spawner's wait4). A kill is followed by a bounded wait for the exit, so the
-        slot is never reused while the program still runs.
-        """
-        started, timed_out = time.monotonic(), False
-        try:
-            while True:
-                used = self._cpu_used(slot, cpu_base, child.pid) or 0.0
-                wall = time.monotonic() - started
-                if used > cpu_limit or wall >= wall_limit:
-                    timed_out = True
-                    break
-                step = min(wall_limit - wall, max(_MIN_POLL_S, (cpu_limit - used) / len(self._cpus)))
-                try:
-                    status, cpu = await asyncio.wait_for(asyncio.shield(child.exited), step)
-                    break
-                except asyncio.TimeoutError:
-                    continue
-            if timed_out:
-                self._kill(child)
-                status, cpu = await asyncio.wait_for(asyncio.shield(child.exited), 30.0)
-        except asyncio.CancelledError:
-            self._kill(child)
-            await asyncio.wait_for(asyncio.shield(child.exited), 30.0)
-            raise
-        if self.info is not None and self.info.mode == "rlimits_only":
-            self._kill_group(child.pid)
-        return timed_out, status, cpu
-
-    def _kill(self, child: Child) -> None:
-        child.kill()  # PID namespace: killing its first process kills every process in it
-        if self.info is not None and self.info.mode == "rlimits_only":
-            self._kill_group(child.pid)
-
-    @staticmethod
-    def _kill_group(pgid: int) -> None:
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass

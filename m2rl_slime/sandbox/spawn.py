@@ -195,6 +195,7 @@ class SpawnerProcess:
         except OSError as exc:
             self._pending.pop(ident, None)
             self._exits.pop(ident, None)
+            self._fail_all(f"could not reach the spawner: {exc}")  # the next call starts a new one
             raise SpawnerGone(f"could not reach the spawner: {exc}") from None
         try:
             pid, pidfd = await asyncio.shield(reply)
@@ -229,7 +230,8 @@ class SpawnerProcess:
             self._sock.send(json.dumps({"op": "rebuild", "id": ident, "slot": slot.index}).encode())
         except OSError as exc:
             self._pending.pop(ident, None)
-            raise SandboxError(f"could not reach the spawner: {exc}") from None
+            self._fail_all(f"could not reach the spawner: {exc}")
+            raise SpawnerGone(f"could not reach the spawner: {exc}") from None
         await asyncio.wait_for(reply, STARTUP_TIMEOUT_S)
 
     def _stop(self) -> None:
