@@ -110,6 +110,9 @@ class LocalExecutor:
             sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None)
         self._make_slots(plan)
         self._pool = _slots.SlotPool(self._slots, on_empty=lambda: self.on_no_slots and self.on_no_slots())
+        if plan is not None and not _seccomp.supported():
+            logger.warning("code sandbox: no seccomp filter for %s; programs may create namespaces and keys",
+                           os.uname().machine)  # fmt: skip
         self._spawner = SpawnerProcess(
             self._slots, plan=plan, drop_privileges=info.drops_privileges, pid_namespaces=plan is not None,
             seccomp=plan is not None and _seccomp.supported(),

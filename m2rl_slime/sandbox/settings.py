@@ -86,8 +86,8 @@ def add_flags(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: ty
     for f in dataclasses.fields(cls):
         base, nullable = _base_type(hints[f.name])
         help_text = f.metadata["help"]
-        if help_text is not argparse.SUPPRESS:
-            help_text = f"{help_text} (default: {f.default if f.default not in (None, '') else 'unset'})"
+        if help_text is not argparse.SUPPRESS and "default:" not in help_text:
+            help_text = f"{help_text} (default: {f.default})"
         kwargs: dict[str, Any] = {"dest": f.name, "default": f.default, "help": help_text}
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction

@@ -1,12 +1,13 @@
 """The `code` domain verifier: run the answer's final code block against the row's unit tests.
 
-What it fixes relative to the paper's reward (reward_anchors.md §2.5): the final fenced block is taken
-(last ``python`` block, else the last fenced block), never a greedy span over several blocks; every test
-runs (an optional deterministic cap, no random subsampling); stderr and `sys.exit(0)` do not fail a
-correct program; outputs are compared like a judge (tokens, integers exactly, floats with a
+What it fixes relative to the paper's reward (M2RL's `slime/rewards/code.py`): the final fenced block
+is taken (last ``python`` block, else the last fenced block), never a greedy span over several blocks;
+every test runs (an optional deterministic cap, no random subsampling); stderr and `sys.exit(0)` do
+not fail a correct program; outputs are compared like a judge (tokens, integers exactly, floats with a
 tolerance); time limits are CPU time (a loaded host does not fail a correct program); and an
-infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong answer. Score: 1.0 iff every selected test passes (the paper's pass-all), or the pass fraction with
-``reward: pass_fraction``; `details` always carries the fraction and per-test statuses.
+infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong answer. Score: 1.0 iff
+every selected test passes (the paper's pass-all), or the pass fraction with ``reward: pass_fraction``;
+`details` always carries the fraction and per-test statuses.
 """
 
 from __future__ import annotations
