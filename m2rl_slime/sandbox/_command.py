@@ -125,10 +125,9 @@ class Commands:
         CPU seconds from the spawner's wait4). A kill is followed by a bounded wait for the exit, so the
         slot is never reused while the program still runs.
         """
-        started, timed_out = time.monotonic(), False
+        started, timed_out, used = time.monotonic(), False, 0.0
         try:
             while True:
-                used = self._cpu_used(slot, cpu_base, child.pid) or 0.0
                 wall = time.monotonic() - started
                 if used > cpu_limit or wall >= wall_limit:
                     timed_out = True
@@ -138,7 +137,7 @@ class Commands:
                     status, cpu = await asyncio.wait_for(asyncio.shield(child.exited), step)
                     break
                 except asyncio.TimeoutError:
-                    continue
+                    used = self._cpu_used(slot, cpu_base, child.pid) or 0.0
             if timed_out:
                 self._kill(child)
                 status, cpu = await asyncio.wait_for(asyncio.shield(child.exited), 30.0)

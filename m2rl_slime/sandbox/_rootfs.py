@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -72,6 +71,8 @@ def walk_links(path: str, links: dict[str, str], depth: int = 0) -> str:
 
 def interpreter_prefixes(python: str) -> list[str]:
     """The prefixes an interpreter reports (as it reports them, symlinks unresolved); raises OSError."""
+    import subprocess  # here: the spawner imports this module and never needs it
+
     done = subprocess.run([python, "-I", "-c", _PROBE], capture_output=True, text=True, timeout=60, check=False)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit status {done.returncode}"])[-1]

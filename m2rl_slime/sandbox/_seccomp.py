@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import platform
+import os
 import struct
 
 # linux/audit.h
@@ -48,7 +48,7 @@ _OFF_NR, _OFF_ARCH, _OFF_ARG0 = 0, 4, 16  # struct seccomp_data (little-endian: 
 
 def supported() -> bool:
     """Whether a filter exists for this architecture."""
-    return platform.machine() in _NUMBERS
+    return os.uname().machine in _NUMBERS
 
 
 def _assemble(program: list[tuple]) -> bytes:
@@ -75,7 +75,7 @@ def _assemble(program: list[tuple]) -> bytes:
 
 def build_filter(machine: str | None = None) -> bytes:
     """The filter program for `machine` (default: this one) as raw `sock_filter` bytes."""
-    machine = machine or platform.machine()
+    machine = machine or os.uname().machine
     numbers = _NUMBERS[machine]
     program: list[tuple] = [
         (_LD_ABS_W, _OFF_ARCH, None, None),

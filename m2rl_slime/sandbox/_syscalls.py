@@ -8,7 +8,6 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import os
-import platform
 from functools import lru_cache
 
 CLONE_NEWTIME = 0x00000080
@@ -101,16 +100,16 @@ def prctl(option: int, arg: int, arg3: int = 0) -> None:
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
     if number is None:
-        raise OSError(_errno.ENOSYS, f"pivot_root: unsupported architecture {platform.machine()}")
+        raise OSError(_errno.ENOSYS, f"pivot_root: unsupported architecture {os.uname().machine}")
     _check(int(_libc().syscall(number, _b(new_root), _b(put_old))), f"pivot_root({new_root!r}, {put_old!r})")
 
 
 def mount_setattr(path: str, *, set_attrs: int = 0, clear_attrs: int = 0, recursive: bool) -> None:
     """mount_setattr(2): set and clear MOUNT_ATTR_* flags on a mount (and, if recursive, on all below it)."""
-    if platform.machine() not in _UNIFIED_TABLE_ARCHES:
-        raise OSError(_errno.ENOSYS, f"mount_setattr: unsupported architecture {platform.machine()}")
+    if os.uname().machine not in _UNIFIED_TABLE_ARCHES:
+        raise OSError(_errno.ENOSYS, f"mount_setattr: unsupported architecture {os.uname().machine}")
     attr = _MountAttr(set_attrs, clear_attrs, 0, 0)
     flags = AT_RECURSIVE if recursive else 0
     result = _libc().syscall(_SYS_MOUNT_SETATTR, AT_FDCWD, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr))

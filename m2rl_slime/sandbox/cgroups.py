@@ -89,6 +89,7 @@ class SlotCgroup:
     dirs: Mapping[str, str]
     _memory: int | None = field(default=None, repr=False)
     _memsw: bool = field(default=False, repr=False)
+    _cpu_fd: int = field(default=-1, repr=False)  # kept open: one pread per reading
 
     @property
     def procs_files(self) -> list[str]:
@@ -129,13 +130,26 @@ class SlotCgroup:
 
     def cpu_ns(self) -> int | None:
         """CPU time used by every process that ever ran in the slot, in ns (None where not accounted)."""
-        if self.version == 2:
-            for line in _read(os.path.join(self.dirs["unified"], "cpu.stat")).splitlines():
-                if line.startswith("usage_usec "):
-                    return int(line.split()[1]) * 1000
-            return None
-        cpuacct = self.dirs.get("cpuacct")
-        return int(_read(os.path.join(cpuacct, "cpuacct.usage"))) if cpuacct else None
+        if self._cpu_fd < 0:
+            if self.version == 2:
+                path = os.path.join(self.dirs["unified"], "cpu.stat")
+            elif "cpuacct" in self.dirs:
+                path = os.path.join(self.dirs["cpuacct"], "cpuacct.usage")
+            else:
+                return None
+            self._cpu_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        text = os.pread(self._cpu_fd, 4096, 0).decode()
+        if self.version == 1:
+            return int(text)
+        for line in text.splitlines():
+            if line.startswith("usage_usec "):
+                return int(line.split()[1]) * 1000
+        return None
+
+    def close(self) -> None:
+        if self._cpu_fd >= 0:
+            os.close(self._cpu_fd)
+            self._cpu_fd = -1
 
     def oom_kills(self) -> int:
         """How many processes of the slot the kernel killed for its memory limit so far."""
@@ -171,6 +185,8 @@ class Cgroups:
 
     def close(self) -> None:
         """Remove the slot cgroups and the group directories (they must be empty of processes)."""
+        for slot in self.slots:
+            slot.close()
         for group in dict.fromkeys(self.groups.values()):
             _remove_group(group)
         self.slots = []

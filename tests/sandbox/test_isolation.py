@@ -128,3 +128,15 @@ def _uid(pid: str) -> int | None:
             return int(next(line for line in handle if line.startswith("Uid:")).split()[1])
     except (OSError, StopIteration):
         return None
+
+
+def test_sandbox_tests_skip_only_where_the_sandbox_cannot_exist_and_never_under_ci(monkeypatch):
+    from . import conftest as sandbox_conftest
+
+    monkeypatch.setattr(sandbox_conftest, "probe", lambda: NO_NAMESPACES)
+    monkeypatch.delenv("M2RL_REQUIRE_SANDBOX", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="simulated: unshare refused"):
+        sandbox_conftest.require_sandbox()
+    monkeypatch.setenv("M2RL_REQUIRE_SANDBOX", "1")
+    with pytest.raises(pytest.fail.Exception, match="M2RL_REQUIRE_SANDBOX=1"):
+        sandbox_conftest.require_sandbox()

@@ -498,3 +498,13 @@ def test_200_concurrent_rewards_against_a_2_slot_server_all_score(server_url, mo
 
     results = asyncio.run(many())
     assert [r.reason for r in results] == [Reason.OK] * 200, {r.reason for r in results}
+
+
+def test_the_old_module_path_still_works_and_says_it_is_deprecated():
+    import importlib
+    import sys
+
+    sys.modules.pop("m2rl_slime.rewards.code_tests", None)
+    with pytest.warns(DeprecationWarning, match="m2rl_slime.rewards.code"):
+        old = importlib.import_module("m2rl_slime.rewards.code_tests")
+    assert old.verify is verify and old.CodeConfig is CodeConfig
