@@ -101,8 +101,8 @@ def _run(args: argparse.Namespace) -> int:
         result = asyncio.run(client.run(spec))
     else:
         executor = LocalExecutor(from_args(args, workers=1))
-        executor.start()
         try:
+            executor.start()
             result = asyncio.run(executor.run(spec))
         finally:
             executor.close()
