@@ -84,7 +84,7 @@ MATH = DomainSpec(
 )
 CODE = DomainSpec(
     name="code",
-    verifier="m2rl_slime.rewards.code_tests.verify",
+    verifier="m2rl_slime.rewards.code.verify",
     aliases=("unit_test",),
     pooled=False,
     config_field="code",

@@ -109,7 +109,7 @@ def _cycle(graph: dict[str, dict[str, set[str]]]) -> list[str] | None:
 
 def test_the_walk_sees_the_known_edges():
     graph = _graph()
-    assert "m2rl_slime.rewards.code_tests -> m2rl_slime.sandbox.base" in graph["rewards"]["sandbox"]
+    assert "m2rl_slime.rewards.code.verifier -> m2rl_slime.sandbox.base" in graph["rewards"]["sandbox"]
     assert any("m2rl_slime.domains" in edge for edge in graph["data"]["m2rl_slime.domains"])
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from m2rl_slime.sandbox.base import CommandResult, RunResult, RunSpec, SchemaError
 
-# A response as SandboxFusion returns it (reward_anchors.md §2.1), without our extra keys.
+# A response as SandboxFusion returns it, without our extra keys.
 FUSION_RESPONSE = {
     "status": "Failed",
     "message": "",
@@ -35,6 +35,18 @@ def test_request_json_uses_fusion_field_names():
         "fetch_files": ["out"],
     }
     assert RunSpec.from_json(body) == spec
+
+
+def test_cpu_time_extensions_round_trip_and_stay_out_of_plain_requests():
+    spec = RunSpec("x", run_timeout=7.0, cpu_timeout=2.0, compile_cpu_timeout=3.0)
+    body = spec.to_json()
+    assert (body["run_timeout"], body["cpu_timeout"], body["compile_cpu_timeout"]) == (7.0, 2.0, 3.0)
+    assert RunSpec.from_json(body) == spec
+    assert "cpu_timeout" not in RunSpec("x").to_json()
+    with pytest.raises(SchemaError, match="cpu_timeout"):
+        RunSpec.from_json({"code": "x", "cpu_timeout": "fast"})
+    result = CommandResult.from_json({"status": "Finished", "cpu_time": 0.5}, "run_result")
+    assert result.cpu_time == 0.5 and CommandResult.from_json({"status": "Finished"}, "r").cpu_time is None
 
 
 def test_response_from_fusion_parses_and_round_trips():
