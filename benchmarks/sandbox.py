@@ -4,7 +4,7 @@
    socket, namespaces, uid drop, rlimits, cleanup) vs a bare ``subprocess.run([python, "-c", ...])``,
    interleaved, medians; target ratio <= 1.3.
 2. throughput: a batch of `--samples` correct solutions (cycling over the shipped Nemotron code rows;
-   every test of every row) scored with `code_tests.verify` concurrently, through the embedded sandbox
+   every test of every row) scored with `m2rl_slime.rewards.code.verify` concurrently, through the embedded sandbox
    and through `python -m m2rl_slime.sandbox serve` on loopback TCP, with the same number of slots;
    anchor: the same (program, stdin) runs as bare subprocesses on a pool of the same size.
 3. big output: a program printing 10 MB, judged end to end; target < 2 s.
@@ -31,7 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from m2rl_slime.rewards.code_tests import CodeConfig, extract_code, verify
+from m2rl_slime.rewards.code import CodeConfig, extract_code, verify
 from m2rl_slime.sandbox.base import RunSpec
 from m2rl_slime.sandbox.client import ClientSettings, FusionClient
 from m2rl_slime.sandbox.embedded import EmbeddedSandbox

@@ -35,7 +35,7 @@ class RewardConfig:
     CONFIG_ALIASES: ClassVar[dict[str, str]] = {"if": "if_"}
     CONFIG_LAZY_TYPES: ClassVar[dict[str, str]] = {
         "if_": "m2rl_slime.rewards.instruction.IFConfig",
-        "code": "m2rl_slime.rewards.code_tests.CodeConfig",
+        "code": "m2rl_slime.rewards.code.CodeConfig",
     }
 
     require_thinking: bool = True

@@ -18,7 +18,7 @@ VERIFIERS: dict[str, str] = {
     "math": "m2rl_slime.rewards.math_answer.verify",
     "science": "m2rl_slime.rewards.mcq.verify",
     "if": "m2rl_slime.rewards.instruction.verify",
-    "code": "m2rl_slime.rewards.code_tests.verify",  # async: awaits a sandbox
+    "code": "m2rl_slime.rewards.code.verify",  # async: awaits a sandbox
     "agent": "m2rl_slime.agent.verifier.verify",
 }
 

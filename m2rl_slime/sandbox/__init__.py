@@ -1,4 +1,4 @@
-"""Code sandbox for the `code` reward (no slime hook of its own; used by `m2rl_slime.rewards.code_tests`).
+"""Code sandbox for the `code` reward (no slime hook of its own; used by `m2rl_slime.rewards.code`).
 
 One wire format, SandboxFusion's `/run_code`, and three pieces: the embedded executor (`local`, run in
 a private server process started on first use, `embedded`), a server with SandboxFusion's API

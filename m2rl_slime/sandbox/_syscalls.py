@@ -1,4 +1,4 @@
-"""Thin ctypes wrappers over the Linux calls Python 3.10/3.11 lacks (unshare, setns, mount, mount_setattr).
+"""Thin ctypes wrappers over the Linux calls Python 3.10/3.11 lacks (unshare, setns, mount, pivot_root, ...).
 
 Every wrapper raises OSError with errno and the call's arguments. libc is loaded on first use.
 """
@@ -11,9 +11,12 @@ import os
 import platform
 from functools import lru_cache
 
+CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
@@ -28,14 +31,20 @@ MS_PRIVATE = 0x40000
 MNT_DETACH = 0x2
 
 MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
 AT_FDCWD = -100
 AT_RECURSIVE = 0x8000
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
 PR_SET_NO_NEW_PRIVS = 38
 
 # mount_setattr(2) has the same number on every architecture that has the unified syscall table.
 _SYS_MOUNT_SETATTR = 442
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "arm64": 41, "riscv64": 41, "loongarch64": 41}
 _UNIFIED_TABLE_ARCHES = ("x86_64", "aarch64", "arm64", "riscv64", "ppc64le", "s390x", "loongarch64")
 
 
@@ -87,15 +96,30 @@ def umount(target: str | bytes, flags: int = MNT_DETACH) -> None:
     _check(_libc().umount2(_b(target), flags), f"umount2({target!r})")
 
 
-def prctl(option: int, arg: int) -> None:
-    _check(_libc().prctl(option, arg, 0, 0, 0), f"prctl({option}, {arg})")
+def prctl(option: int, arg: int, arg3: int = 0) -> None:
+    _check(_libc().prctl(option, arg, arg3, 0, 0), f"prctl({option}, {arg})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(_errno.ENOSYS, f"pivot_root: unsupported architecture {platform.machine()}")
+    _check(int(_libc().syscall(number, _b(new_root), _b(put_old))), f"pivot_root({new_root!r}, {put_old!r})")
+
+
+def mount_setattr(path: str, *, set_attrs: int = 0, clear_attrs: int = 0, recursive: bool) -> None:
+    """mount_setattr(2): set and clear MOUNT_ATTR_* flags on a mount (and, if recursive, on all below it)."""
+    if platform.machine() not in _UNIFIED_TABLE_ARCHES:
+        raise OSError(_errno.ENOSYS, f"mount_setattr: unsupported architecture {platform.machine()}")
+    attr = _MountAttr(set_attrs, clear_attrs, 0, 0)
+    flags = AT_RECURSIVE if recursive else 0
+    result = _libc().syscall(_SYS_MOUNT_SETATTR, AT_FDCWD, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr))
+    _check(int(result), f"mount_setattr({path!r}, set={set_attrs:#x}, clear={clear_attrs:#x})")
 
 
 def set_mount_readonly(path: str, *, readonly: bool, recursive: bool) -> None:
-    """mount_setattr(2): set or clear MOUNT_ATTR_RDONLY on a mount (and, if recursive, all below it)."""
-    if platform.machine() not in _UNIFIED_TABLE_ARCHES:
-        raise OSError(_errno.ENOSYS, f"mount_setattr: unsupported architecture {platform.machine()}")
-    attr = _MountAttr(MOUNT_ATTR_RDONLY if readonly else 0, 0 if readonly else MOUNT_ATTR_RDONLY, 0, 0)
-    flags = AT_RECURSIVE if recursive else 0
-    result = _libc().syscall(_SYS_MOUNT_SETATTR, AT_FDCWD, _b(path), flags, ctypes.byref(attr), ctypes.sizeof(attr))
-    _check(int(result), f"mount_setattr({path!r}, readonly={readonly})")
+    """Set or clear MOUNT_ATTR_RDONLY on a mount (and, if recursive, all below it)."""
+    if readonly:
+        mount_setattr(path, set_attrs=MOUNT_ATTR_RDONLY, recursive=recursive)
+    else:
+        mount_setattr(path, clear_attrs=MOUNT_ATTR_RDONLY, recursive=recursive)

@@ -1,13 +1,21 @@
-"""Working-directory chores of the executor: safe file writes, fetches, resets and output reads."""
+"""Working-directory chores of the executor: safe writes and fetches, hostile-tree cleanup, owned directories."""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import errno
+import fcntl
+import logging
 import os
 import posixpath
-import shutil
-from collections.abc import Iterable, Mapping
+import stat
+import tempfile
+from collections.abc import Collection, Iterable, Mapping
+
+logger = logging.getLogger(__name__)
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+LOCK_NAME = ".lock"
 
 
 def safe_relpath(path: str, where: str) -> str:
@@ -67,28 +75,130 @@ def fetch_files(root: str, paths: Iterable[str], limit: int) -> dict[str, str]:
     return out
 
 
-def empty_dir(path: str, owner: int | None, mode: int) -> None:
-    """Delete everything inside `path` (never following symlinks) and restore its owner and mode."""
-    os.chmod(path, 0o700)
-    with os.scandir(path) as entries:
+def _open_dir(name: str, dir_fd: int) -> int:
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except PermissionError:  # a program made it unreadable (mode 000): its owner or root can chmod it back
+        os.chmod(name, 0o700, dir_fd=dir_fd, follow_symlinks=False)
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+def _unlink_entries(fd: int, keep: Collection[str]) -> list[str]:
+    """Unlink every non-directory in the directory `fd` (except `keep`); return its subdirectory names."""
+    subdirs = []
+    with os.scandir(fd) as entries:
         for entry in entries:
+            if entry.name in keep:
+                continue
             if entry.is_dir(follow_symlinks=False):
-                _make_deletable(entry.path)
-                shutil.rmtree(entry.path)
+                subdirs.append(entry.name)
             else:
-                os.unlink(entry.path)
-    if owner is not None:
-        os.chown(path, owner, owner)
+                os.unlink(entry.name, dir_fd=fd)
+    return subdirs
+
+
+def clear_tree(fd: int, keep: Collection[str] = ()) -> None:
+    """Delete everything inside the directory open as `fd`, except the top-level names in `keep`.
+
+    Iterative and descriptor-relative: it descends with openat(O_NOFOLLOW) and climbs back with
+    openat(".."), holding two descriptors whatever the depth, so a 100,000-deep chain of directories or
+    one with a path far beyond PATH_MAX is removed like any other (no recursion, no path strings,
+    symlinks never followed). Only for trees nothing else writes to while they are removed.
+    """
+    current = os.dup(fd)
+    pending = _unlink_entries(current, keep)
+    stack: list[tuple[str, list[str]]] = []  # (name of the directory we are in, its parent's pending names)
+    try:
+        while True:
+            if pending:
+                name = pending.pop()
+                child = _open_dir(name, current)
+                os.close(current)
+                current = child
+                stack.append((name, pending))
+                pending = _unlink_entries(current, ())
+                continue
+            if not stack:
+                return
+            parent = os.open("..", _DIR_FLAGS, dir_fd=current)
+            os.close(current)
+            current = parent
+            name, pending = stack.pop()
+            os.rmdir(name, dir_fd=current)
+    finally:
+        os.close(current)
+
+
+def empty_dir(path: str, owner: int | None, mode: int, keep: Collection[str] = ()) -> None:
+    """Delete everything inside `path` but `keep` (never following symlinks); restore its owner and mode."""
+    fd = os.open(path, _DIR_FLAGS)
+    try:
+        os.fchmod(fd, 0o700)
+        clear_tree(fd, keep)
+        if owner is not None:
+            os.fchown(fd, owner, owner)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+def remove_tree(path: str) -> None:
+    """Remove `path` and everything below it (see `clear_tree`); a missing path is fine."""
+    try:
+        fd = os.open(path, _DIR_FLAGS)
+    except FileNotFoundError:
+        return
+    try:
+        clear_tree(fd)
+    finally:
+        os.close(fd)
+    os.rmdir(path)
+
+
+def make_owned_dir(prefix: str, parent: str | None = None, mode: int = 0o711) -> tuple[str, int]:
+    """Create ``<parent>/<prefix><pid>-<random>`` with a lock file held (flock) for this process's lifetime.
+
+    Returns (path, lock fd); keep the fd open while the directory is in use. `remove_dead_dirs` tells a
+    dead owner's directory from a live one by that lock, whatever became of the owner's pid.
+    """
+    path = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent)
     os.chmod(path, mode)
+    lock = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return path, lock
 
 
-def _make_deletable(top: str) -> None:
-    """rmtree fails on directories a program made unreadable (mode 000); root can chmod them back."""
-    for dirpath, dirnames, _ in os.walk(top, followlinks=False):
-        for name in dirnames:
-            full = os.path.join(dirpath, name)
-            if not os.path.islink(full):
-                os.chmod(full, 0o700)
+def remove_dead_dirs(prefix: str, parent: str | None = None) -> list[str]:
+    """Remove directories made by `make_owned_dir` whose owner is gone (their lock is free); return them."""
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(prefix)]
+    except OSError:
+        return removed
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                continue
+            lock = os.open(os.path.join(path, LOCK_NAME), os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except OSError:
+            continue  # not one of ours (no lock file) or already gone
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(lock)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                logger.warning("could not check the owner of %s: %s", path, exc)
+            continue  # its owner is alive
+        try:
+            remove_tree(path)
+            removed.append(path)
+        except OSError as exc:
+            logger.warning("could not remove the dead sandbox directory %s: %s", path, exc)
+        finally:
+            os.close(lock)
+    return removed
 
 
 def read_stream(fd: int, limit: int, *, tail: bool) -> tuple[str, int]:
@@ -106,3 +216,44 @@ def read_stream(fd: int, limit: int, *, tail: bool) -> tuple[str, int]:
         offset += len(chunk)
         want -= len(chunk)
     return b"".join(chunks).decode("utf-8", errors="replace"), size
+
+
+class TailReader:
+    """Drains a pipe from an event loop, keeping only its last `limit` bytes (and counting them all).
+
+    A program's stderr goes through one of these: it can write any amount without ever blocking for
+    long or failing a write, and only the tail is kept.
+    """
+
+    _CHUNKS_PER_WAKEUP = 16  # so a fast writer cannot starve the event loop
+
+    def __init__(self, fd: int, limit: int, loop):
+        os.set_blocking(fd, False)
+        self.fd, self.limit, self.loop = fd, limit, loop
+        self.size = 0
+        self._buf = bytearray()
+        self._eof = False
+        loop.add_reader(fd, self._read)
+
+    def _read(self, chunks: int = _CHUNKS_PER_WAKEUP) -> None:
+        for _ in range(chunks):
+            try:
+                chunk = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                self._eof = True
+                self.loop.remove_reader(self.fd)
+                return
+            self.size += len(chunk)
+            self._buf += chunk
+            if len(self._buf) > 2 * self.limit:
+                del self._buf[: -self.limit]
+
+    def finish(self) -> tuple[str, int]:
+        """Read what is left (without waiting), close the pipe; return (decoded tail, total bytes)."""
+        if not self._eof:
+            self.loop.remove_reader(self.fd)
+            self._read(chunks=64)  # a pipe holds at most its buffer (64 KiB by default) once the writer is gone
+        os.close(self.fd)
+        return bytes(self._buf[-self.limit :]).decode("utf-8", errors="replace"), self.size

@@ -5,9 +5,12 @@ files, fetch_files``. Response (`RunCodeResponse`): ``status`` (Success | Failed
 ``message``, ``compile_result`` / ``run_result`` (``status`` Finished | Error | TimeLimitExceeded,
 ``execution_time``, ``return_code``, ``stdout``, ``stderr``), ``files``, ``executor_pod_name``.
 
-Our executor adds two response keys a SandboxFusion client ignores: ``truncated`` on a command result
-(an output stream hit the byte cap and the program was stopped) and ``network_isolated`` on the run
-result (None when the server does not say, as a real SandboxFusion does not).
+Extensions a SandboxFusion server or client ignores: request keys ``cpu_timeout`` and
+``compile_cpu_timeout`` (CPU-time limits of the run and the compilation; ``run_timeout`` and
+``compile_timeout`` keep their SandboxFusion meaning, wall-clock seconds, and act as a backstop),
+response keys ``cpu_time`` and ``truncated`` on a command result (CPU seconds used; stdout went past
+the byte cap) and ``network_isolated`` on the run result (None when the server does not say, as a real
+SandboxFusion does not).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..errors import SandboxError
+from ..errors import ConfigError, SandboxError
 
 RunStatus = Literal["Success", "Failed", "SandboxError"]
 CommandStatus = Literal["Finished", "Error", "TimeLimitExceeded"]
@@ -26,6 +29,14 @@ COMMAND_STATUSES = ("Finished", "Error", "TimeLimitExceeded")
 
 class SandboxUnavailableError(SandboxError):
     """The sandbox is known to be down (circuit breaker open): the request was not sent."""
+
+
+class SandboxConfigError(ConfigError):
+    """The sandbox cannot run programs as configured (e.g. its interpreter does not run inside it): fix the setting.
+
+    Not a `SandboxError`: retrying cannot help, so a reward stops the run with this one-line message
+    instead of scoring every code sample 0.
+    """
 
 
 class SchemaError(ValueError):
@@ -41,6 +52,15 @@ def _number(data: Mapping[str, Any], key: str, default: float, where: str) -> fl
     return float(value)
 
 
+def wall_backstop(cpu_seconds: float) -> float:
+    """The wall-clock limit that goes with a CPU-time limit: generous, for programs that block (3x + 1 s)."""
+    return 3.0 * cpu_seconds + 1.0
+
+
+def _optional_number(data: Mapping[str, Any], key: str, where: str) -> float | None:
+    return None if data.get(key) is None else _number(data, key, 0.0, where)
+
+
 @dataclass(frozen=True, slots=True)
 class RunSpec:
     """One program to run (SandboxFusion's `RunCodeRequest`).
@@ -49,12 +69,15 @@ class RunSpec:
         code: The program text.
         language: ``python`` or ``cpp`` for our executor (a SandboxFusion fleet knows more).
         stdin: Text fed to the program's standard input (None = empty).
-        compile_timeout: Seconds allowed for compilation (compiled languages only).
-        run_timeout: Wall-clock seconds allowed for the run.
+        compile_timeout: Wall-clock seconds allowed for compilation (compiled languages only).
+        run_timeout: Wall-clock seconds allowed for the run (SandboxFusion's meaning).
         memory_limit_mb: Address-space limit in MiB (-1 = the server's default). JSON key
             ``memory_limit_MB``.
         files: Extra files for the working directory: relative path -> base64 content (None = empty).
         fetch_files: Relative paths returned base64-encoded in `RunResult.files` after the run.
+        cpu_timeout: CPU seconds the run may use (its whole process tree); None = `run_timeout`. Sent as
+            an extension key; a server that does not know it applies only `run_timeout`.
+        compile_cpu_timeout: The same for compilation.
     """
 
     code: str
@@ -65,8 +88,12 @@ class RunSpec:
     memory_limit_mb: int = -1
     files: Mapping[str, str | None] = field(default_factory=dict)
     fetch_files: tuple[str, ...] = ()
+    cpu_timeout: float | None = None
+    compile_cpu_timeout: float | None = None
 
     def to_json(self) -> dict[str, Any]:
+        extensions = {k: v for k, v in (("cpu_timeout", self.cpu_timeout),
+                                        ("compile_cpu_timeout", self.compile_cpu_timeout)) if v is not None}  # fmt: skip
         return {
             "code": self.code,
             "language": self.language,
@@ -76,6 +103,7 @@ class RunSpec:
             "memory_limit_MB": self.memory_limit_mb,
             "files": dict(self.files),
             "fetch_files": list(self.fetch_files),
+            **extensions,
         }
 
     @classmethod
@@ -112,12 +140,18 @@ class RunSpec:
             memory_limit_mb=memory,
             files=dict(files),
             fetch_files=tuple(fetch),
+            cpu_timeout=_optional_number(data, "cpu_timeout", where),
+            compile_cpu_timeout=_optional_number(data, "compile_cpu_timeout", where),
         )
 
 
 @dataclass(frozen=True, slots=True)
 class CommandResult:
-    """One command of a run (compile or run): SandboxFusion's `CommandRunResult`."""
+    """One command of a run (compile or run): SandboxFusion's `CommandRunResult`.
+
+    `execution_time` is wall-clock seconds, `cpu_time` the CPU seconds of the command's whole process
+    tree (None where the server does not report it).
+    """
 
     status: CommandStatus
     execution_time: float | None = None
@@ -125,6 +159,7 @@ class CommandResult:
     stdout: str = ""
     stderr: str = ""
     truncated: bool = False
+    cpu_time: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -134,6 +169,7 @@ class CommandResult:
             "stdout": self.stdout,
             "stderr": self.stderr,
             "truncated": self.truncated,
+            "cpu_time": self.cpu_time,
         }
 
     @classmethod
@@ -144,7 +180,7 @@ class CommandResult:
             raise SchemaError(
                 f"{where}: expected a command result with status in {COMMAND_STATUSES}, got {data!r:.200}"
             )
-        time, code = data.get("execution_time"), data.get("return_code")
+        time, code, cpu = data.get("execution_time"), data.get("return_code"), data.get("cpu_time")
         return cls(
             status=data["status"],
             execution_time=float(time) if isinstance(time, (int, float)) else None,
@@ -152,6 +188,7 @@ class CommandResult:
             stdout=data.get("stdout") or "",
             stderr=data.get("stderr") or "",
             truncated=bool(data.get("truncated", False)),
+            cpu_time=float(cpu) if isinstance(cpu, (int, float)) and not isinstance(cpu, bool) else None,
         )
 
 

@@ -7,15 +7,19 @@ request (no connection pool, no concurrency bound), retries every error includin
 no circuit breaker. The wire format is small, so this module speaks it directly with aiohttp:
 
 - one `ClientSession` (pooled connector) per running event loop, created lazily and closed when that
-  loop shuts down (an async generator registered with the loop), so the client works from slime's
-  long-lived loop and from repeated `asyncio.run(...)` calls alike;
-- at most `max_in_flight` requests per loop; a hard per-request deadline (compile + run timeouts +
-  `request_slack_s`);
-- retries with capped exponential backoff and jitter on transport errors, timeouts, HTTP 5xx/429 and a
-  ``SandboxError`` response; other 4xx and malformed responses are not retried;
-- a process-wide circuit breaker (transport errors, timeouts and 5xx only; a 429 or a ``SandboxError``
-  response means the server is up): once open, calls fail fast with `SandboxUnavailableError` and a
-  loud, rate-limited log line naming the URL.
+  loop shuts down, so the client works from slime's long-lived loop and repeated `asyncio.run(...)`;
+- at first use it reads the server's ``GET /health``: our server reports its slots (the default
+  in-flight bound is then exactly that many requests, so none waits server-side while its deadline
+  ticks) and its features (``cpu_timeout``: CPU-time limits; for other servers a spec's CPU limits are
+  sent as SandboxFusion's wall-clock ``run_timeout``/``compile_timeout``);
+- a hard per-request deadline (wall-clock compile + run timeouts + `request_slack_s`);
+- a program is sent again only when it provably did not reach the server (connection refused, HTTP
+  429/502/503/504); a failure after delivery (timeout, dropped connection, HTTP 500, a ``SandboxError``
+  response) is never resent, so a program that breaks a server cannot break the next one too; 429
+  (busy) is retried with backoff until `busy_timeout_s`, without counting as a failure;
+- a process-wide circuit breaker (transport failures and 502-504 only): once open, calls fail fast with
+  `SandboxUnavailableError` and a loud, rate-limited log line, and every `breaker_reset_s` one caller
+  pings the server; the first answer closes it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -39,32 +43,73 @@ from .breaker import CircuitBreaker
 
 logger = logging.getLogger(__name__)
 
+DEFAULT_IN_FLIGHT = 64  # for a server that does not report its slots
+_RETRIED_STATUS = (502, 503, 504)
+
 
 @dataclass(frozen=True, slots=True)
 class ClientSettings:
-    """HTTP client behaviour (all from the `code` section of `m2rl_reward`)."""
+    """HTTP client behaviour (all from the `code` section of `m2rl_reward`).
 
-    max_in_flight: int = 64
+    `max_in_flight` None sizes the in-flight requests to the server's slots (from its ``/health``; 64
+    for a server that does not say); `retries` bounds resends of undelivered requests; `busy_timeout_s`
+    bounds how long a request keeps retrying HTTP 429; `breaker_reset_s` is the probe interval.
+    """
+
+    max_in_flight: int | None = None
     retries: int = 3
     backoff_s: float = 0.5
     backoff_max_s: float = 8.0
     request_slack_s: float = 10.0
     connect_timeout_s: float = 5.0
+    busy_timeout_s: float = 600.0
     breaker_failures: int = 5
-    breaker_reset_s: float = 30.0
+    breaker_reset_s: float = 0.5
 
 
-class _Retryable(Exception):
-    def __init__(self, message: str, *, counts_for_breaker: bool = True):
+class RequestError(SandboxError):
+    """A request failed. `delivered`: the server may have received it (then it is never resent);
+    `transport`: the failure says something about the server's health (it counts for the breaker)."""
+
+    def __init__(self, message: str, *, delivered: bool, transport: bool = False):
         super().__init__(message)
-        self.counts_for_breaker = counts_for_breaker
+        self.delivered, self.transport = delivered, transport
+
+
+class _Retry(Exception):
+    def __init__(self, message: str, *, breaker: bool, busy: bool = False):
+        super().__init__(message)
+        self.breaker, self.busy = breaker, busy
+
+
+class _Limiter:
+    """A semaphore whose size can change (once the server has said how many slots it has)."""
+
+    def __init__(self, limit: int):
+        self.limit, self.active = limit, 0
+        self._changed = asyncio.Event()
+
+    async def __aenter__(self) -> None:
+        while self.active >= self.limit:
+            self._changed.clear()
+            await self._changed.wait()
+        self.active += 1
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.active -= 1
+        self._changed.set()
+
+    def resize(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._changed.set()
 
 
 @dataclass(slots=True)
 class _LoopState:
     session: aiohttp.ClientSession
-    semaphore: asyncio.Semaphore
+    limiter: _Limiter
     keeper: Any  # the async generator that closes the session when the loop shuts down
+    discovery: asyncio.Lock = field(default_factory=asyncio.Lock)  # callers wait for the one asking /health
 
 
 async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncIterator[None]:
@@ -82,6 +127,17 @@ def split_url(url: str) -> tuple[str, str | None]:
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"sandbox URL must start with http://, https:// or unix://, got {url!r}")
     return url.rstrip("/").removesuffix("/run_code"), None
+
+
+def adapt(spec: RunSpec, features: frozenset[str]) -> dict[str, Any]:
+    """The request body for a server with `features`: CPU limits become wall-clock ones where unknown."""
+    body = spec.to_json()
+    if "cpu_timeout" not in features:
+        for cpu, wall in (("cpu_timeout", "run_timeout"), ("compile_cpu_timeout", "compile_timeout")):
+            value = body.pop(cpu, None)
+            if value is not None:
+                body[wall] = value
+    return body
 
 
 class FusionClient:
@@ -107,13 +163,16 @@ class FusionClient:
         self._alive = alive
         self.base_url, self._unix_path = split_url(url)
         self.url = url if label is None else label
-        self._breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_reset_s)
+        self.breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_reset_s)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
         self._lock = threading.Lock()
         self._rng = random.Random()
-        self._counts = {"requests": 0, "retries": 0, "failures": 0, "unavailable": 0, "sandbox_errors": 0}
+        self._counts = {"requests": 0, "retries": 0, "busy": 0, "failures": 0, "unavailable": 0, "sandbox_errors": 0}
         self._last_unavailable_log = 0.0
         self._atexit = False
+        self.server_slots: int | None = None
+        self.features: frozenset[str] = frozenset()
+        self._discovered_at: float | None = None
 
     def describe(self) -> str:
         return self.url
@@ -121,12 +180,8 @@ class FusionClient:
     def stats(self) -> Mapping[str, Any]:
         with self._lock:
             counts = dict(self._counts)
-        return {
-            **counts,
-            "url": self.url,
-            "breaker": self._breaker.state,
-            "breaker_opened": self._breaker.times_opened,
-        }
+        return {**counts, "url": self.url, "breaker": self.breaker.state, "breaker_opened": self.breaker.times_opened,
+                "server_slots": self.server_slots}  # fmt: skip
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -140,21 +195,43 @@ class FusionClient:
         with self._lock:  # forget loops that were closed (their sessions were closed at loop shutdown)
             for old in [old for old in self._loops if old.is_closed()]:
                 del self._loops[old]
-        limit = self.settings.max_in_flight
         if self._unix_path:
-            connector: aiohttp.BaseConnector = aiohttp.UnixConnector(self._unix_path, limit=limit)
+            connector: aiohttp.BaseConnector = aiohttp.UnixConnector(self._unix_path, limit=0)
         else:
-            connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0)
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
         session = aiohttp.ClientSession(connector=connector)
         keeper = _close_at_loop_shutdown(session)
         await keeper.__anext__()
-        state = _LoopState(session, asyncio.Semaphore(limit), keeper)
+        state = _LoopState(session, _Limiter(self.settings.max_in_flight or DEFAULT_IN_FLIGHT), keeper)
         with self._lock:
             self._loops[loop] = state
             if not self._atexit:
                 atexit.register(self._close_at_exit)
                 self._atexit = True
         return state
+
+    async def _discover(self, state: _LoopState) -> None:
+        """Read the server's slots and features from ``/health`` (again after 5 s while it cannot be reached)."""
+        now = time.monotonic()
+        if self._discovered_at is not None and now - self._discovered_at < 5.0:
+            return
+        self._discovered_at = now
+        timeout = aiohttp.ClientTimeout(total=5.0, sock_connect=self.settings.connect_timeout_s)
+        try:
+            async with state.session.get(f"{self.base_url}/health", timeout=timeout) as resp:
+                body = await resp.json(content_type=None) if resp.status == 200 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return
+        slots = body.get("slots_total") if isinstance(body, Mapping) else None
+        if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0:
+            self.features = frozenset(f for f in body.get("features", ()) if isinstance(f, str))
+            self.server_slots = slots
+        else:
+            self.server_slots = 0  # it answered, but does not say: keep the defaults
+
+    def _size(self, state: _LoopState) -> None:
+        if self.settings.max_in_flight is None and self.server_slots and state.limiter.limit != self.server_slots:
+            state.limiter.resize(self.server_slots)
 
     def _close_at_exit(self) -> None:
         """Close sessions of loops still running in other threads (e.g. a router's loop thread) at exit."""
@@ -177,12 +254,17 @@ class FusionClient:
         """Run one program remotely.
 
         Raises:
-            SandboxUnavailableError: the breaker is open (nothing sent).
-            SandboxError: every attempt failed, or the server rejected the request (4xx) or answered
-                something that is not a `/run_code` response.
+            SandboxUnavailableError: the breaker is open and the server did not answer a probe (nothing sent).
+            RequestError: the request failed (`delivered` says whether the server may have run it), or the
+                server rejected it (4xx) or answered something that is not a `/run_code` response.
         """
         state = await self._state()
-        async with state.semaphore:
+        if self.server_slots is None:
+            async with state.discovery:
+                if self.server_slots is None:
+                    await self._discover(state)
+        self._size(state)
+        async with state.limiter:
             return await self._run_with_retries(state.session, spec)
 
     def _unavailable(self, last_error: str) -> SandboxUnavailableError:
@@ -191,10 +273,10 @@ class FusionClient:
         if now - self._last_unavailable_log > 10.0:
             self._last_unavailable_log = now
             logger.error(
-                "CODE SANDBOX UNAVAILABLE at %s (circuit breaker open, retry in %.0f s): code samples score 0 with "
-                "reason sandbox_unavailable (%d so far). Last error: %s",
+                "CODE SANDBOX UNAVAILABLE at %s (circuit breaker open, next probe in %.1f s): code samples score 0 "
+                "with reason sandbox_unavailable (%d so far). Last error: %s",
                 self.url,
-                self._breaker.retry_in(),
+                self.breaker.retry_in(),
                 self._counts["unavailable"],
                 last_error or "-",
             )
@@ -202,42 +284,73 @@ class FusionClient:
             f"code sandbox at {self.url} is unavailable (circuit breaker open; last error: {last_error or '-'})"
         )
 
+    async def _gate(self, session: aiohttp.ClientSession, last_error: str) -> None:
+        """Pass when the breaker is closed, or a probe we took finds the server up; else raise unavailable."""
+        if self.breaker.allow():
+            return
+        if self.breaker.take_probe():
+            if await self.ping(session):
+                self.breaker.record_success()
+                logger.warning("code sandbox at %s answers again; circuit breaker closed", self.url)
+                return
+            self.breaker.probe_failed()
+        raise self._unavailable(last_error)
+
+    async def ping(self, session: aiohttp.ClientSession | None = None) -> bool:
+        """Does the server answer ``GET /v1/ping``?"""
+        session = session or (await self._state()).session
+        timeout = aiohttp.ClientTimeout(total=2.0)
+        try:
+            async with session.get(f"{self.base_url}/v1/ping", timeout=timeout) as resp:
+                return resp.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return False
+
     async def _run_with_retries(self, session: aiohttp.ClientSession, spec: RunSpec) -> RunResult:
         s = self.settings
-        deadline = spec.compile_timeout + spec.run_timeout + s.request_slack_s
-        payload = json.dumps(spec.to_json())
-        last_error = ""
-        for attempt in range(s.retries + 1):
-            if not self._breaker.allow():
-                raise self._unavailable(last_error)
+        body = adapt(spec, self.features)
+        deadline = body["compile_timeout"] + body["run_timeout"] + s.request_slack_s
+        payload = json.dumps(body)
+        last_error, attempt, busy_until = "", 0, time.monotonic() + s.busy_timeout_s
+        while True:
+            await self._gate(session, last_error)
             self._count("requests")
             try:
                 result = await self._post(session, payload, deadline)
-            except _Retryable as exc:
+            except _Retry as exc:
                 last_error = str(exc)
-                self._count("failures")
-                if exc.counts_for_breaker and self._breaker.record_failure():
-                    logger.error(
-                        "CODE SANDBOX at %s failed %d times in a row (last: %s); opening the circuit breaker for %.0f s",
-                        self.url,
-                        s.breaker_failures,
-                        last_error,
-                        s.breaker_reset_s,
-                    )
-                elif not exc.counts_for_breaker:
-                    self._breaker.record_success()
-                if attempt == s.retries or (self._alive is not None and not self._alive()):
-                    break
+                if exc.busy:
+                    self._count("busy")
+                    self.breaker.record_success()  # it answered: it is up
+                    if time.monotonic() >= busy_until:
+                        raise RequestError(f"code sandbox at {self.url} stayed busy (HTTP 429) for "
+                                           f"{s.busy_timeout_s:.0f} s; last: {last_error}", delivered=False) from None  # fmt: skip
+                else:
+                    self._failure(last_error, exc.breaker)
+                    attempt += 1
+                    if attempt > s.retries or (self._alive is not None and not self._alive()):
+                        raise RequestError(f"code sandbox at {self.url} failed {attempt} attempts; last error: "
+                                           f"{last_error}", delivered=False) from None  # fmt: skip
                 self._count("retries")
-                delay = min(s.backoff_max_s, s.backoff_s * 2**attempt) * (0.5 + self._rng.random())
+                delay = min(s.backoff_max_s, s.backoff_s * 2 ** min(attempt, 16)) * (0.5 + self._rng.random())
                 await asyncio.sleep(delay)
                 continue
-            except SandboxError:
-                self._breaker.record_success()  # the server answered: it is up, the request is at fault
+            except RequestError as exc:
+                if exc.transport:
+                    self._failure(str(exc), True)
+                else:
+                    self.breaker.record_success()  # the server answered: it is up, the request is at fault
                 raise
-            self._breaker.record_success()
+            self.breaker.record_success()
             return result
-        raise SandboxError(f"code sandbox at {self.url} failed {s.retries + 1} attempts; last error: {last_error}")
+
+    def _failure(self, message: str, breaker: bool) -> None:
+        self._count("failures")
+        if breaker and self.breaker.record_failure():
+            logger.error(
+                "CODE SANDBOX at %s failed %d times in a row (last: %s); opening the circuit breaker (probing every "
+                "%.1f s)", self.url, self.settings.breaker_failures, message, self.settings.breaker_reset_s,
+            )  # fmt: skip
 
     async def _post(self, session: aiohttp.ClientSession, payload: str, deadline: float) -> RunResult:
         timeout = aiohttp.ClientTimeout(total=deadline, sock_connect=self.settings.connect_timeout_s)
@@ -248,22 +361,30 @@ class FusionClient:
             ) as resp:
                 body = await resp.read()
                 status = resp.status
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was delivered
+            raise _Retry(f"{type(exc).__name__}: {exc}", breaker=True) from None
         except asyncio.TimeoutError:
-            raise _Retryable(f"no response within {deadline:.0f} s") from None
-        except aiohttp.ClientError as exc:
-            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+            raise _transport(f"no response within {deadline:.0f} s") from None
+        except aiohttp.ClientError as exc:  # the connection broke after the request went out
+            raise _transport(f"{type(exc).__name__}: {exc}") from None
         text = body[:300].decode(errors="replace")
-        if status == 429:  # the server is up but busy: back off and retry, the breaker is not involved
-            raise _Retryable(f"HTTP 429 (busy): {text}", counts_for_breaker=False)
-        if status >= 500:
-            raise _Retryable(f"HTTP {status}: {text}")
+        if status == 429:
+            raise _Retry(f"HTTP 429 (busy): {text}", breaker=False, busy=True)
+        if status in _RETRIED_STATUS:  # a gateway or an unavailable server: the program did not run
+            raise _Retry(f"HTTP {status}: {text}", breaker=True)
         if status != 200:
-            raise SandboxError(f"code sandbox at {self.url} rejected the request: HTTP {status}: {text}")
+            raise RequestError(f"code sandbox at {self.url} answered HTTP {status}: {text}", delivered=True)
         try:
             result = RunResult.from_json(json.loads(body))
         except ValueError as exc:
-            raise SandboxError(f"code sandbox at {self.url} sent a malformed /run_code response: {exc}") from None
+            raise RequestError(f"code sandbox at {self.url} sent a malformed /run_code response: {exc}",
+                               delivered=True) from None  # fmt: skip
         if result.status == "SandboxError":
             self._count("sandbox_errors")
-            raise _Retryable(f"sandbox error: {result.message[:300]}", counts_for_breaker=False)
+            raise RequestError(f"code sandbox at {self.url} failed to run the program: {result.message[:300]}",
+                               delivered=True)  # fmt: skip
         return result
+
+
+def _transport(message: str) -> RequestError:
+    return RequestError(message, delivered=True, transport=True)

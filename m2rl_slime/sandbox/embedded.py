@@ -5,8 +5,11 @@ single-threaded process (it changes its mount namespace and forks with a `preexe
 unsafe in a multi-threaded process such as a Ray actor), and forking a small server is much cheaper
 than forking a trainer with gigabytes mapped. The child is `python -m m2rl_slime.sandbox serve` on a
 Unix socket in a private 0700 directory; requests go through the same HTTP client as a remote
-sandbox. If the child dies it is restarted (at most 3 times in 5 minutes); it exits by itself when
-this process is gone.
+sandbox. If the child dies it is restarted (at most 3 times in 5 minutes) and the client's circuit
+breaker is closed at once; it exits by itself when this process is gone. A program is sent again
+after a restart only if it never reached the dead server. A server that refuses its configuration
+(exit status 2, e.g. an interpreter that does not run inside the sandbox) raises `SandboxConfigError`,
+which stops the run with that one line instead of scoring every code sample 0.
 """
 
 from __future__ import annotations
@@ -14,56 +17,59 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
+import json
 import logging
 import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from ..errors import SandboxError
-from .base import RunResult, RunSpec, SandboxUnavailableError
-from .client import ClientSettings, FusionClient
-from .local import ExecutorSettings
+from ._workdir import make_owned_dir, remove_dead_dirs, remove_tree
+from .base import RunResult, RunSpec, SandboxConfigError, SandboxUnavailableError
+from .client import ClientSettings, FusionClient, RequestError
+from .settings import ExecutorSettings, to_argv
 
 logger = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 120.0
 _MAX_RESTARTS = 3
 _RESTART_WINDOW_S = 300.0
+DIR_PREFIX = "m2rl-sandbox-embedded-"
+
+
+def _get_unix(path: str, target: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    """(HTTP status, body) of ``GET target`` on a Unix socket (HTTP/1.0: the server closes after answering)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(1 << 16):
+            chunks.append(chunk)
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status_line = head.split(b"\r\n", 1)[0]
+    return (int(status_line[9:12]) if status_line.startswith(b"HTTP/1.") else 0), body
 
 
 def _ping_unix(path: str, timeout: float = 2.0) -> bool:
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(b"GET /v1/ping HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            status_line = sock.recv(64).split(b"\r\n", 1)[0]
-            return status_line.startswith(b"HTTP/1.") and status_line[9:12] == b"200"
-    except OSError:
+        return _get_unix(path, "/v1/ping", timeout)[0] == 200
+    except (OSError, ValueError):
         return False
 
 
 def _server_argv(settings: ExecutorSettings, sock: str, own_dir: str) -> list[str]:
-    argv = [
+    """The child server's command line: every executor setting, rendered by `settings.to_argv`."""
+    work = dataclasses.replace(settings, work_root=os.path.join(own_dir, "work"))
+    return [
         sys.executable, "-m", "m2rl_slime.sandbox", "--log-level", "WARNING", "serve",
-        "--unix", sock, "--parent-pid", str(os.getpid()),
-        "--isolation", settings.isolation, "--memory-mb", str(settings.memory_limit_mb),
-        "--output-mb", str(settings.output_limit_mb), "--disk-mb", str(settings.disk_limit_mb),
-        "--max-processes", str(settings.max_processes), "--work-root", os.path.join(own_dir, "work"),
-        "--owned-dir", own_dir, "--max-timeout", str(settings.max_timeout_s),
+        "--unix", sock, "--parent-pid", str(os.getpid()), "--owned-dir", own_dir, *to_argv(work),
     ]  # fmt: skip
-    if settings.workers:
-        argv += ["--workers", str(settings.workers)]
-    if settings.python:
-        argv += ["--python", settings.python]
-    return argv
 
 
 class EmbeddedSandbox:
@@ -81,11 +87,12 @@ class EmbeddedSandbox:
         # while their HTTP deadline (meant for the run itself) ticks, and time out under load.
         slots = self.settings.workers or len(os.sched_getaffinity(0))
         self.client_settings = dataclasses.replace(
-            client_settings, max_in_flight=min(client_settings.max_in_flight, slots)
+            client_settings, max_in_flight=min(client_settings.max_in_flight or slots, slots)
         )
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._dir: str | None = None
+        self._dir_lock = -1
         self._client: FusionClient | None = None
         self._restarts: list[float] = []
         self._owner = os.getpid()
@@ -97,6 +104,13 @@ class EmbeddedSandbox:
     def stats(self) -> Mapping[str, Any]:
         base = dict(self._client.stats()) if self._client else {}
         return {**base, "url": "embedded", "server_pid": self._proc.pid if self._proc else None}
+
+    def health(self) -> dict[str, Any]:
+        """The running server's ``GET /health`` (slots, uid range, isolation, cgroups, counters); {} when stopped."""
+        if self._dir is None or not self._alive():
+            return {}
+        status, body = _get_unix(os.path.join(self._dir, "sandbox.sock"), "/health", timeout=10.0)
+        return json.loads(body) if status == 200 else {}
 
     @property
     def log_path(self) -> str | None:
@@ -119,8 +133,9 @@ class EmbeddedSandbox:
         """
         self._stop_child(remove_dir=False)
         if self._dir is None:
-            self._dir = tempfile.mkdtemp(prefix="m2rl-sandbox-embedded-")
-            os.chmod(self._dir, 0o711)  # slot uids traverse it in rlimits_only mode; the socket itself is 0600
+            remove_dead_dirs(DIR_PREFIX)  # left by a trainer and its server that were both killed
+            # 0711: slot uids traverse it in rlimits_only mode; the socket itself is 0600
+            self._dir, self._dir_lock = make_owned_dir(DIR_PREFIX)
             os.mkdir(os.path.join(self._dir, "work"), 0o711)
         sock = os.path.join(self._dir, "sandbox.sock")
         package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -137,6 +152,9 @@ class EmbeddedSandbox:
         started = time.monotonic()
         while not _ping_unix(sock):
             if self._proc.poll() is not None:
+                if self._proc.returncode == 2:  # the server refused its configuration: say why, in one line
+                    errors = [line for line in self._log_tail().splitlines() if line.startswith("error: ")]
+                    raise SandboxConfigError(errors[-1][len("error: ") :] if errors else self._log_tail(500))
                 raise SandboxError(
                     f"embedded code sandbox exited with status {self._proc.returncode} while starting: {self._log_tail()}"
                 )
@@ -150,11 +168,24 @@ class EmbeddedSandbox:
         logger.info("embedded code sandbox started (pid %d, log %s)", self._proc.pid, self.log_path)
         if self._client is None:
             self._client = FusionClient(f"unix://{sock}", self.client_settings, label="embedded", alive=self._alive)
+        else:
+            self._client.breaker.record_success()  # the new server answers: use it at once
         return self._client
 
     def _alive(self) -> bool:
         proc = self._proc
         return proc is not None and proc.poll() is None
+
+    def _died(self, timeout: float) -> bool:
+        """Has the server exited, or does it within `timeout` (a killed process takes a moment to go)?"""
+        proc = self._proc
+        if proc is None:
+            return True
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True
 
     def _ensure(self) -> FusionClient:
         with self._lock:
@@ -179,18 +210,19 @@ class EmbeddedSandbox:
     async def run(self, spec: RunSpec) -> RunResult:
         """Run one program in the embedded server (started on first use, off the event loop).
 
-        If the request fails because the server died, the server is restarted and the run retried once.
+        If the request failed because the server died, the server is restarted and the program sent
+        once more (a program cannot kill the server: it runs in other namespaces, uid and cgroups; the
+        restart limit bounds the rest). A failure with the server alive (HTTP 500, a ``SandboxError``
+        response) is never resent.
         """
         client = self._client
         if client is None or not self._alive():
             client = await asyncio.to_thread(self._ensure)
         try:
             return await client.run(spec)
-        except SandboxUnavailableError:
-            raise
-        except SandboxError:
-            if self._alive():
-                raise  # the server is alive: a real failure
+        except RequestError:
+            if not await asyncio.to_thread(self._died, 2.0):
+                raise
             client = await asyncio.to_thread(self._ensure)
             return await client.run(spec)
 
@@ -204,8 +236,14 @@ class EmbeddedSandbox:
                 proc.kill()
                 proc.wait()
         if remove_dir and self._dir is not None:
-            shutil.rmtree(self._dir, ignore_errors=True)
+            try:
+                remove_tree(self._dir)
+            except OSError:
+                logger.warning("could not remove %s", self._dir, exc_info=True)
             self._dir = None
+            if self._dir_lock >= 0:
+                os.close(self._dir_lock)
+                self._dir_lock = -1
 
     def shutdown(self) -> None:
         """Stop the child server and remove its directory (registered with atexit; safe to call twice)."""

@@ -1,25 +1,20 @@
-"""Process isolation for the embedded executor: probing, per-slot namespaces, and the child's setup.
+"""Process isolation for the embedded executor: what this machine allows, and the slots programs run in.
 
 Two modes, decided once at executor start by `probe()`:
 
 - ``namespaces`` (root with CAP_SYS_ADMIN, the normal case on training nodes and in CI): every slot
-  owns a persistent set of namespaces (mount, network, IPC, UTS) built once at startup. In the slot's
-  mount namespace the whole host tree is read-only; ``/tmp`` is the slot's private tmpfs directory
-  (also the working directory and ``HOME``); ``/dev/shm`` is a private directory on it; ``/run``,
-  ``/var/tmp``, ``/home``, ``/root``, ``/mnt``, ``/media`` and ``/srv`` are hidden behind empty
-  read-only tmpfs (the interpreter's own prefix is re-exposed read-only when it lives under one of
-  them); ``/proc`` is a fresh proc with ``hidepid=invisible``. The network namespace has only a down
-  loopback device. Each run additionally gets a fresh PID namespace (so killing its first process
-  kills every process it started), drops to the slot's own unprivileged uid/gid with no supplementary
-  groups, sets ``no_new_privs`` and a parent-death signal, and is pinned to one CPU (all done by the
-  spawner helper, `_spawner.py`, in the forked child before exec).
-- ``rlimits_only`` (no root or no namespaces): only rlimits, a scrubbed environment, a private
-  working directory and a process-group kill; the network is reachable. Used only when the config
-  says ``isolation: best_effort``, with a loud warning, and results say ``network_isolated: false``.
+  owns a network namespace (a down loopback only), a UTS namespace and a mount namespace whose root is
+  the minimal root of `_rootfs` (read-only; writable only its private ``/tmp`` and ``/dev/shm``), built
+  once by the spawner. Each run additionally gets fresh PID, mount, IPC and cgroup namespaces (its own
+  ``/proc``; no IPC object outlives it), joins the slot's cgroups, drops to the slot's own unprivileged
+  uid/gid with no supplementary groups, sets ``no_new_privs`` and a parent-death signal, runs under a
+  seccomp filter (no namespaces, keyrings or ptrace) and is pinned to one CPU (`_spawner.py`).
+- ``rlimits_only`` (no root or no namespaces): rlimits, a scrubbed environment, a private working
+  directory and a process-group kill; the host tree and the network are reachable. Used only when the
+  config says ``isolation: best_effort``, with a loud warning, and results say ``network_isolated: false``.
 
-Building a slot's namespaces once instead of per run keeps the per-program overhead to a `setns`
-per namespace: creating and tearing down mount/network/IPC namespaces per run costs several ms of
-kernel RCU work on exit, more than a quarter of a Python start-up.
+Building a slot's network and root once instead of per run keeps the per-program cost to a few
+`setns`/`unshare` calls: the fresh per-run namespaces are cheap copies of the slot's.
 """
 
 from __future__ import annotations
@@ -28,21 +23,19 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from . import _syscalls as sc
+from .cgroups import SlotCgroup
 
 logger = logging.getLogger(__name__)
 
 IsolationPolicy = Literal["required", "best_effort"]
 Mode = Literal["namespaces", "rlimits_only"]
 
-# Host directories hidden from programs (if present and real directories, not symlinks).
-MASKED_DIRS = ("/run", "/var/tmp", "/home", "/root", "/mnt", "/media", "/srv")
-_NS_KINDS = (("net", sc.CLONE_NEWNET), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS), ("mnt", sc.CLONE_NEWNS))
-_SLOT_NS_FLAGS = sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS
+_PROBE_FLAGS = sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWIPC | sc.CLONE_NEWUTS | sc.CLONE_NEWCGROUP
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +62,21 @@ class Limits:
 
 @dataclass(slots=True)
 class Slot:
-    """One concurrent execution place: an unprivileged uid, a private directory, optional namespaces."""
+    """One concurrent execution place: an unprivileged uid, private directories, cgroups, a CPU.
+
+    `root` is a size-capped tmpfs (namespaces mode) holding ``tmp`` (the program's /tmp, working
+    directory and HOME) and ``shm`` (its /dev/shm); `staging` is the empty directory the slot's minimal
+    root is mounted on inside its own mount namespace; `keep` names the skeleton entries (see `_rootfs`)
+    that cleanup must leave in ``tmp`` and ``shm``.
+    """
 
     index: int
     uid: int
-    root: str  # server-side path; programs see root/tmp as /tmp and root/shm as /dev/shm
+    root: str
+    staging: str
     cpu: int | None
-    ns_fds: tuple[tuple[int, int], ...] = ()  # (fd, CLONE_NEW*) in setns order
+    cgroup: SlotCgroup | None = None
+    keep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def work_dir(self) -> str:
@@ -85,19 +86,14 @@ class Slot:
     def shm_dir(self) -> str:
         return os.path.join(self.root, "shm")
 
-    def close(self) -> None:
-        for fd, _ in self.ns_fds:
-            os.close(fd)
-        self.ns_fds = ()
-
 
 def _probe_child() -> int:
     """Runs in a forked child: try everything `namespaces` mode needs; exit status 0 = all good."""
     try:
-        sc.unshare(_SLOT_NS_FLAGS | sc.CLONE_NEWPID)
+        sc.unshare(_PROBE_FLAGS | sc.CLONE_NEWPID)
         sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None)
         sc.mount("tmpfs", "/tmp", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "size=64k")
-        mount_proc()
+        sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
         sc.set_mount_readonly("/tmp", readonly=True, recursive=True)
         return 0
     except OSError as exc:
@@ -124,82 +120,6 @@ def probe() -> IsolationInfo:
     if os.waitstatus_to_exitcode(status) == 0:
         return IsolationInfo("namespaces", True, True)
     return IsolationInfo("rlimits_only", False, True, message or f"probe child exited with status {status}")
-
-
-def mount_proc() -> None:
-    """A fresh /proc that shows a program only its own processes (hidepid=invisible, else hidepid=2)."""
-    flags = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
-    try:
-        sc.mount("proc", "/proc", "proc", flags, "hidepid=invisible")
-    except OSError:  # kernels before 5.8 only know the numeric form
-        sc.mount("proc", "/proc", "proc", flags, "hidepid=2")
-
-
-def _bind_fd(fd: int, target: str, *, recursive: bool = False) -> None:
-    sc.mount(f"/proc/self/fd/{fd}", target, None, sc.MS_BIND | (sc.MS_REC if recursive else 0), None)
-
-
-def _masked_dirs() -> list[str]:
-    return [d for d in MASKED_DIRS if os.path.isdir(d) and not os.path.islink(d)]
-
-
-def _build_slot_namespaces(slot: Slot, exposed: Sequence[str]) -> None:
-    """Runs in a forked holder child (root): build the slot's mount/net/ipc/uts namespaces."""
-    sc.unshare(_SLOT_NS_FLAGS)
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None)
-    masks = _masked_dirs()
-    # O_PATH handles taken before anything is covered; binds go through /proc/self/fd.
-    keep = [(p, os.open(p, os.O_PATH)) for p in exposed if any(p == m or p.startswith(m + "/") for m in masks)]
-    tmp_fd, shm_fd = os.open(slot.work_dir, os.O_PATH), os.open(slot.shm_dir, os.O_PATH)
-    _bind_fd(tmp_fd, "/tmp")
-    if os.path.isdir("/dev/shm"):
-        _bind_fd(shm_fd, "/dev/shm")
-    for mask in masks:
-        sc.mount("tmpfs", mask, "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "size=64k,mode=0755")
-        for path, fd in keep:
-            if path.startswith(mask + "/"):
-                os.makedirs(path, mode=0o755, exist_ok=True)
-                _bind_fd(fd, path, recursive=True)
-    mount_proc()
-    sc.set_mount_readonly("/", readonly=True, recursive=True)
-    sc.set_mount_readonly("/tmp", readonly=False, recursive=False)
-    if os.path.isdir("/dev/shm"):
-        sc.set_mount_readonly("/dev/shm", readonly=False, recursive=False)
-
-
-def attach_namespaces(slot: Slot, exposed: Sequence[str]) -> None:
-    """Build the slot's namespaces in a holder child and keep handles to them in `slot.ns_fds`.
-
-    Must be called while the process is single-threaded (it forks).
-    """
-    ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # holder
-        code = 0
-        try:
-            os.close(ready_r)
-            os.close(done_w)
-            _build_slot_namespaces(slot, exposed)
-            os.write(ready_w, b"ok")
-        except BaseException as exc:  # noqa: BLE001 - report anything to the parent, then exit
-            os.write(ready_w, f"error: {exc}".encode()[:4000])
-            code = 3
-        finally:
-            if code == 0:
-                os.read(done_r, 1)
-            os._exit(code)
-    os.close(ready_w)
-    os.close(done_r)
-    try:
-        message = os.read(ready_r, 4096).decode(errors="replace")
-        os.close(ready_r)
-        if message != "ok":
-            raise OSError(f"building the namespaces of sandbox slot {slot.index} failed: {message}")
-        slot.ns_fds = tuple((os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY), flag) for kind, flag in _NS_KINDS)
-    finally:
-        os.close(done_w)
-        os.waitpid(pid, 0)
 
 
 def sweep_uid(uid: int, attempts: int = 200) -> None:

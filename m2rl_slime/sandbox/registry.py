@@ -16,6 +16,7 @@ from typing import Any
 
 from .base import Sandbox
 from .client import ClientSettings
+from .settings import ExecutorSettings
 
 # Backend name -> dotted path of its factory (imported lazily).
 BACKENDS: dict[str, str] = {
@@ -23,10 +24,8 @@ BACKENDS: dict[str, str] = {
     "http": "m2rl_slime.sandbox.client.FusionClient",
 }
 
-_CLIENT_FIELDS = (
-    "max_in_flight", "retries", "backoff_s", "backoff_max_s", "request_slack_s", "breaker_failures", "breaker_reset_s",
-)  # fmt: skip
-_EXECUTOR_FIELDS = ("workers", "isolation", "memory_limit_mb", "output_limit_mb", "python")
+_CLIENT_FIELDS = tuple(f.name for f in dataclasses.fields(ClientSettings))
+_EXECUTOR_FIELDS = tuple(f.name for f in dataclasses.fields(ExecutorSettings))
 
 _cache: dict[tuple[Any, ...], Sandbox] = {}
 _lock = threading.Lock()
@@ -37,8 +36,19 @@ def backend_name(config: Any) -> str:
     return "embedded" if config.sandbox_url is None else "http"
 
 
+def _shared(config: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The settings `config` carries under the same names (a field of the settings class it lacks keeps its default)."""
+    return {name: getattr(config, name) for name in names if hasattr(config, name)}
+
+
 def _client_settings(config: Any) -> ClientSettings:
-    return ClientSettings(**{name: getattr(config, name) for name in _CLIENT_FIELDS})
+    return ClientSettings(**_shared(config, _CLIENT_FIELDS))
+
+
+def _executor_settings(config: Any) -> ExecutorSettings:
+    settings = ExecutorSettings(**_shared(config, _EXECUTOR_FIELDS))
+    longest = max(settings.max_timeout_s, config.run_timeout_s, config.compile_timeout_s)
+    return dataclasses.replace(settings, max_timeout_s=longest)
 
 
 def _build(name: str, config: Any) -> Sandbox:
@@ -47,29 +57,22 @@ def _build(name: str, config: Any) -> Sandbox:
     factory = load_dotted(BACKENDS[name])
     if name == "http":
         return factory(config.sandbox_url, _client_settings(config))
-    from .local import ExecutorSettings
-
-    settings = ExecutorSettings(**{name: getattr(config, name) for name in _EXECUTOR_FIELDS})
-    longest = max(settings.max_timeout_s, config.run_timeout_s, config.compile_timeout_s)
-    settings = dataclasses.replace(settings, max_timeout_s=longest)
-    return factory(settings, _client_settings(config))
+    return factory(_executor_settings(config), _client_settings(config))
 
 
 def get_sandbox(config: Any) -> Sandbox:
     """The shared backend for `config` (a `CodeConfig` or any object with its sandbox fields).
 
     Args:
-        config: Reads `sandbox_url`, the client fields (max_in_flight, retries, backoff_s, backoff_max_s,
-            request_slack_s, breaker_failures, breaker_reset_s) and, for the embedded backend, workers,
-            isolation, memory_limit_mb, output_limit_mb and python.
+        config: Reads `sandbox_url`, `run_timeout_s`, `compile_timeout_s` and every field it shares by name
+            with `ClientSettings` and (embedded backend) `ExecutorSettings`.
 
     Returns:
         A `Sandbox`; the same object for every call with equal settings in this process.
     """
     name = backend_name(config)
-    fields = _CLIENT_FIELDS + (_EXECUTOR_FIELDS if name == "embedded" else ())
-    longest = max(120.0, config.run_timeout_s, config.compile_timeout_s) if name == "embedded" else None
-    key = (name, config.sandbox_url, longest, *(getattr(config, f) for f in fields))
+    executor = _executor_settings(config) if name == "embedded" else None
+    key = (name, config.sandbox_url, executor, _client_settings(config))
     with _lock:
         backend = _cache.get(key)
         if backend is None:

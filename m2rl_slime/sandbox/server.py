@@ -1,13 +1,20 @@
 """A sandbox server with SandboxFusion's HTTP API, backed by the embedded executor.
 
 Endpoints: ``POST /run_code`` (SandboxFusion's request/response JSON), ``GET /v1/ping`` (``"pong"``, as
-SandboxFusion answers) and ``GET /health`` (JSON: isolation mode, slots, counters). A malformed request
-gets 422 and an unsupported one (language, timeout) 400, with ``{"detail": ...}`` like FastAPI.
+SandboxFusion answers) and ``GET /health`` (JSON: isolation mode, ``slots_total`` of the whole server
+(clients size their in-flight requests to it), ``features`` (``cpu_timeout``: the CPU-time request
+extension), counters). A malformed request gets 422 and an unsupported one (language, timeout) 400, with
+``{"detail": ...}`` like FastAPI; a server without a slot in service answers 503 and exits (status 1),
+so a supervisor restarts it.
 
 Process model: one listening socket (TCP, loopback by default, or a Unix socket), shared by
 ``processes`` worker processes; each worker owns an executor with its share of the ``workers`` slots
 (an asyncio loop spawns ~500 programs/s, so big hosts need several). SIGTERM/SIGINT stop accepting,
-let in-flight runs finish (up to the grace period), then exit 0.
+let in-flight runs finish (up to the grace period), then exit 0. At start every worker removes the
+directories of dead predecessors (a server killed with SIGKILL cannot clean up after itself).
+
+Exit statuses: 0 after a signal, 1 when every slot failed, 2 when the configuration cannot work
+(`SandboxConfigError`: the message names the fix), 3 when the executor could not start otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from typing import Any
 from aiohttp import web
 
 from .. import __version__
-from .base import RunSpec
+from ..errors import SandboxError
+from .base import RunSpec, SandboxConfigError
 from .local import ExecutorSettings, LocalExecutor
 
 logger = logging.getLogger(__name__)
@@ -35,6 +43,8 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 256 << 20
 _EXECUTOR: web.AppKey[LocalExecutor] = web.AppKey("executor", LocalExecutor)
 _MAX_QUEUE: web.AppKey[int] = web.AppKey("max_queue", int)
+_TOTAL: web.AppKey[int] = web.AppKey("slots_total", int)
+FEATURES = ("cpu_timeout",)
 
 
 async def _run_code(request: web.Request) -> web.Response:
@@ -50,7 +60,10 @@ async def _run_code(request: web.Request) -> web.Response:
         return web.json_response({"detail": str(exc)}, status=400)
     if executor.waiting >= request.app[_MAX_QUEUE]:  # overloaded: tell the client to back off (429)
         return web.json_response({"detail": f"busy: {executor.waiting} runs are waiting for a slot"}, status=429)
-    result = await executor.run(spec)
+    try:
+        result = await executor.run(spec)
+    except SandboxError as exc:  # no slot in service: the server's state, not the program's fault
+        return web.json_response({"detail": str(exc)}, status=503)
     return web.json_response(result.to_json(), dumps=json.dumps)
 
 
@@ -68,21 +81,28 @@ async def _health(request: web.Request) -> web.Response:
         "isolation": info.mode if info else None,
         "network_isolated": info.network_isolated if info else None,
         "languages": list(executor.languages),
+        "slots_total": request.app[_TOTAL],
+        "features": list(FEATURES),
         **executor.stats(),
     }
     return web.json_response(body)
 
 
-def create_app(executor: LocalExecutor, max_queue: int | None = None) -> web.Application:
+def create_app(
+    executor: LocalExecutor, max_queue: int | None = None, slots_total: int | None = None
+) -> web.Application:
     """The aiohttp application serving one started executor.
 
     Args:
         executor: A started executor.
         max_queue: Requests allowed to wait for a slot before new ones get 429 (default 4 per slot).
+        slots_total: Slots of the whole server (all its processes); default: this executor's.
     """
     app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    slots = executor.stats()["slots"]
     app[_EXECUTOR] = executor
-    app[_MAX_QUEUE] = max_queue if max_queue is not None else 4 * max(1, executor.stats()["slots"])
+    app[_MAX_QUEUE] = max_queue if max_queue is not None else 4 * max(1, slots)
+    app[_TOTAL] = slots_total or slots
     app.router.add_post("/run_code", _run_code)
     app.router.add_get("/v1/ping", _ping)
     app.router.add_get("/health", _health)
@@ -108,9 +128,14 @@ def bind_socket(host: str, port: int, unix_path: str | None) -> socket.socket:
 
 
 async def _serve_async(
-    sock: socket.socket, executor: LocalExecutor, parent_pid: int | None, grace_s: float, max_queue: int | None
-) -> None:
-    app = create_app(executor, max_queue)
+    sock: socket.socket,
+    executor: LocalExecutor,
+    parent_pid: int | None,
+    grace_s: float,
+    max_queue: int | None,
+    slots_total: int,
+) -> int:
+    app = create_app(executor, max_queue, slots_total)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
     await runner.setup()
     site = web.SockSite(runner, sock)
@@ -119,6 +144,8 @@ async def _serve_async(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    failed = []
+    executor.on_no_slots = lambda: (failed.append(True), stop.set())
     try:
         while not stop.is_set():
             try:
@@ -129,21 +156,27 @@ async def _serve_async(
                     stop.set()
     finally:
         await runner.cleanup()
+    if failed:
+        logger.error("sandbox worker %d: no slot is in service any more; exiting so that it is restarted", os.getpid())
+    return 1 if failed else 0
 
 
-def _worker(sock: socket.socket, settings: ExecutorSettings, parent_pid: int | None, max_queue: int | None) -> int:
+def _worker(
+    sock: socket.socket, settings: ExecutorSettings, parent_pid: int | None, max_queue: int | None, slots_total: int
+) -> int:
     executor = LocalExecutor(settings)
     try:
         executor.start()
-    except Exception as exc:  # noqa: BLE001 - boundary: a worker that cannot start says why and exits 2
+    except Exception as exc:  # noqa: BLE001 - boundary: a worker that cannot start says why and exits 2 or 3
+        executor.close()
         logger.error("sandbox worker %d cannot start: %s", os.getpid(), exc)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2 if isinstance(exc, SandboxConfigError) else 3
     try:
-        asyncio.run(_serve_async(sock, executor, parent_pid, settings.max_timeout_s + 5.0, max_queue))
+        grace = 3 * settings.max_timeout_s + 5.0
+        return asyncio.run(_serve_async(sock, executor, parent_pid, grace, max_queue, slots_total))
     finally:
         executor.close()
-    return 0
 
 
 def _split(settings: ExecutorSettings, processes: int) -> list[ExecutorSettings]:
@@ -181,13 +214,12 @@ def serve(
     sock = bind_socket(host, port, unix_path)
     where = unix_path or f"http://{host}:{sock.getsockname()[1]}"
     shares = _split(settings, processes)
-    logger.info(
-        "sandbox server on %s: %d process(es), %d slots", where, len(shares), sum(s.workers or 0 for s in shares)
-    )
+    total = sum(s.workers or 0 for s in shares)
+    logger.info("sandbox server on %s: %d process(es), %d slots", where, len(shares), total)
     try:
         if len(shares) == 1:
-            return _worker(sock, shares[0], parent_pid, max_queue)
-        return _supervise(sock, shares, parent_pid, max_queue)
+            return _worker(sock, shares[0], parent_pid, max_queue, total)
+        return _supervise(sock, shares, parent_pid, max_queue, total)
     finally:
         sock.close()
         if unix_path and os.path.exists(unix_path):
@@ -196,23 +228,27 @@ def serve(
             shutil.rmtree(owned_dir, ignore_errors=True)
 
 
-def _start_worker(sock: socket.socket, settings: ExecutorSettings, max_queue: int | None) -> int:
+def _start_worker(sock: socket.socket, settings: ExecutorSettings, max_queue: int | None, total: int) -> int:
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            code = _worker(sock, settings, os.getppid(), max_queue)
+            code = _worker(sock, settings, os.getppid(), max_queue, total)
         finally:
             os._exit(code)
     return pid
 
 
 def _supervise(
-    sock: socket.socket, shares: list[ExecutorSettings], parent_pid: int | None, max_queue: int | None
+    sock: socket.socket, shares: list[ExecutorSettings], parent_pid: int | None, max_queue: int | None, total: int
 ) -> int:
-    """Fork one worker per share; restart crashed ones; forward SIGTERM/SIGINT; exit when all are gone."""
+    """Fork one worker per share; restart crashed ones; forward SIGTERM/SIGINT; exit when all are gone.
+
+    Returns 0 after a signal, else the status of the worker that made it give up (2 or 3 for a worker that
+    could not start, 1 after too many crashes).
+    """
     stopping = False
 
     def on_signal(_signo: int, _frame: Any) -> None:
@@ -221,9 +257,9 @@ def _supervise(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers = {_start_worker(sock, share, max_queue): share for share in shares}
+    workers = {_start_worker(sock, share, max_queue, total): share for share in shares}
     restarts: list[float] = []
-    signalled = failed = False
+    signalled, result = False, 0
     while workers:
         if parent_pid is not None and os.getppid() != parent_pid:
             stopping = True
@@ -240,10 +276,10 @@ def _supervise(
         if share is None or stopping:
             continue
         restarts = [t for t in restarts if time.monotonic() - t < 60] + [time.monotonic()]
-        if code == 2 or len(restarts) > 5:
+        if code in (2, 3) or len(restarts) > 5:
             logger.error("sandbox worker %d exited with %d; giving up (%d restarts in 60 s)", pid, code, len(restarts))
-            stopping = failed = True
+            stopping, result = True, code if code in (2, 3) else 1
             continue
         logger.error("sandbox worker %d exited with %d; restarting it", pid, code)
-        workers[_start_worker(sock, share, max_queue)] = share
-    return 1 if failed else 0
+        workers[_start_worker(sock, share, max_queue, total)] = share
+    return result

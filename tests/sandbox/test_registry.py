@@ -1,6 +1,6 @@
 """get_sandbox picks the backend from sandbox_url and shares one instance per settings, lazily."""
 
-from m2rl_slime.rewards.code_tests import CodeConfig
+from m2rl_slime.rewards.code import CodeConfig
 from m2rl_slime.sandbox import get_sandbox
 from m2rl_slime.sandbox.client import FusionClient
 from m2rl_slime.sandbox.embedded import EmbeddedSandbox

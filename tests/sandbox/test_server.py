@@ -19,6 +19,8 @@ import pytest
 from m2rl_slime.sandbox.base import RunSpec
 from m2rl_slime.sandbox.client import FusionClient
 
+from .conftest import require_sandbox
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -43,26 +45,30 @@ def _post(url: str, body) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
-@pytest.fixture(scope="module")
-def server():
-    """`python -m m2rl_slime.sandbox serve` on a loopback port, 2 slots in 2 processes."""
+def start_server(*flags: str) -> tuple[str, subprocess.Popen]:
+    """`python -m m2rl_slime.sandbox serve` on a free loopback port; waits until it answers."""
+    require_sandbox()
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": REPO}
-    cmd = [sys.executable, "-m", "m2rl_slime.sandbox", "serve", "--port", str(port), "--workers", "2",
-           "--processes", "2", "--memory-mb", "512"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    cmd = [sys.executable, "-m", "m2rl_slime.sandbox", "serve", "--port", str(port), "--memory-mb", "512", *flags]
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         try:
             if _get(url + "/v1/ping") == (200, "pong"):
-                break
+                return url, proc
         except OSError:
             pass
-        if proc.poll() is not None:
-            pytest.skip(f"the sandbox server cannot start here: {proc.stdout.read()[-2000:]}")
-        assert time.monotonic() < deadline, "server did not start"
+        assert proc.poll() is None, f"the sandbox server exited: {proc.stdout.read()[-2000:]}"
+        assert time.monotonic() < deadline, "the sandbox server did not start"
         time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def server():
+    """2 slots in 2 processes."""
+    url, proc = start_server("--workers", "2", "--processes", "2")
     yield url, proc
     if proc.poll() is None:
         proc.terminate()
@@ -76,6 +82,7 @@ def test_ping_and_health(server):
     assert status == 200 and health["status"] == "ok"
     assert health["isolation"] == "namespaces" and health["network_isolated"] is True
     assert health["slots"] == 1 and "python" in health["languages"]  # 2 slots split over 2 processes
+    assert health["slots_total"] == 2 and "cpu_timeout" in health["features"]  # what clients size themselves to
 
 
 def test_run_code_speaks_fusion_json(server):
@@ -132,22 +139,8 @@ def test_graceful_shutdown_finishes_in_flight_runs(server):
 
 
 def test_an_overloaded_server_answers_429():
-    port = _free_port()
-    cmd = [sys.executable, "-m", "m2rl_slime.sandbox", "serve", "--port", str(port), "--workers", "1",
-           "--processes", "1", "--max-queue", "1", "--memory-mb", "512"]  # fmt: skip
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": REPO}, stdout=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url, proc = start_server("--workers", "1", "--processes", "1", "--max-queue", "1")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(url + "/v1/ping")
-                break
-            except OSError:
-                if proc.poll() is not None:
-                    pytest.skip("the sandbox server cannot start here")
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
         body = {"code": "import time\ntime.sleep(1)", "language": "python"}
         with ThreadPoolExecutor(4) as pool:
             statuses = sorted(status for status, _ in pool.map(lambda _: _post(url + "/run_code", body), range(4)))
@@ -156,3 +149,20 @@ def test_an_overloaded_server_answers_429():
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_removes_the_directories_of_a_killed_predecessor(tmp_path):
+    url, first = start_server("--workers", "1", "--work-root", str(tmp_path))
+    left = os.listdir(tmp_path)
+    assert len(left) == 1 and left[0].startswith("m2rl-sandbox-")
+    first.kill()  # SIGKILL: no cleanup of its own
+    first.wait(timeout=30)
+    assert os.listdir(tmp_path) == left
+    url, second = start_server("--workers", "1", "--work-root", str(tmp_path))
+    try:
+        now = os.listdir(tmp_path)
+        assert left[0] not in now and len(now) == 1
+    finally:
+        second.terminate()
+        assert second.wait(timeout=30) == 0
+    assert os.listdir(tmp_path) == []

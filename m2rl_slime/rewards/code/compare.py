@@ -2,12 +2,19 @@
 
 `stdout_matches` (stdin/stdout tests): line endings normalised, every line stripped, trailing blank
 lines ignored; two lines match when equal, or when they have the same number of whitespace-separated
-tokens and every token pair is equal or is a pair of numbers of which at least one is written as a
-float (``.``/exponent) and which agree within the tolerance ``|a - b| <= max(rel_tol * |b|, abs_tol)``.
-Integers are compared exactly (``10000`` never matches ``10001``). ``mode="tokens"`` ignores line
-structure (testlib's ``wcmp``): the two whole outputs are compared token by token.
+tokens and every token pair matches. Two number tokens match when
 
-`values_match` (call-based tests): structural equality of JSON values with the same float rule.
+- both are integers: only when equal as written (``10000`` never matches ``10001``, nor ``010000``);
+- one is an integer and the other is written as a float (``.``/exponent): only when the float is
+  integral and equal to it, compared exactly as decimals (``1000000.0`` matches ``1000000``;
+  ``1000001.0``, ``3.000001`` and ``1e+18`` for ``999999999999999999`` do not);
+- both are floats: within ``|a - b| <= max(rel_tol * |b|, abs_tol)``.
+
+``mode="tokens"`` ignores line structure (testlib's ``wcmp``): the two whole outputs are compared token
+by token. Exact comparisons use `decimal.Decimal`, which parses a token in linear time and never
+expands an exponent (``1e999999999`` costs what its text costs).
+
+`values_match` (call-based tests): structural equality of JSON values with the same number rules.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 CompareMode = Literal["lines", "tokens"]
@@ -46,14 +54,24 @@ def _numbers_close(a: float, b: float, tol: Tolerance) -> bool:
     return abs(a - b) <= max(tol.rel_tol * abs(b), tol.abs_tol)
 
 
+def _exactly_equal(a: str, b: str) -> bool:
+    try:
+        return Decimal(a) == Decimal(b)
+    except InvalidOperation:
+        return False
+
+
 def tokens_match(got: str, expected: str, tol: Tolerance) -> bool:
-    """Equal tokens, or numbers (one written as a float) within tolerance."""
+    """Equal tokens, or numbers that match under the rules of the module docstring."""
     if got == expected or (tol.case_insensitive and got.casefold() == expected.casefold()):
         return True
     if not (_NUMBER.fullmatch(got) and _NUMBER.fullmatch(expected)):
         return False
-    if not (_FLOATISH.search(got) or _FLOATISH.search(expected)):
+    got_float, expected_float = bool(_FLOATISH.search(got)), bool(_FLOATISH.search(expected))
+    if not (got_float or expected_float):
         return False  # two integers: exact only
+    if got_float != expected_float:
+        return _exactly_equal(got, expected)  # an integer against a float: the float must be that integer
     return _numbers_close(float(got), float(expected), tol)
 
 
@@ -97,9 +115,9 @@ def values_match(got: Any, expected: Any, tol: Tolerance) -> bool:
     if isinstance(got, bool) or isinstance(expected, bool):
         return isinstance(got, bool) and isinstance(expected, bool) and got == expected
     if isinstance(got, (int, float)) and isinstance(expected, (int, float)):
-        if isinstance(got, int) and isinstance(expected, int):
-            return got == expected
-        return _numbers_close(float(got), float(expected), tol)
+        if isinstance(got, int) or isinstance(expected, int):
+            return got == expected  # exact: Python compares an int with a float without rounding
+        return _numbers_close(got, expected, tol)
     if isinstance(got, str) and isinstance(expected, str):
         return got == expected or (tol.case_insensitive and got.casefold() == expected.casefold())
     if isinstance(got, (list, tuple)) and isinstance(expected, (list, tuple)):

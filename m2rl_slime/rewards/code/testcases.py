@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LabelError
+from ...errors import LabelError
 
 _CODECONTESTS_SPLITS = ("public_tests", "private_tests", "generated_tests")
 
@@ -193,19 +193,13 @@ sys.setrecursionlimit(100000)
 """
 
 _DRIVER = """\
-import json, sys
-_request = json.loads(sys.stdin.read())
-_marker = "\\x1e" + _request["nonce"] + "\\x1e"
-_namespace = {{"__name__": "solution", "__file__": "solution.py", "__builtins__": __builtins__}}
-exec(compile({header!r}, "<header>", "exec"), _namespace)
-with open("solution.py", encoding="utf-8") as _source:
-    exec(compile(_source.read(), "solution.py", "exec"), _namespace)
-_function = _namespace.get({name!r})
-if not callable(_function) and isinstance(_namespace.get("Solution"), type):
-    _function = getattr(_namespace["Solution"](), {name!r}, None)
-if not callable(_function):
-    raise SystemExit("function {name} not found (neither a top-level function nor a method of class Solution)")
-_result = _function(*_request["args"])
+import json, os, select, sys
+try:  # not dumpable: the solution (same uid) can read neither this process's memory nor its files in /proc
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+except Exception:
+    pass
+
 
 def _plain(value):
     if isinstance(value, (list, tuple)):
@@ -216,18 +210,118 @@ def _plain(value):
         except TypeError:
             return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {{str(k): _plain(v) for k, v in value.items()}}
+        return {str(k): _plain(v) for k, v in value.items()}
     return value
 
-sys.stdout.flush()
-sys.stdout.write("\\n" + _marker + json.dumps(_plain(_result), default=repr) + "\\n")
-sys.stdout.flush()
+
+def _solve(args_fd, result_fd):
+    with os.fdopen(args_fd, "rb") as pipe:
+        args = json.loads(pipe.read())
+    namespace = {"__name__": "solution", "__file__": "solution.py", "__builtins__": __builtins__}
+    exec(compile(__HEADER__, "<header>", "exec"), namespace)
+    with open("solution.py", encoding="utf-8") as source:
+        exec(compile(source.read(), "solution.py", "exec"), namespace)
+    function = namespace.get(__NAME__)
+    if not callable(function) and isinstance(namespace.get("Solution"), type):
+        function = getattr(namespace["Solution"](), __NAME__, None)
+    if not callable(function):
+        raise SystemExit("function " + __NAME__ + " not found (neither a top-level function nor a method of class Solution)")
+    view = memoryview(json.dumps(_plain(function(*args)), default=repr).encode())
+    sys.stdout.flush()
+    while view:
+        view = view[os.write(result_fd, view):]
+
+
+def _child(args_fd, result_fd):
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)  # the request (with the nonce) stays out of the solution's reach
+    os.close(null)
+    code = 0
+    try:
+        _solve(args_fd, result_fd)
+    except SystemExit as exc:
+        if isinstance(exc.code, int) or exc.code is None:
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+            code = 1
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _collect(result_fd, child):
+    chunks, status = [], None
+    while True:
+        if select.select([result_fd], [], [], 0.05)[0]:
+            chunk = os.read(result_fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        elif status is None:
+            pid, wait_status = os.waitpid(child, os.WNOHANG)
+            status = wait_status if pid else None
+        else:
+            break  # the solution exited and something it started still holds the pipe
+    if status is None:
+        status = os.waitpid(child, 0)[1]
+    return b"".join(chunks), os.waitstatus_to_exitcode(status)
+
+
+def _main():
+    args_r, args_w = os.pipe()
+    result_r, result_w = os.pipe()
+    sys.stdout.flush()
+    child = os.fork()
+    if child == 0:
+        os.close(args_w)
+        os.close(result_r)
+        _child(args_r, result_w)
+    os.close(args_r)
+    os.close(result_w)
+    request = json.loads(sys.stdin.read())
+    try:
+        os.ftruncate(0, 0)
+    except OSError:
+        pass
+    marker = "\\x1e" + request.pop("nonce") + "\\x1e"
+    try:
+        with os.fdopen(args_w, "wb") as pipe:
+            pipe.write(json.dumps(request["args"]).encode())
+    except BrokenPipeError:
+        pass
+    payload, code = _collect(result_r, child)
+    if os.getpid() == 1:  # PID 1 of the run's namespace: stop everything the solution started
+        try:
+            os.kill(-1, 9)
+        except OSError:
+            pass
+    if code != 0:
+        sys.exit(code if code > 0 else 128 - code)
+    if not payload:
+        sys.exit("the function did not return (its process ended without a result)")
+    sys.stdout.write("\\n" + marker + payload.decode("utf-8", "replace") + "\\n")
+    sys.stdout.flush()
+
+
+_main()
 """
 
 
 def call_harness(code: str, fn_name: str) -> tuple[str, dict[str, str]]:
-    """(driver program, extra files) running `code` as module ``solution`` and calling `fn_name`."""
-    driver = _DRIVER.format(header=_HEADER, name=fn_name)
+    """(driver program, extra files) running `code` as module ``solution`` and calling `fn_name`.
+
+    The solution runs in a child of the driver that never sees the request's nonce: the driver forks
+    before reading its stdin (the child's stdin is /dev/null), truncates that stdin once read, is not
+    dumpable (so the child cannot read its memory or its /proc entries) and, as PID 1 of the run, kills
+    whatever the solution started before it prints the marked result line. So no line the solution
+    writes can pass for the driver's.
+    """
+    driver = _DRIVER.replace("__HEADER__", repr(_HEADER)).replace("__NAME__", repr(fn_name))
     return driver, {"solution.py": base64.b64encode(code.encode()).decode("ascii")}
 
 
@@ -237,9 +331,9 @@ def call_stdin(case: TestCase, nonce: str) -> str:
 
 
 def call_output(stdout: str, nonce: str) -> tuple[bool, Any]:
-    """(found, value) of the harness's result line in `stdout` (the last marker wins)."""
+    """(found, value) of the harness's result line in `stdout` (the first marker: only the driver knows it)."""
     marker = f"\x1e{nonce}\x1e"
-    at = stdout.rfind(marker)
+    at = stdout.find(marker)
     if at < 0:
         return False, None
     line = stdout[at + len(marker) :].split("\n", 1)[0]

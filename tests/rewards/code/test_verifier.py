@@ -1,8 +1,9 @@
 """The code verifier: block extraction, config, judging logic (fake sandbox) and end-to-end runs.
 
-End-to-end cases run the issue's bad inputs through the embedded sandbox, and the shipped Nemotron
-code rows (with hand-written correct solutions) through the reward router, both with the embedded
-executor and with `python -m m2rl_slime.sandbox serve` on loopback.
+End-to-end cases run hostile and awkward answers through the embedded sandbox, and self-written
+problems (tests/rewards/code/data/problems.jsonl, with correct solutions) through the reward router,
+both with the embedded executor and with `python -m m2rl_slime.sandbox serve` on loopback; the
+shipped Nemotron rows are an optional extra where the shared data is present.
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ import pytest
 
 from m2rl_slime.config import parse_dataclass
 from m2rl_slime.errors import ConfigError, SandboxError
-from m2rl_slime.rewards.code_tests import CodeConfig, extract_code, verify
+from m2rl_slime.rewards.code import CodeConfig, extract_code, verify
 from m2rl_slime.rewards.config import RewardConfig
 from m2rl_slime.rewards.result import Reason
 from m2rl_slime.rewards.router import Item, Router
-from m2rl_slime.sandbox.base import CommandResult, RunResult, RunSpec, SandboxUnavailableError
+from m2rl_slime.sandbox.base import CommandResult, RunResult, RunSpec, SandboxConfigError, SandboxUnavailableError
+
+from ...sandbox.conftest import require_sandbox
 
 DATA = Path(__file__).parent / "data"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TESTS = {"inputs": ["1 2\n", "3 4\n", "5 6\n", "7 8\n"], "outputs": ["3\n", "7\n", "11\n", "15\n"]}
 ADD = "```python\na, b = map(int, input().split())\nprint(a + b)\n```"
 
@@ -148,6 +151,10 @@ def test_all_tests_pass():
     assert result.details["network_isolated"] is True and result.details["sandbox"] == "fake"
     assert sorted(s.stdin for s in sandbox.specs) == TESTS["inputs"]
     assert {s.memory_limit_mb for s in sandbox.specs} == {4096}  # sent as memory_limit_MB
+    # CPU-time limits, with the wall-clock backstop in SandboxFusion's fields
+    assert {(s.cpu_timeout, s.run_timeout, s.compile_cpu_timeout, s.compile_timeout) for s in sandbox.specs} == {
+        (10.0, 31.0, 10.0, 31.0)
+    }
 
 
 def test_bad_label_is_reported_before_anything_runs():
@@ -253,6 +260,27 @@ def test_infrastructure_failures_are_not_wrong_answers():
     assert result.reason is Reason.SANDBOX_UNAVAILABLE and "http://sandbox:8080" in result.details["error"]
 
 
+def test_a_sandbox_that_cannot_work_stops_the_run_instead_of_scoring_zero():
+    with pytest.raises(ConfigError, match="does not run inside"):
+        judge(ADD, answer=lambda s: SandboxConfigError("the interpreter /x does not run inside the sandbox"))
+
+
+def test_a_sample_past_its_deadline_is_an_infrastructure_failure():
+    class Stuck(FakeSandbox):
+        async def run(self, spec):
+            await asyncio.sleep(30)
+
+    result = asyncio.run(verify(ADD, None, {"unit_tests": TESTS}, config=CodeConfig(sample_timeout_s=0.2),
+                                sandbox=Stuck(adder)))  # fmt: skip
+    assert result.reason is Reason.SANDBOX_ERROR and "sample_timeout_s" in result.details["error"]
+
+
+def test_stderr_never_fails_a_correct_answer():
+    noisy = finished("3\n", stderr="warning: " * 10_000)
+    result, _ = judge(ADD, answer=lambda spec: noisy if spec.stdin == "1 2\n" else adder(spec))
+    assert result.reason is Reason.OK
+
+
 def test_inputs_are_not_mutated_and_config_mapping_is_accepted():
     metadata = {"unit_tests": json.loads(json.dumps(TESTS)), "domain": "code"}
     before = json.dumps(metadata)
@@ -269,11 +297,9 @@ SMALL = CodeConfig(workers=2, memory_limit_mb=512, run_timeout_s=2.0, test_concu
 def real():
     from m2rl_slime.sandbox import get_sandbox
 
+    require_sandbox()
     sandbox = get_sandbox(SMALL)
-    try:
-        asyncio.run(sandbox.run(RunSpec("print(1)")))
-    except SandboxError as exc:
-        pytest.skip(f"the embedded sandbox cannot start here (needs root for namespaces): {exc}")
+    assert asyncio.run(sandbox.run(RunSpec("print(1)"))).status == "Success"
     yield sandbox
     sandbox.shutdown()
 
@@ -300,15 +326,24 @@ def real_verify(response, metadata=None, **overrides):
         (fence("import socket\nsocket.create_connection(('1.1.1.1', 80), timeout=1)"), Reason.RUNTIME_ERROR),
         (fence("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"),
          Reason.TIMEOUT),
+        (fence("import sys\nsys.stderr.write('x' * 20_000_000)\na, b = map(int, input().split())\nprint(a + b)"),
+         Reason.OK),  # 20 MB of stderr
+        (fence("import time\ntime.sleep(1.5)\na, b = map(int, input().split())\nprint(a + b)"),
+         Reason.OK),  # waits past its 1 s limit on the clock, but uses no CPU
+        (fence("import os\nfor _ in range(1500):\n    os.mkdir('d')\n    os.chdir('d')\n"
+               "a, b = map(int, input().split())\nprint(a + b)"), Reason.OK),  # a deep tree to clean up
     ],
     ids=["correct", "sys-exit-0", "stderr", "two-blocks", "no-code", "syntax-error", "infinite-loop", "stdin-eof",
-         "non-utf8", "socket", "fork-bomb"],
+         "non-utf8", "socket", "fork-bomb", "stderr-flood", "sleeps", "deep-tree"],
 )  # fmt: skip
 def test_bad_inputs_end_to_end(real, response, reason):
-    started = time.monotonic()
     result = real_verify(response)
     assert result.reason is reason, result.details
-    assert time.monotonic() - started < 8.0
+    if reason is Reason.TIMEOUT:
+        assert (
+            result.details["first_failure"]["cpu_time_s"] > 1.0
+            or result.details["first_failure"]["wall_time_s"] >= 4.0
+        )  # over its CPU limit, or over the wall-clock backstop (3 x 1 s + 1 s)
 
 
 def test_call_based_tests_end_to_end(real):
@@ -324,43 +359,99 @@ def test_call_based_tests_end_to_end(real):
     assert real_verify(method, metadata).reason is Reason.OK  # `List` comes from the harness header
     assert real_verify(wrong, metadata).reason is Reason.WRONG
     assert real_verify(fence("def other():\n    pass"), metadata).reason is Reason.RUNTIME_ERROR
+    assert real_verify(fence("def shift(:\n    pass"), metadata).reason is Reason.COMPILE_ERROR
 
 
-# ---- end to end: the shipped Nemotron code rows through the router ---------------------------------------
+FORGER = """
+import gc, json, os, re, sys
+
+def _nonce():
+    main = sys.modules.get("__main__")
+    for name in ("_request", "request"):  # a harness global
+        value = getattr(main, name, None)
+        if isinstance(value, dict) and "nonce" in value:
+            return value["nonce"]
+    for obj in gc.get_objects():  # anything in this process's memory
+        if isinstance(obj, dict) and isinstance(obj.get("nonce"), str):
+            return obj["nonce"]
+    for path in ("/proc/self/fd/0", "/proc/1/fd/0", f"/proc/{os.getppid()}/fd/0", f"/proc/{os.getppid()}/environ"):
+        try:
+            found = re.search(r'"nonce": "(\\w+)"', open(path, errors="replace").read())
+        except OSError:
+            continue
+        if found:
+            return found.group(1)
+    return None
+
+def shift(xs, k):
+    nonce = _nonce()
+    if nonce:  # the answer key leaked to the program; forge the harness's verdict line and leave
+        sys.stdout.write("\\n\\x1e" + nonce + "\\x1e" + json.dumps([3, 4, 5]) + "\\n")
+        sys.stdout.flush()
+        os._exit(0)
+    return []
+"""
 
 
-def _examples(shared_data: Path) -> list[tuple[dict, dict]]:
+def test_the_call_based_result_cannot_be_forged(real):
+    metadata = {"unit_tests": {"inputs": ["[1, 2, 3]\n2"], "outputs": ["[3, 4, 5]"], "fn_name": "shift"}}
+    result = real_verify(fence(FORGER), metadata)
+    assert result.reason is not Reason.OK and result.score == 0.0, result.details
+
+
+# ---- end to end: self-written problems (and the shipped Nemotron rows, where present) through the router --------
+
+
+def _problems() -> list[tuple[dict, dict]]:
+    rows = [json.loads(line) for line in (DATA / "problems.jsonl").read_text().splitlines()]
+    return [({"domain": "code", "unit_tests": row["unit_tests"]}, row) for row in rows]
+
+
+def _nemotron(shared_data: Path) -> list[tuple[dict, dict]]:
     rows = {}
     for line in (shared_data / "nemo_gym_examples" / "code_gen.jsonl").read_text().splitlines():
         row = json.loads(line)
         rows[row["hash_id"]] = row
     solutions = [json.loads(line) for line in (DATA / "code_gen_solutions.jsonl").read_text().splitlines()]
-    return [(rows[s["hash_id"]], s) for s in solutions]
+    return [({"domain": "code", "unit_tests": rows[s["hash_id"]]["verifier_metadata"]["unit_tests"]}, s)
+            for s in solutions]  # fmt: skip
 
 
-def _score_examples(code_config: CodeConfig, shared_data: Path):
+def _score(code_config: CodeConfig, cases: list[tuple[dict, dict]]):
     router = Router(RewardConfig(workers=1, code=code_config))
     items, expected = [], []
-    for row, solution in _examples(shared_data):
-        metadata = {"domain": "code", "unit_tests": row["verifier_metadata"]["unit_tests"]}
+    for metadata, solution in cases:
         items.append(Item("code", "<think>Let me solve it.</think>" + solution["response"], None, metadata))
         expected.append((solution["expected_score"], solution["expected_reason"]))
         code_end = solution["response"].rindex("```")
-        broken = solution["response"][:code_end] + "print(-12345)\n```"  # a wrong answer to the same row
+        body = solution["response"][:code_end]
+        if metadata["unit_tests"].get("fn_name"):
+            broken = (
+                body + "    def unused(self):\n        pass\nSolution.maxSubArray = lambda self, nums: -12345\n```"
+            )
+        else:
+            broken = body + "print(-12345)\n```"  # a wrong answer to the same row
         items.append(Item("code", "<think>Hmm.</think>" + broken, None, metadata))
         expected.append((0.0, "wrong"))
     results = router.score_many(items)
     return [(r.score, r.reason.value) for r in results], expected, results
 
 
-def test_shipped_examples_through_the_router_embedded(real, shared_data):
-    got, expected, results = _score_examples(SMALL, shared_data)
+def test_problems_through_the_router_embedded(real):
+    got, expected, results = _score(SMALL, _problems())
     assert got == expected, [r.details.get("first_failure") for r in results]
-    assert sum(r.details["tests_run"] for r in results[::2]) == 283  # every test of every row ran
+    assert sum(r.details["tests_run"] for r in results[::2]) == 48  # every test of every row ran
+
+
+def test_shipped_examples_through_the_router_embedded(real, shared_data):
+    got, expected, results = _score(SMALL, _nemotron(shared_data))
+    assert got == expected, [r.details.get("first_failure") for r in results]
+    assert sum(r.details["tests_run"] for r in results[::2]) == 283
 
 
 @pytest.fixture(scope="module")
 def server_url():
+    require_sandbox()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -369,23 +460,41 @@ def server_url():
     proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         try:
             with urllib.request.urlopen(url + "/v1/ping", timeout=2):
                 break
         except OSError:
-            if proc.poll() is not None:
-                pytest.skip(f"the sandbox server cannot start here: {proc.stderr.read()[-1000:]}")
-            assert time.monotonic() < deadline
+            assert proc.poll() is None, f"the sandbox server exited: {proc.stderr.read()[-1000:]}"
+            assert time.monotonic() < deadline, "the sandbox server did not start"
             time.sleep(0.1)
     yield url
     proc.terminate()
     proc.wait(timeout=30)
 
 
-def test_shipped_examples_through_the_router_and_the_server(server_url, shared_data):
+def test_problems_through_the_router_and_the_server(server_url):
     config = CodeConfig(sandbox_url=server_url + "/run_code", max_tests=3, test_selection="evenly_spaced")
-    got, expected, results = _score_examples(config, shared_data)
+    got, expected, results = _score(config, _problems())
     assert got == expected
     assert {r.details["sandbox"] for r in results} == {server_url + "/run_code"}
+
+
+def test_shipped_examples_through_the_router_and_the_server(server_url, shared_data):
+    config = CodeConfig(sandbox_url=server_url + "/run_code", max_tests=3, test_selection="evenly_spaced")
+    got, expected, _ = _score(config, _nemotron(shared_data))
+    assert got == expected
+
+
+def test_200_concurrent_rewards_against_a_2_slot_server_all_score(server_url, monkeypatch):
+    """The default client sizes itself to the server's slots and waits out 429s: nothing is lost to load."""
+    monkeypatch.setattr("m2rl_slime.sandbox.registry._cache", {})
+    config = CodeConfig(sandbox_url=server_url)  # every client setting at its default
+    metadata = {"unit_tests": {"inputs": ["20 22\n"], "outputs": ["42\n"]}}
+
+    async def many():
+        return await asyncio.gather(*[verify(ADD, None, metadata, config=config) for _ in range(200)])
+
+    results = asyncio.run(many())
+    assert [r.reason for r in results] == [Reason.OK] * 200, {r.reason for r in results}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from m2rl_slime.sandbox.testcases import TestsError, call_output, call_stdin, parse_tests
+from m2rl_slime.rewards.code.testcases import TestsError, call_output, call_stdin, parse_tests
 
 NEMO = {"inputs": ["1 2\n", "3 4\n"], "outputs": ["3\n", "7\n"], "fn_name": None}
 
@@ -81,7 +81,8 @@ def test_malformed_tests_name_the_field(label, metadata, field):
     assert str(info.value).startswith(field)
 
 
-def test_call_output_takes_the_last_marker():
+def test_call_output_takes_the_first_marker():
+    """Only the driver knows the nonce, and it prints first; anything after it is not the driver's."""
     stdout = 'noise\n\x1eN\x1e[1, 2]\nmore\n\x1eN\x1e{"a": 1}\n'
-    assert call_output(stdout, "N") == (True, {"a": 1})
+    assert call_output(stdout, "N") == (True, [1, 2])
     assert call_output("forged \x1eX\x1e5\n", "N") == (False, None)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from m2rl_slime.sandbox.compare import Tolerance, call_result_matches, first_mismatch, stdout_matches
+from m2rl_slime.rewards.code.compare import Tolerance, call_result_matches, first_mismatch, stdout_matches
 
 LINES = Tolerance(mode="lines")
 TOKENS = Tolerance(mode="tokens")
@@ -23,7 +23,15 @@ TOKENS = Tolerance(mode="tokens")
         ("50", "0.5", False),
         ("YES", "yes", False),
         ("nan", "nan", True),
-        ("1e5", "100000", True),
+        ("1e5", "100000", True),  # integral and equal
+        ("1000001.0", "1000000", False),  # a float against an integer: exact, never the float tolerance
+        ("1e+18", "999999999999999999", False),
+        ("3.000001", "3", False),
+        ("3", "3.000001", False),
+        ("1000000.0", "1000000", True),
+        ("-0.0", "0", True),
+        ("1e999999999", "1", False),  # decided in time linear in the token, the exponent is never expanded
+        ("123456789012345678901234567890", "123456789012345678901234567890.0", True),
         ("", "", True),
         ("", "0", False),
         ("1\n2", "1", False),
@@ -43,7 +51,8 @@ def test_case_insensitive_and_tolerances_are_configurable():
     assert stdout_matches("YES", "yes", Tolerance(case_insensitive=True))
     assert not stdout_matches("1.01", "1.0", Tolerance())
     assert stdout_matches("1.01", "1.0", Tolerance(rel_tol=0.05))
-    assert stdout_matches("0.0000001", "0", Tolerance(abs_tol=1e-6))
+    assert stdout_matches("0.0000001", "0.0", Tolerance(abs_tol=1e-6))  # both floats: the tolerance applies
+    assert not stdout_matches("0.0000001", "0", Tolerance(abs_tol=1e-6))  # an integer: exact
 
 
 def test_first_mismatch_reports_the_line():
@@ -59,7 +68,10 @@ def test_first_mismatch_reports_the_line():
         ([1, 2], [[1, 2]], True),  # APPS wraps the expected return value in a list
         ([1, 2], [2, 1], False),
         (0.1 + 0.2, 0.3, True),
-        (1, 1.0000001, True),
+        (1, 1.0000001, False),  # an int against a float: exact
+        (1, 1.0, True),
+        (999999999999999999, 1e18, False),
+        (1.0000001, 1.0, True),
         (True, 1, False),
         ({"a": [1.0]}, {"a": [1]}, True),
         ("abc", "abc", True),
