@@ -187,5 +187,5 @@ def parse_returned(payload: str) -> Any:
     """The harness's result line -> its typed encoding (a line that is not JSON matches nothing)."""
     try:
         return json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {TAG: ["other", "unreadable", payload[:200]]}
