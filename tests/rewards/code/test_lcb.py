@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 
 from m2rl_slime.data.lcb import lcb_row
-from m2rl_slime.rewards.code import CodeConfig, verify
-from m2rl_slime.rewards.code import lcb
+from m2rl_slime.rewards.code import CodeConfig, lcb, verify
 from m2rl_slime.rewards.code.testcases import TestsError
 from m2rl_slime.rewards.result import Reason
 
