@@ -138,3 +138,17 @@ def test_gpqa_shuffle_is_pinned_per_item(tmp_path):
 
 
 PINNED_GPQA_LABELS = "ADDBABCC"  # recorded with the shuffle as first released (seed 0)
+
+
+def test_hle_from_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = read(DATA / "hle_sample.jsonl")
+    columns = {
+        key: [r.get(key) for r in rows] for key in ("id", "question", "image", "answer", "answer_type", "category")
+    }
+    pq.write_table(pa.table(columns), tmp_path / "test-00000-of-00001.parquet")
+    tally = prepare_eval(tmp_path / "test-00000-of-00001.parquet", tmp_path / "hle.jsonl", "hle")
+    assert (tally.rows_in, tally.rows_out, tally.dropped["has_image"]) == (9, 6, 2)
+    assert read(tmp_path / "hle.jsonl")[0]["metadata"]["source"] == "test-00000-of-00001"

@@ -41,7 +41,7 @@ class CodeConfig:
         reward: ``pass_all`` (1.0 iff all selected tests pass, the paper) or ``pass_fraction``.
         compare: ``tokens`` (the default: whitespace-insensitive token compare, like Codeforces' standard
             checker), ``lines`` (also line structure must match) or ``lcb`` (LiveCodeBench's rules, see
-            `lcb.py`; implies stop_on_first_failure and pass_all). Nemotron's own rows need ``tokens``:
+            `lcb.py`; implies stop_on_first_failure, pass_all and every test). Nemotron's own rows need ``tokens``:
             some tests of one problem expect one answer per line, others all answers on one line. A row's
             ``metadata.compare`` overrides it for that row (`for_row`).
         float_rel_tol / float_abs_tol: Tolerance between two numbers both written as floats.
@@ -134,8 +134,8 @@ class CodeConfig:
                     "metadata.time_limit_s", f"expected seconds in (0, {MAX_ROW_TIME_LIMIT_S:g}], got {limit!r}"
                 )
             changes["run_timeout_s"] = float(limit)
-        if changes.get("compare", self.compare) == "lcb":
-            changes.update(stop_on_first_failure=True, reward="pass_all")
+        if changes.get("compare", self.compare) == "lcb":  # the benchmark's rules: every test, pass@1
+            changes.update(stop_on_first_failure=True, reward="pass_all", max_tests=None)
         return dataclasses.replace(self, **changes) if changes else self
 
     @property

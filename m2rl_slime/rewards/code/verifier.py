@@ -5,7 +5,9 @@ What it fixes relative to the paper's reward (reward_anchors.md §2.5): the fina
 runs (an optional deterministic cap, no random subsampling); stderr and `sys.exit(0)` do not fail a
 correct program; outputs are compared like a judge (tokens, integers exactly, floats with a
 tolerance); time limits are CPU time (a loaded host does not fail a correct program); and an
-infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong answer. Score: 1.0 iff every selected test passes (the paper's pass-all), or the pass fraction with
+infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong answer. A row may carry
+its benchmark's rules in its metadata (``compare: lcb``, ``time_limit_s``; `CodeConfig.for_row`).
+Score: 1.0 iff every selected test passes (the paper's pass-all), or the pass fraction with
 ``reward: pass_fraction``; `details` always carries the fraction and per-test statuses.
 """
 

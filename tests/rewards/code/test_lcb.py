@@ -116,10 +116,8 @@ def test_row_settings_override_the_config():
     judged = base.for_row({"compare": "lcb", "time_limit_s": 6})
     assert (judged.compare, judged.run_timeout_s, judged.stop_on_first_failure, judged.reward) == (
         "lcb", 6.0, True, "pass_all")  # fmt: skip
-    assert (
-        CodeConfig(reward="pass_fraction", stop_on_first_failure=False).for_row({"compare": "lcb"}).reward
-        == "pass_all"
-    )
+    lenient = CodeConfig(reward="pass_fraction", stop_on_first_failure=False, max_tests=3).for_row({"compare": "lcb"})
+    assert (lenient.reward, lenient.stop_on_first_failure, lenient.max_tests) == ("pass_all", True, None)
     assert base.for_row({}) is base
     for bad in ({"compare": "exact"}, {"time_limit_s": 0}, {"time_limit_s": 61}, {"time_limit_s": True},
                 {"time_limit_s": "6"}):  # fmt: skip
