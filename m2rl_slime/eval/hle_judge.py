@@ -176,12 +176,14 @@ def _confidence(value: Any) -> int | None:
 
 
 def parse_reply(text: str) -> dict[str, Any]:
-    """The judgement in a reply: a JSON object (fences or prose around it allowed) or ``key: value`` lines.
+    """The judgement in a reply: a JSON object (fences or prose around it allowed) or ``key: value`` lines,
+    after the judge's own ``</think>`` if it thinks aloud.
 
     Raises:
         ValueError: no ``correct`` of yes/no could be read.
     """
     fields: dict[str, Any] = {}
+    text = text[text.rfind("</think>") + len("</think>") :] if "</think>" in text else text  # a thinking judge
     start, end = text.find("{"), text.rfind("}")
     if 0 <= start < end:
         try:

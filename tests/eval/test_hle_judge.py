@@ -41,7 +41,7 @@ class FakeJudge:
         asyncio.set_event_loop(self.loop)
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self.handle)
-        runner = web.AppRunner(app)
+        runner = self.runner = web.AppRunner(app)
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0)
         self.loop.run_until_complete(site.start())
@@ -79,6 +79,7 @@ class FakeJudge:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
 
 
@@ -161,6 +162,7 @@ def test_prompt_placeholders_are_filled_once():
         ('Sure:\n```json\n{"correct": "no", "confidence": "40%"}\n```', False, 40),
         ("extracted_final_answer: B\nreasoning: close\ncorrect: Yes.\nconfidence: 55", True, 55),
         ("- **correct:** no\n- **confidence:** 100", False, 100),
+        ('<think>maybe {"correct": "yes"}? correct: yes</think>{"correct": "no", "confidence": 5}', False, 5),
     ],
 )
 def test_parse_reply(reply, correct, confidence):
