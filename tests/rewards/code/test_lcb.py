@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,7 +104,12 @@ def test_values_equal_of_unreadable_and_deep_values():
 
 def test_prelude_defines_the_reference_namespace():
     namespace: dict = {}
-    exec(lcb.PRELUDE, namespace)
+    limit = sys.getrecursionlimit()
+    try:
+        exec(lcb.PRELUDE, namespace)
+        assert sys.getrecursionlimit() == lcb.RECURSION_LIMIT
+    finally:
+        sys.setrecursionlimit(limit)  # the prelude sets it process-wide; the other tests need the default
     for name in ("deque", "Counter", "heappush", "bisect_left", "sqrt", "fsum", "List", "Optional", "reduce",
                  "accumulate", "ascii_lowercase", "datetime", "mean", "deepcopy", "itemgetter", "stdin"):  # fmt: skip
         assert name in namespace, name
