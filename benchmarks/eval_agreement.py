@@ -35,6 +35,15 @@ through our episode driver and the bridge; measures throughput and hostile input
 
 Run: ``python benchmarks/eval_agreement.py --only bfcl --bfcl-data PATH [--bfcl-env DIR]
 [--bfcl-literals N] [--bfcl-timeout S] [--json OUT]``.
+
+**lcb** (``--lcb-src PATH``: a checkout of LiveCodeBench/LiveCodeBench, MIT; nothing of it is copied
+here). Grades every program of ``tests/rewards/code/data/lcb_cases.jsonl`` (self-written problems in
+LiveCodeBench's format, with hand-checked verdicts) with ours (``compare: lcb`` rows through the embedded
+sandbox, which needs root) and with lcb_runner's own ``codegen_metrics`` (`benchmarks/lcb_reference.py`
+in ``--lcb-venv``, which gets numpy, pandas and tqdm). Prints the agreement counts, every disagreement
+with its documented reason, and where the default ``tokens`` compare would have judged differently.
+
+Run: ``python benchmarks/eval_agreement.py --only lcb --lcb-src PATH [--lcb-venv DIR] [--json OUT]``.
 """
 
 from __future__ import annotations
@@ -249,7 +258,110 @@ def _print_ifbench(report: dict) -> None:
     print("throughput:", json.dumps(report["throughput"]))
 
 
-BENCHMARKS = {"ifbench": (ifbench, _print_ifbench), "bfcl": (bfcl_agreement.bfcl, bfcl_agreement.print_bfcl)}
+LCB_CASES = ROOT / "tests" / "rewards" / "code" / "data" / "lcb_cases.jsonl"
+LCB_REFERENCE_PACKAGES = ["numpy", "pandas", "tqdm"]
+
+
+def _lcb_ours(cases: list[dict], compare: str | None) -> tuple[dict, float]:
+    """Our verdicts (embedded sandbox) on every case program: the rows' own rules, or `compare` forced."""
+    import asyncio
+
+    from m2rl_slime.data.lcb import lcb_row
+    from m2rl_slime.rewards.code import CodeConfig, verify
+    from m2rl_slime.sandbox import get_sandbox
+
+    config = CodeConfig(workers=2, memory_limit_mb=1024, test_concurrency=2)
+    sandbox = get_sandbox(config)
+
+    async def grade() -> dict:
+        jobs = {}
+        for case in cases:
+            metadata = lcb_row(case["problem"], "cases", None, "agreement").to_json()["metadata"]
+            if compare is not None:
+                metadata = {**metadata, "compare": compare}
+            for program in case["programs"]:
+                key = f"{case['problem']['question_id']}:{program['name']}"
+                code = f"```python\n{program['code']}\n```"
+                jobs[key] = asyncio.ensure_future(verify(code, None, metadata, config=config, sandbox=sandbox))
+        return {key: (await job) for key, job in jobs.items()}
+
+    started = time.monotonic()
+    results = asyncio.run(grade())
+    return {
+        k: {"pass": r.score == 1.0, "reason": r.reason.value} for k, r in results.items()
+    }, time.monotonic() - started
+
+
+def _lcb_reference(opts: argparse.Namespace) -> tuple[dict, float]:
+    python = opts.lcb_venv / "bin" / "python"
+    if not python.exists():
+        print(f"creating the reference venv {opts.lcb_venv} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(opts.lcb_venv)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", *LCB_REFERENCE_PACKAGES], check=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / "verdicts.json"
+        child = [
+            str(python),
+            str(ROOT / "benchmarks" / "lcb_reference.py"),
+            str(opts.lcb_src),
+            str(LCB_CASES),
+            str(out),
+        ]
+        started = time.monotonic()
+        subprocess.run(child, check=True, cwd=scratch, stdout=subprocess.DEVNULL)
+        return json.loads(out.read_text()), time.monotonic() - started
+
+
+def lcb(opts: argparse.Namespace) -> dict:
+    """Our ``compare: lcb`` grading vs LiveCodeBench's own runner on the programs of tests/rewards/code/data/
+    lcb_cases.jsonl (self-written problems in LiveCodeBench's format: float outputs, whitespace, functional
+    returns, exits, time limits, and the known differences, each with its hand-checked verdicts)."""
+    if opts.lcb_src is None or not (opts.lcb_src / "lcb_runner" / "evaluation" / "testing_util.py").is_file():
+        sys.exit("--only lcb needs --lcb-src PATH: a checkout of LiveCodeBench/LiveCodeBench (git clone "
+                 "https://github.com/LiveCodeBench/LiveCodeBench), the folder holding lcb_runner/")  # fmt: skip
+    cases = [json.loads(line) for line in LCB_CASES.read_text().splitlines()]
+    programs = {f"{c['problem']['question_id']}:{p['name']}": p for c in cases for p in c["programs"]}
+    ours, ours_s = _lcb_ours(cases, None)
+    tokens, _ = _lcb_ours(cases, "tokens")
+    theirs, theirs_s = _lcb_reference(opts)
+    rows = []
+    for key, program in programs.items():
+        rows.append({"key": key, "ours": ours[key]["pass"], "reference": theirs[key]["pass"],
+                     "expected_ours": program["ours"], "expected_reference": program["reference"],
+                     "tokens": tokens[key]["pass"], "why": program["why"], "graded": theirs[key]["graded"]})  # fmt: skip
+    known = [r for r in rows if r["expected_ours"] != r["expected_reference"]]
+    return {
+        "programs": len(rows),
+        "agree": sum(r["ours"] == r["reference"] for r in rows),
+        "agree_outside_known": sum(r["ours"] == r["reference"] for r in rows if r not in known),
+        "outside_known": len(rows) - len(known),
+        "disagreements": [r for r in rows if r["ours"] != r["reference"]],
+        "known_differences": [r["key"] for r in known],
+        "reference_matches_hand_check": sum(r["reference"] == r["expected_reference"] for r in rows),
+        "ours_matches_hand_check": sum(r["ours"] == r["expected_ours"] for r in rows),
+        "tokens_differs_from_reference": [r["key"] for r in rows if r["tokens"] != r["reference"] and r not in known],
+        "seconds": {"ours_embedded_sandbox": round(ours_s, 1), "reference": round(theirs_s, 1)},
+    }
+
+
+def _print_lcb(report: dict) -> None:
+    n, m = report["programs"], report["outside_known"]
+    print(f"lcb: {n} programs; ours and lcb_runner agree on {report['agree']}/{n} "
+          f"({report['agree_outside_known']}/{m} outside the {n - m} documented known differences)")  # fmt: skip
+    print(f"  hand-checked verdicts: lcb_runner {report['reference_matches_hand_check']}/{n}, "
+          f"ours {report['ours_matches_hand_check']}/{n}")  # fmt: skip
+    for d in report["disagreements"]:
+        print(f"  {d['key']}: ours {d['ours']}, lcb_runner {d['reference']} {d['graded']} - {d['why']}")
+    print(f"  the default `tokens` compare would differ from lcb_runner on {len(report['tokens_differs_from_reference'])}: "
+          f"{', '.join(report['tokens_differs_from_reference'])}")  # fmt: skip
+    print(f"  seconds: {json.dumps(report['seconds'])}")
+
+
+BENCHMARKS = {
+    "ifbench": (ifbench, _print_ifbench),
+    "bfcl": (bfcl_agreement.bfcl, bfcl_agreement.print_bfcl),
+    "lcb": (lcb, _print_lcb),
+}
 
 
 def main() -> None:
@@ -264,6 +376,9 @@ def main() -> None:
     parser.add_argument("--tagger-zip", type=Path, help="nltk_data's packages/taggers/averaged_perceptron_tagger.zip")
     parser.add_argument("--official-only", action="store_true", help="compare with the published figures only")
     bfcl_agreement.add_arguments(parser)
+    parser.add_argument("--lcb-src", type=Path, help="a checkout of LiveCodeBench/LiveCodeBench (holds lcb_runner/)")
+    parser.add_argument("--lcb-venv", type=Path, default=Path(tempfile.gettempdir()) / "m2rl-lcb-ref-venv",
+                        help="venv for lcb_runner (numpy, pandas, tqdm; created if missing)")  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the full report as JSON here")
     opts = parser.parse_args()
     reports = {}

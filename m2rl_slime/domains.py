@@ -80,7 +80,8 @@ MATH = DomainSpec(
     converter=f"{_SCHEMA}.math_row",
     template=f"{_TEMPLATES}.MATH_TEMPLATE",
     sources=("dapo17k", "dapo", "skywork", "math", "aime"),
-    eval_kinds=("math", "aime"),
+    # hle: exact-match rows are math, multiple-choice rows science; each row carries its own domain.
+    eval_kinds=("math", "aime", "aime24", "aime25", "hle"),
 )
 CODE = DomainSpec(
     name="code",
@@ -90,6 +91,8 @@ CODE = DomainSpec(
     config_field="code",
     converter=f"{_SCHEMA}.code_row",
     sources=("comp_coding", "code_gen", "taco", "apps", "code_contests", "codeforces"),
+    eval_kinds=("lcb",),
+    preparers=(("lcb", "m2rl_slime.data.lcb.prepare_eval_kind"),),
 )
 SCIENCE = DomainSpec(
     name="science",

@@ -87,7 +87,7 @@ def test_derived_tables_are_the_documented_ones():
     config = RewardConfig()
     assert config.for_domain("math") is config.math and config.for_domain("agent") is None
     assert default_sources()["structured_outputs"] == "exclude" and default_sources()["taco"] == "code"
-    assert eval_kinds() == {k: d for d, ks in [("math", "math aime"), ("science", "gpqa mcq"),
+    assert eval_kinds() == {k: d for d, ks in [("math", "math aime aime24 aime25 hle"), ("code", "lcb"), ("science", "gpqa mcq"),
                                                ("if", "if ifeval ifbench"), ("bfcl", "bfcl")] for k in ks.split()}  # fmt: skip
     templates = default_templates()
     assert templates["math"] is MATH_TEMPLATE and templates["science"] is SCIENCE_TEMPLATE

@@ -58,13 +58,25 @@ def _parser() -> argparse.ArgumentParser:
     eva = sub.add_parser("prepare-eval", help="a local benchmark file -> prepared eval rows")
     eva.add_argument("--kind", required=True, choices=sorted(eval_kinds()), help="benchmark kind")
     eva.add_argument(
-        "--input", required=True, type=Path, help="benchmark rows (.jsonl/.parquet); bfcl: the data folder"
+        "--input",
+        required=True,
+        type=Path,
+        nargs="+",
+        action="extend",
+        help="benchmark rows (.jsonl/.parquet), one or more files; lcb: release files or their folder; bfcl: the data folder",
     )
     eva.add_argument("--out", required=True, type=Path, help="output .jsonl file")
     eva.add_argument("--seed", type=int, default=0, help="seed of the GPQA option shuffle (default 0)")
     eva.add_argument("--name", help="metadata source name (default: input file stem)")
     eva.add_argument("--limit", type=int, help="read at most this many rows")
     eva.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
+    eva.add_argument(
+        "--release",
+        metavar="vN|vM_vN|release_vN|release_latest",
+        help="lcb: problems added in release N (vN = testN.jsonl; v6 = the paper's 175), or up to N (release_vN)",
+    )
+    eva.add_argument("--start-date", metavar="YYYY-MM-DD", help="lcb: first contest_date kept (inclusive)")
+    eva.add_argument("--end-date", metavar="YYYY-MM-DD", help="lcb: last contest_date kept (inclusive)")
     eva.add_argument(
         "--categories",
         action="append",
@@ -110,19 +122,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"wrote {path} ({summary.domains[domain].rows_out} rows)")
             return 0
         options = EvalOptions(
-            args.seed,
-            args.name,
-            args.limit,
-            args.strict,
-            False if args.no_progress else None,
-            tuple(args.categories or ("v3",)),
-            args.underscore_names,
-        )
+            args.seed, args.name, args.limit, args.strict, False if args.no_progress else None,
+            args.release, args.start_date, args.end_date, tuple(args.categories or ("v3",)), args.underscore_names,
+        )  # fmt: skip
         tally = prepare_eval(args.input, args.out, args.kind, load_prepare_config(args.config), options)
         dropped = ", ".join(f"{r}={n}" for r, n in sorted(tally.dropped.items())) or "none"
         print(f"{args.kind}: rows in {tally.rows_in}, rows out {tally.rows_out}, dropped: {dropped}")
-        for note in tally.notes:
-            print(f"  {note}")
+        if tally.notes:
+            for note in tally.notes:
+                print(f"  {note}")
+        elif len(tally.sources) > 1 or args.kind == "lcb":
+            print("  " + ", ".join(f"{source}: {n}" for source, n in tally.sources.items()))
         print(f"wrote {args.out}")
         return 0
     except M2RLError as exc:

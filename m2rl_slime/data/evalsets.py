@@ -1,4 +1,9 @@
-"""`prepare-eval`: local benchmark files (AIME, GPQA-Diamond, IFEval/IFBench) -> prepared rows.
+"""`prepare-eval`: local benchmark files (AIME'24/'25, GPQA-Diamond, IFEval/IFBench, LiveCodeBench, HLE) -> rows.
+
+Every row's metadata carries ``domain``, ``source``, ``uid`` (the benchmark's own id where it has one,
+else a hash of the problem text, so identical across regenerations), ``benchmark`` (the kind; the
+``aime`` kind is kept as an alias of ``aime24``'s format, with benchmark ``aime``) and what the verifier
+needs. LiveCodeBench and HLE have modules of their own (`lcb`, `hle`).
 
 Two input shapes are accepted per row:
 
@@ -19,7 +24,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +35,7 @@ from ..errors import ConfigError, UnknownNameError
 from .config import PROMPT_PLACEHOLDER, PrepareConfig
 from .files import atomic_writer, iter_rows
 from .prepare import PrepareOptions, Tally, progress_bar
-from .schema import Row, RowError, convert_row, row_uid
+from .schema import Row, RowError, convert_row
 from .templates import EVAL_MATH_TEMPLATE, GPQA_TEMPLATE, IDENTITY
 
 logger = logging.getLogger(__name__)
@@ -59,6 +64,9 @@ class EvalOptions:
     limit: int | None = None
     strict: bool = False
     progress: bool | None = None
+    release: str | None = None  # lcb only: --release (vN, vM_vN, release_vN, release_latest)
+    start_date: str | None = None  # lcb only: inclusive contest_date window, YYYY-MM-DD
+    end_date: str | None = None
     categories: tuple[str, ...] = ("v3",)  # bfcl only: --categories
     underscore_names: bool = False  # bfcl only: dots in tool names -> underscores
 
@@ -91,7 +99,17 @@ def math_eval_row(raw: Mapping[str, Any], source: str, config: PrepareConfig) ->
             raise RowError("missing_label", "answer", "no answer field and no \\boxed{} in solution") from None
     template = config.eval_math_template or EVAL_MATH_TEMPLATE
     prompt = [{"role": "user", "content": template.replace(PROMPT_PLACEHOLDER, problem)}]
-    return Row(prompt, answer, "math", {"source": source, "uid": row_uid(raw, prompt)}, [])
+    return Row(prompt, answer, "math", {"source": source, "uid": _problem_uid(raw, problem)}, [])
+
+
+def _problem_uid(raw: Mapping[str, Any], problem: str) -> str:
+    """The row's own id (``id``, ``ID``, ``problem_idx``, ...), else a hash of the problem text (not of the
+    prompt, so a changed template keeps the uids)."""
+    for name in ("id", "ID", "Id", "problem_idx", "uid", "uuid", "key"):
+        value = raw.get(name)
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return hashlib.sha1(problem.encode("utf-8")).hexdigest()[:16]
 
 
 def gpqa_eval_row(raw: Mapping[str, Any], source: str, config: PrepareConfig, seed: int) -> Row:
@@ -135,56 +153,84 @@ def eval_row(raw: Any, domain: str, source: str, config: PrepareConfig, seed: in
     return convert_row(raw, domain, source, IDENTITY)
 
 
+def kind_row(raw: Any, kind: str, source: str, config: PrepareConfig, seed: int) -> Row:
+    """One row of benchmark `kind` -> prepared `Row`, with ``metadata.benchmark`` set."""
+    if kind == "hle":
+        if not isinstance(raw, Mapping):
+            raise RowError("bad_row", "<row>", f"expected a JSON object, got {type(raw).__name__}")
+        from .hle import hle_row
+
+        return hle_row(raw, source)
+    row = eval_row(raw, eval_kinds()[kind], source, config, seed)
+    return Row(row.prompt, row.label, row.domain, {**row.metadata, "benchmark": kind}, row.tools)
+
+
+def _paths(input_path: str | Path | Sequence[str | Path]) -> list[Path]:
+    paths = [input_path] if isinstance(input_path, (str, Path)) else list(input_path)
+    if not paths:
+        raise ConfigError("prepare-eval: no input file")
+    return [Path(p) for p in paths]
+
+
 def prepare_eval(
-    input_path: str | Path,
+    input_path: str | Path | Sequence[str | Path],
     out_path: str | Path,
     kind: str,
     config: PrepareConfig | None = None,
     options: EvalOptions | None = None,
 ) -> Tally:
-    """Write the prepared rows of one benchmark file to `out_path` (all or nothing).
+    """Write the prepared rows of one benchmark's files to `out_path` (all or nothing).
 
     Args:
-        input_path: Benchmark file (jsonl or parquet); for ``bfcl``, BFCL's data folder.
+        input_path: Benchmark file(s) (jsonl or parquet; ``lcb``: release files or their folder).
         out_path: Output jsonl.
-        kind: One of `eval_kinds()` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``, ``bfcl``).
+        kind: One of `eval_kinds()` (``aime24``, ``aime25``, ``gpqa``, ``ifeval``, ``ifbench``, ``lcb``,
+            ``hle``; ``aime``, ``math``, ``mcq``, ``if`` for other files of those formats).
         config: Prepare settings (eval templates).
-        options: Seed of the GPQA option shuffle, source name, limit, strictness, progress bar.
+        options: Seed of the GPQA option shuffle, source name, limit, strictness, progress bar, LCB selection.
 
     Raises:
         UnknownNameError: unknown `kind`.
-        ConfigError: unreadable input, a bad row with ``strict``, or no usable row at all.
+        ConfigError: unreadable input, a bad row with ``strict``, a repeated uid with ``strict``, or no
+            usable row at all.
     """
     kinds = eval_kinds()
     if kind not in kinds:
         raise UnknownNameError("eval kind", kind, kinds)
     config, options = config or PrepareConfig(), options or EvalOptions()
     preparer = dict(SPECS[kinds[kind]].preparers).get(kind)
-    if preparer is not None:
-        return load_dotted(preparer)(input_path, out_path, config, options)
-    domain, source = kinds[kind], options.name or Path(input_path).stem
-    tally, seen = Tally(), 0
+    if preparer is not None:  # a kind with its own input format (LiveCodeBench releases, BFCL's folder)
+        return load_dotted(preparer)(_paths(input_path), out_path, config, options)
+    if options.release or options.start_date or options.end_date:
+        raise ConfigError(f"--release/--start-date/--end-date select LiveCodeBench problems; not for --kind {kind}")
+    tally, uids = Tally(), set()
     bar_options = PrepareOptions(limit=options.limit, progress=options.progress)
     with atomic_writer(out_path) as out, progress_bar(bar_options, f"prepare-eval {kind}") as bar:
-        for line_no, raw, error in iter_rows(input_path):
-            if options.limit is not None and seen >= options.limit:
-                break
-            seen += 1
-            bar.update(1)
-            tally.rows_in += 1
-            try:
-                if error is not None:
-                    raise RowError("invalid_json", "<line>", error)
-                row = eval_row(raw, domain, source, config, options.seed)
-            except RowError as exc:
-                if options.strict:
-                    raise ConfigError(f"{input_path}:{line_no}: {exc}") from None
-                tally.dropped[exc.reason] += 1
-                logger.warning("dropped (%s) %s:%d: %s", exc.reason, input_path, line_no, exc)
-                continue
-            out.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
-            tally.rows_out += 1
+        for path in _paths(input_path):
+            source = options.name or path.stem
+            for line_no, raw, error in iter_rows(path):
+                if options.limit is not None and tally.rows_in >= options.limit:
+                    break
+                bar.update(1)
+                tally.rows_in += 1
+                try:
+                    if error is not None:
+                        raise RowError("invalid_json", "<line>", error)
+                    row = kind_row(raw, kind, source, config, options.seed)
+                    if row.metadata["uid"] in uids:
+                        raise RowError("duplicate_uid", "uid", f"{row.metadata['uid']} appeared before")
+                except RowError as exc:
+                    if options.strict and exc.reason != "has_image":
+                        raise ConfigError(f"{path}:{line_no}: {exc}") from None
+                    tally.dropped[exc.reason] += 1
+                    if exc.reason != "has_image":
+                        logger.warning("dropped (%s) %s:%d: %s", exc.reason, path, line_no, exc)
+                    continue
+                uids.add(row.metadata["uid"])
+                out.write(json.dumps(row.to_json(), ensure_ascii=False) + "\n")
+                tally.rows_out += 1
+                tally.sources[source] += 1
         if tally.rows_out == 0:
-            raise ConfigError(f"{input_path}: no usable {kind} rows ({dict(tally.dropped) or 'file is empty'})")
-    tally.sources[source] = tally.rows_out
+            names = ", ".join(str(p) for p in _paths(input_path))
+            raise ConfigError(f"{names}: no usable {kind} rows ({dict(tally.dropped) or 'file is empty'})")
     return tally

@@ -10,7 +10,8 @@ Training (``prepare``):
 - if, code, agent: unchanged, as in the paper.
 
 Evaluation (``prepare-eval``, raw benchmark rows): AIME gets the paper's eval instruction (boxed answer
-on the ``Answer:`` line), GPQA the paper's letter format over options shuffled with a seed.
+on the ``Answer:`` line), GPQA the paper's letter format over options shuffled with a seed; LiveCodeBench
+and HLE prompts follow their official harnesses' behaviour in this project's own words.
 """
 
 from __future__ import annotations
@@ -43,6 +44,41 @@ GPQA_TEMPLATE = (
     "answering.\n\n{question}\n\n{choices}"
 )
 IDENTITY = PromptTemplate()
+
+# LiveCodeBench (code generation): a system instruction, then the problem, then either its starter code
+# (LeetCode-style functional problems) or the stdin/stdout instruction, each with a fenced Python block
+# to fill in. Written for this project after the official runner's prompt behaviour (docs/eval_sets.md).
+LCB_SYSTEM = (
+    "You are a skilled Python programmer. Given a problem statement, you write a correct Python program "
+    "that meets the specification and passes every test."
+)
+LCB_STARTER_FORMAT = (
+    "Complete the starter code below to solve the problem, and put your whole solution in one fenced Python "
+    "code block."
+)
+LCB_STDIN_FORMAT = (
+    "Write a program that reads the input from standard input, solves the problem and writes the answer to "
+    "standard output (do not test it on the sample inputs yourself). Put the whole program in one fenced "
+    "Python code block, as below."
+)
+LCB_USER = "### Problem\n{question}\n\n### Format\n{format}\n```python\n{code}\n```\n\n### Answer\n{answer}\n"
+LCB_ANSWER = "Reply with your solution in the format above, as a fenced Python code block."
+LCB_EMPTY_CODE = "# your code here"
+
+# Humanity's Last Exam: the official harness's system instruction asks for an explanation, a final
+# answer line and a confidence line; the judge (m2rl_slime.eval.hle_judge) reads the confidence.
+HLE_EXACT_SYSTEM = (
+    "Write your response in this format:\n"
+    "Explanation: {the reasoning behind your final answer}\n"
+    "Exact Answer: {your final answer, as short as possible}\n"
+    "Confidence: {how sure you are of that answer, from 0% to 100%}"
+)
+HLE_CHOICE_SYSTEM = (
+    "Write your response in this format:\n"
+    "Explanation: {the reasoning behind the choice you make}\n"
+    "Answer: {the letter of the answer you choose}\n"
+    "Confidence: {how sure you are of that answer, from 0% to 100%}"
+)
 
 
 def default_templates() -> dict[str, PromptTemplate]:

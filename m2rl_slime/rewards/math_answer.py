@@ -1,7 +1,7 @@
 """Math verifier: final-answer equivalence on top of `math-verify` (the `math` domain of the reward router).
 
 The final answer is the last box or the last `Answer: ...` statement, whichever comes later
-(`answer_extract`); the paper's training prompt asks for the latter, which M2RL's grader rejected (bug R1).
+(`answer_extract`); the paper's training prompt asks for the latter, which M2RL's grader rejected.
 Gold and prediction are each wrapped in `\\boxed{}` before `math_verify.parse` (a bare gold such as `a+b`
 is otherwise not extracted). math-verify's own signal-based timeouts are switched off: this module runs
 inside a worker of `m2rl_slime.rewards.pool`, which enforces a hard deadline by killing the process.

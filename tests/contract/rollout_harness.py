@@ -9,7 +9,9 @@ and a `RolloutManager` without Ray.
   first half of its tokens, as SGLang returns what it has generated. A request whose input is a prompt plus
   such a partial response (slime's `--partial-rollout`) gets the rest of it at once.
 - `World` writes the files a recipe points at (`$WORK_DIR/data/<domain>.jsonl`, the eval sets, the HF dir
-  with the tokenizer) for four domains (math, science, if, agent; code would need the sandbox).
+  with the tokenizer) for four training domains (math, science, if, agent; code would need the sandbox) and
+  the recipes' eval sets, LiveCodeBench's included (two problems prepared by `m2rl_slime.data.lcb`, graded
+  in the sandbox).
 - `parse_recipe` renders a shipped recipe with `--set` overrides through `m2rl_slime.launch` and parses the
   argv with slime's `parse_args` (Megatron's CUDA validation skipped, as slime_parse_check does).
 - `Manager` is slime's `RolloutManager` class (`__ray_actor_class__`) built without its SGLang servers and
@@ -40,6 +42,7 @@ from agent_harness import build_tokenizer, call_text, turn  # noqa: E402
 from slime_parse_check import QWEN3_4B_HF_CONFIG as HF_CONFIG  # noqa: E402
 
 DOMAINS = ("math", "science", "if", "agent")
+EVAL_ONLY = ("code",)  # eval sets only (LiveCodeBench): their rewards need the sandbox
 AGENT_TURNS = [  # demo task 1 of examples/agent_demo.jsonl: reply to Tomas's launch-checklist e-mail
     turn("Find it.", call_text("email_search_emails", query="launch checklist tomas")),
     turn("Reply.", call_text("email_reply_email", email_id="00000002", body="Looks good, ship it.")),
@@ -103,8 +106,12 @@ class World:
         write_jsonl(data / "eval" / "aime24.jsonl", world.rows["math"][:2])
         write_jsonl(data / "eval" / "gpqa_diamond.jsonl", world.rows["science"][:2])
         write_jsonl(data / "eval" / "ifbench.jsonl", world.rows["if"][:2])
+        write_jsonl(data / "eval" / "ifeval.jsonl", world.rows["if"][2:4])
+        lcb = [lcb_problem(i) for i in range(2)]
+        write_jsonl(data / "eval" / "lcb_v6.jsonl", lcb)
         corpus = [json.dumps(r) for rows in world.rows.values() for r in rows] + AGENT_TURNS * 5
         corpus += ["<think>\nok\n</think>\n\nAnswer: 12", "Email replied successfully."] * 10
+        corpus += [json.dumps(r) for r in lcb] + [default_response("code", "", k) for k in (0, 1)] * 5
         world.tokenizer = build_tokenizer(corpus)
         hf = root / "checkpoints" / "sft_hf"
         world.tokenizer.save_pretrained(hf)
@@ -115,6 +122,17 @@ class World:
     def prompt_files(self, order: tuple[str, ...] = DOMAINS) -> str:
         """A `--set plugin.m2rl_data.prompt_files=...` value (YAML flow mapping) in the given pool order."""
         return "{" + ", ".join(f"{d}: {self.root / 'data' / f'{d}.jsonl'}" for d in order) + "}"
+
+
+def lcb_problem(i: int) -> dict:
+    """A prepared LiveCodeBench row (stdin: print a + b), made from LiveCodeBench's format by our reader."""
+    from m2rl_slime.data.lcb import lcb_row
+
+    tests = [{"input": f"{i} {k}\n", "output": f"{i + k}\n", "testtype": "stdin"} for k in (1, 2)]
+    problem = {"question_id": f"lcb{i}", "question_content": f"[code] #{i} Read a and b; print a + b.",
+               "contest_date": "2025-03-01T00:00:00", "public_test_cases": json.dumps(tests[:1]),
+               "private_test_cases": json.dumps(tests[1:]), "metadata": "{}", "platform": "atcoder"}  # fmt: skip
+    return lcb_row(problem, "test6", 6, "release v6").to_json()
 
 
 def row(text: str, label: Any, metadata: dict) -> dict:
@@ -250,7 +268,7 @@ class FakeSGLang:
             ]
             return web.json_response({"text": "", "meta_info": {"input_token_logprobs": entries}})
         text = self.tokenizer.decode(ids)
-        domain = next((d for d in DOMAINS if f"[{d}]" in text), "unknown")
+        domain = next((d for d in (*DOMAINS, *EVAL_ONLY) if f"[{d}]" in text), "unknown")
         waiting = self._partials.get(tuple(ids))
         continued = waiting.pop(0) if waiting else None
         record = {"domain": domain, "t": time.monotonic(), "input_ids": ids, "continued": continued is not None}
@@ -308,6 +326,8 @@ def default_response(domain: str, prompt: str, k: int) -> str:
         return f"<think>\nadd\n</think>\n\nAnswer: {a + b if right else a + b + 1}"
     if domain == "science":
         return f"<think>\nhm\n</think>\n\nAnswer: {'B' if right else 'C'}"
+    if domain == "code":
+        return f"<think>\nio\n</think>\n\n```python\na, b = map(int, input().split())\nprint(a {'+' if right else '-'} b)\n```"
     return "<think>\nok\n</think>\n\n" + ("A cat is soft and quiet." if right else "A cat is soft, and quiet.")
 
 

@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from rollout_harness import DOMAINS, FakeSGLang, Manager, World, connect, parse_recipe, teacher_log_prob
 
+from ..sandbox.conftest import require_sandbox
+
 SMALL = [
     "slime.rollout.rollout-batch-size=8",
     "slime.rollout.n-samples-per-prompt=2",
@@ -104,7 +106,8 @@ def trained_batch(manager, rollout_id):
 
 
 def test_multi_domain_rollout_and_eval_through_slime(world, monkeypatch, logged):
-    args = rl_multi(world, "plain", "eval.datasets.2.n_samples_per_eval_prompt=2")
+    require_sandbox()  # the LiveCodeBench eval set is graded in the sandbox
+    args = rl_multi(world, "plain", *(f"eval.datasets.{i}.n_samples_per_eval_prompt=2" for i in (2, 3)))
     with FakeSGLang(world.tokenizer) as server:
         connect(args, server)
         manager = Manager(args, monkeypatch)
@@ -117,7 +120,8 @@ def test_multi_domain_rollout_and_eval_through_slime(world, monkeypatch, logged)
         assert all(metrics[f"rollout/m2rl_data/{d}/groups"] == 2 for d in DOMAINS)
         manager.eval(0)
     evals = next(m for m in logged if "eval/aime24" in m)
-    assert {evals["eval/aime24"], evals["eval/gpqa_diamond"], evals["eval/ifbench"]} == {0.5}  # right, wrong
+    names = ("aime24", "gpqa_diamond", "ifbench", "ifeval", "lcb_v6")
+    assert {name: evals[f"eval/{name}"] for name in names} == dict.fromkeys(names, 0.5)  # right, wrong
 
 
 def test_over_sampling_with_a_dynamic_filter_keeps_exact_domain_counts(world, monkeypatch, logged):

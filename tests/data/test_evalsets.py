@@ -68,7 +68,7 @@ def test_aime_raw_rows(tmp_path):
     out = read(tmp_path / "out.jsonl")
     assert tally.rows_out == 2 and [r["label"] for r in out] == ["42", "\\frac{1}{2}"]
     assert out[0]["prompt"][0]["content"].endswith("Find x.") and "\\boxed{$Answer}" in out[0]["prompt"][0]["content"]
-    assert out[0]["metadata"] == {"domain": "math", "source": "aime", "uid": "1"}
+    assert out[0]["metadata"] == {"domain": "math", "source": "aime", "uid": "1", "benchmark": "aime"}
     assert last_boxed("\\boxed{a{b}c} and \\boxed{d}") == "d" and last_boxed("\\boxed{open") is None
 
 

@@ -94,13 +94,16 @@ def test_fixed_hook_paths(load, name):
 
 
 def test_eval_settings(load):
-    evals = {name: load(name).eval for name in ("rl_math", "rl_science", "rl_if", "rl_multi")}
+    evals = {name: load(name).eval for name in ("rl_math", "rl_code", "rl_science", "rl_if", "rl_multi")}
     n = {name: {d["name"]: d["n_samples_per_eval_prompt"] for d in cfg["datasets"]} for name, cfg in evals.items()}
-    assert n == {"rl_math": {"aime24": 8}, "rl_science": {"gpqa_diamond": 4}, "rl_if": {"ifbench": 1, "ifeval": 1},
-                 "rl_multi": {"aime24": 16, "gpqa_diamond": 4, "ifbench": 1}}  # fmt: skip
+    assert n == {"rl_math": {"aime24": 8}, "rl_code": {"lcb_v6": 2}, "rl_science": {"gpqa_diamond": 4},
+                 "rl_if": {"ifbench": 1, "ifeval": 1},
+                 "rl_multi": {"aime24": 16, "gpqa_diamond": 4, "ifbench": 1, "ifeval": 1, "lcb_v6": 2}}  # fmt: skip
+    domains = {d["name"]: d["metadata_overrides"]["domain"] for cfg in evals.values() for d in cfg["datasets"]}
+    assert domains == {"aime24": "math", "lcb_v6": "code", "gpqa_diamond": "science", "ifbench": "if", "ifeval": "if"}
     for cfg in evals.values():
         assert cfg["defaults"] == {"max_response_len": 32768, "top_p": 0.7}
-    for name in ("rl_code", "rl_agent", "opd"):
+    for name in ("rl_agent", "opd"):
         assert load(name).eval is None
 
 

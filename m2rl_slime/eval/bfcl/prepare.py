@@ -299,8 +299,11 @@ def prepare_eval_kind(input_path: str | Path, out_path: str | Path, config: Any,
 
     The tally's notes list the rows written per category and the categories unavailable offline.
     """
+    paths = [input_path] if isinstance(input_path, (str, Path)) else list(input_path)
+    if len(paths) != 1:
+        raise ConfigError(f"--kind bfcl takes one --input, BFCL's data folder (got {len(paths)} paths)")
     bfcl = BfclOptions(options.categories, options.underscore_names, options.name, options.limit, options.strict)
-    tally = prepare_bfcl(input_path, out_path, bfcl)
+    tally = prepare_bfcl(paths[0], out_path, bfcl)
     tally.notes.extend(f"{category}: {rows} rows" for category, rows in tally.sources.items())
     tally.notes.extend(
         f"{category}: unavailable offline, not prepared ({why})" for category, why in UNAVAILABLE.items()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ...errors import ConfigError
 from .compare import Tolerance
+
+ROW_COMPARE_MODES = ("lines", "tokens", "lcb")
+MAX_ROW_TIME_LIMIT_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +40,10 @@ class CodeConfig:
         stop_on_first_failure: Stop a sample's remaining tests at its first failure.
         reward: ``pass_all`` (1.0 iff all selected tests pass, the paper) or ``pass_fraction``.
         compare: ``tokens`` (the default: whitespace-insensitive token compare, like Codeforces' standard
-            checker) or ``lines`` (also line structure must match). Nemotron's own rows need ``tokens``:
-            some tests of one problem expect one answer per line, others all answers on one line.
+            checker), ``lines`` (also line structure must match) or ``lcb`` (LiveCodeBench's rules, see
+            `lcb.py`; implies stop_on_first_failure, pass_all and every test). Nemotron's own rows need ``tokens``:
+            some tests of one problem expect one answer per line, others all answers on one line. A row's
+            ``metadata.compare`` overrides it for that row (`for_row`).
         float_rel_tol / float_abs_tol: Tolerance between two numbers both written as floats.
         case_insensitive: Compare output case-insensitively (SandboxFusion's CommonOJ does).
         languages: Languages the extracted block may be in (``python``, ``cpp``).
@@ -66,7 +73,7 @@ class CodeConfig:
     test_selection: Literal["first", "evenly_spaced"] = "first"
     stop_on_first_failure: bool = True
     reward: Literal["pass_all", "pass_fraction"] = "pass_all"
-    compare: Literal["lines", "tokens"] = "tokens"
+    compare: Literal["lines", "tokens", "lcb"] = "tokens"
     float_rel_tol: float = 1e-6
     float_abs_tol: float = 1e-6
     case_insensitive: bool = False
@@ -102,6 +109,34 @@ class CodeConfig:
             raise ConfigError("reward: pass_fraction needs stop_on_first_failure: false (every test must run)")
         if self.sandbox_url is not None and not self.sandbox_url.startswith(("http://", "https://", "unix://")):
             raise ConfigError(f"sandbox_url must start with http://, https:// or unix://, got {self.sandbox_url!r}")
+
+    def for_row(self, metadata: Mapping[str, Any]) -> CodeConfig:
+        """The settings that judge one row: its ``compare`` and ``time_limit_s`` (CPU seconds per test, at
+        most `MAX_ROW_TIME_LIMIT_S`) metadata override this config's (benchmark rows carry their rules).
+
+        Raises:
+            TestsError: a malformed override (the sample scores ``bad_label``).
+        """
+        from .testcases import TestsError
+
+        changes: dict[str, Any] = {}
+        compare = metadata.get("compare")
+        if compare is not None:
+            if compare not in ROW_COMPARE_MODES:
+                raise TestsError(
+                    "metadata.compare", f"expected one of {', '.join(ROW_COMPARE_MODES)}, got {compare!r}"
+                )
+            changes["compare"] = compare
+        limit = metadata.get("time_limit_s")
+        if limit is not None:
+            if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not 0 < limit <= MAX_ROW_TIME_LIMIT_S:
+                raise TestsError(
+                    "metadata.time_limit_s", f"expected seconds in (0, {MAX_ROW_TIME_LIMIT_S:g}], got {limit!r}"
+                )
+            changes["run_timeout_s"] = float(limit)
+        if changes.get("compare", self.compare) == "lcb":  # the benchmark's rules: every test, pass@1
+            changes.update(stop_on_first_failure=True, reward="pass_all", max_tests=None)
+        return dataclasses.replace(self, **changes) if changes else self
 
     @property
     def tolerance(self) -> Tolerance:

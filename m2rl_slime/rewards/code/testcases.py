@@ -192,15 +192,9 @@ from typing import *
 sys.setrecursionlimit(100000)
 """
 
-_DRIVER = """\
-import json, os, select, sys
-try:  # not dumpable: the solution (same uid) can read neither this process's memory nor its files in /proc
-    import ctypes
-    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
-except Exception:
-    pass
-
-
+# The default judging's view of a returned value: plain JSON (tuples and sets as lists, keys as strings),
+# and its function lookup (a module-level function, else a method of class Solution).
+_PLAIN_ENCODER = """
 def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
@@ -214,19 +208,41 @@ def _plain(value):
     return value
 
 
+def _encode(value):
+    return json.dumps(_plain(value), default=repr)
+"""
+_PLAIN_FINDER = """
+def _find(namespace, source, name):
+    function = namespace.get(name)
+    if not callable(function) and isinstance(namespace.get("Solution"), type):
+        function = getattr(namespace["Solution"](), name, None)
+    return function
+"""
+
+_DRIVER = """\
+import json, os, select, sys
+try:  # not dumpable: the solution (same uid) can read neither this process's memory nor its files in /proc
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)
+except Exception:
+    pass
+
+__ENCODER__
+__FINDER__
+
+
 def _solve(args_fd, result_fd):
     with os.fdopen(args_fd, "rb") as pipe:
         args = json.loads(pipe.read())
     namespace = {"__name__": "solution", "__file__": "solution.py", "__builtins__": __builtins__}
     exec(compile(__HEADER__, "<header>", "exec"), namespace)
     with open("solution.py", encoding="utf-8") as source:
-        exec(compile(source.read(), "solution.py", "exec"), namespace)
-    function = namespace.get(__NAME__)
-    if not callable(function) and isinstance(namespace.get("Solution"), type):
-        function = getattr(namespace["Solution"](), __NAME__, None)
+        text = source.read()
+    exec(compile(text, "solution.py", "exec"), namespace)
+    function = _find(namespace, text, __NAME__)
     if not callable(function):
         raise SystemExit("function " + __NAME__ + " not found (neither a top-level function nor a method of class Solution)")
-    view = memoryview(json.dumps(_plain(function(*args)), default=repr).encode())
+    view = memoryview(_encode(function(*args)).encode())
     sys.stdout.flush()
     while view:
         view = view[os.write(result_fd, view):]
@@ -312,8 +328,11 @@ _main()
 """
 
 
-def call_harness(code: str, fn_name: str) -> tuple[str, dict[str, str]]:
+def call_harness(code: str, fn_name: str, *, lcb: bool = False) -> tuple[str, dict[str, str]]:
     """(driver program, extra files) running `code` as module ``solution`` and calling `fn_name`.
+
+    With `lcb`, LiveCodeBench's rules apply (`lcb.py`): its import prelude and function lookup, and the
+    returned value is sent in a typed encoding that keeps what Python's ``==`` distinguishes.
 
     The solution runs in a child of the driver that never sees the request's nonce: the driver forks
     before reading its stdin (the child's stdin is /dev/null), truncates that stdin once read, is not
@@ -321,7 +340,12 @@ def call_harness(code: str, fn_name: str) -> tuple[str, dict[str, str]]:
     whatever the solution started before it prints the marked result line. So no line the solution
     writes can pass for the driver's.
     """
-    driver = _DRIVER.replace("__HEADER__", repr(_HEADER)).replace("__NAME__", repr(fn_name))
+    from . import lcb as rules
+
+    header, encoder, finder = (rules.PRELUDE, rules.ENCODE_SOURCE, rules.FIND_SOURCE) if lcb else (
+        _HEADER, _PLAIN_ENCODER, _PLAIN_FINDER)  # fmt: skip
+    driver = _DRIVER.replace("__ENCODER__", encoder).replace("__FINDER__", finder)
+    driver = driver.replace("__HEADER__", repr(header)).replace("__NAME__", repr(fn_name))
     return driver, {"solution.py": base64.b64encode(code.encode()).decode("ascii")}
 
 
@@ -330,13 +354,18 @@ def call_stdin(case: TestCase, nonce: str) -> str:
     return json.dumps({"nonce": nonce, "args": json.loads(case.stdin)["args"]})
 
 
-def call_output(stdout: str, nonce: str) -> tuple[bool, Any]:
-    """(found, value) of the harness's result line in `stdout` (the first marker: only the driver knows it)."""
+def call_output(stdout: str, nonce: str, *, raw: bool = False) -> tuple[bool, Any]:
+    """(found, value) of the harness's result line in `stdout` (the first marker: only the driver knows it).
+
+    With `raw`, the value is the line's text, unparsed.
+    """
     marker = f"\x1e{nonce}\x1e"
     at = stdout.find(marker)
     if at < 0:
         return False, None
     line = stdout[at + len(marker) :].split("\n", 1)[0]
+    if raw:
+        return True, line
     try:
         return True, json.loads(line)
     except ValueError:

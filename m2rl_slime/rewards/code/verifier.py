@@ -1,18 +1,20 @@
 """The `code` domain verifier: run the answer's final code block against the row's unit tests.
 
-What it fixes relative to the paper's reward (M2RL's `slime/rewards/code.py`): the final fenced block
-is taken (last ``python`` block, else the last fenced block), never a greedy span over several blocks;
-every test runs (an optional deterministic cap, no random subsampling); stderr and `sys.exit(0)` do
-not fail a correct program; outputs are compared like a judge (tokens, integers exactly, floats with a
+What it fixes relative to the paper's reward (reward_anchors.md §2.5): the final fenced block is taken
+(last ``python`` block, else the last fenced block), never a greedy span over several blocks; every test
+runs (an optional deterministic cap, no random subsampling); stderr and `sys.exit(0)` do not fail a
+correct program; outputs are compared like a judge (tokens, integers exactly, floats with a
 tolerance); time limits are CPU time (a loaded host does not fail a correct program); and an
-infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong answer. Score: 1.0 iff
-every selected test passes (the paper's pass-all), or the pass fraction with ``reward: pass_fraction``;
-`details` always carries the fraction and per-test statuses.
+infrastructure failure is `sandbox_error`/`sandbox_unavailable`, never a wrong answer. A row may carry
+its benchmark's rules in its metadata (``compare: lcb``, ``time_limit_s``; `CodeConfig.for_row`).
+Score: 1.0 iff every selected test passes (the paper's pass-all), or the pass fraction with
+``reward: pass_fraction``; `details` always carries the fraction and per-test statuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import secrets
 import time
@@ -24,6 +26,7 @@ from ...config import parse_dataclass
 from ...errors import SandboxError
 from ...sandbox.base import RunResult, RunSpec, Sandbox, SandboxUnavailableError, wall_backstop
 from ..result import Reason, Result
+from . import lcb
 from .compare import call_result_matches, first_mismatch
 from .config import CodeConfig
 from .testcases import TestCase, TestsError, TestSuite, call_harness, call_output, call_stdin, parse_tests
@@ -103,6 +106,16 @@ def _clip(text: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more chars]"
 
 
+def _solution_file(code: str) -> dict[str, str]:
+    return {"solution.py": base64.b64encode(code.encode()).decode("ascii")}
+
+
+def _call_matches(value: Any, expected: Any, config: CodeConfig) -> bool:
+    if config.compare == "lcb":
+        return lcb.values_equal(lcb.parse_returned(value), expected)
+    return call_result_matches(value, expected, config.tolerance)
+
+
 def _judge(case: TestCase, suite: TestSuite, result: RunResult, nonce: str, config: CodeConfig) -> _Outcome:
     run, limit = result.run_result, config.details_max_chars // 4
     compiled = result.compile_result
@@ -123,13 +136,17 @@ def _judge(case: TestCase, suite: TestSuite, result: RunResult, nonce: str, conf
         status = "compile_error" if _SYNTAX.match(last) and header else "runtime_error"
         info = {"return_code": run.return_code, **tail}
     elif suite.fn_name is not None:
-        found, value = call_output(run.stdout, nonce)
+        found, value = call_output(run.stdout, nonce, raw=config.compare == "lcb")
         if not found:
             status, info = "runtime_error", {"message": "the function did not return", **tail}
-        elif not call_result_matches(value, case.expected, config.tolerance):
+        elif not _call_matches(value, case.expected, config):
             status, info = "wrong", {"expected": _clip(case.expected, limit), "got": _clip(value, limit)}
     else:
-        mismatch = first_mismatch(run.stdout, case.expected, config.tolerance)
+        mismatch = (
+            lcb.stdout_mismatch(run.stdout, case.expected)
+            if config.compare == "lcb"
+            else first_mismatch(run.stdout, case.expected, config.tolerance)
+        )
         if mismatch is not None:
             line, want, got = mismatch
             status, info = "wrong", {"line": line, "expected": _clip(want, limit), "got": _clip(got, limit)}
@@ -141,8 +158,10 @@ def _spec(case: TestCase, suite: TestSuite, block: CodeBlock, nonce: str, config
               "compile_timeout": wall_backstop(config.compile_timeout_s),
               "compile_cpu_timeout": config.compile_timeout_s, "memory_limit_mb": config.memory_limit_mb}  # fmt: skip
     if suite.fn_name is None:
+        if config.compare == "lcb" and block.language == "python":
+            return RunSpec(lcb.stdio_driver(), "python", case.stdin, files=_solution_file(block.code), **common)
         return RunSpec(block.code, block.language, case.stdin, **common)
-    driver, files = call_harness(block.code, suite.fn_name)
+    driver, files = call_harness(block.code, suite.fn_name, lcb=config.compare == "lcb")
     return RunSpec(driver, "python", call_stdin(case, nonce), files=files, **common)
 
 
@@ -226,8 +245,10 @@ async def verify(
     if isinstance(config, Mapping):
         config = parse_dataclass(CodeConfig, config, "m2rl_reward.code")
     config = config or CodeConfig()
+    metadata = metadata if isinstance(metadata, Mapping) else {}
     try:
-        suite = parse_tests(label, metadata if isinstance(metadata, Mapping) else {})
+        suite = parse_tests(label, metadata)
+        judging = config.for_row(metadata)
     except TestsError as exc:
         return Result.fail(Reason.BAD_LABEL, error=str(exc), field=exc.field)
     block = extract_code(response)
@@ -245,10 +266,12 @@ async def verify(
         from ...sandbox.registry import get_sandbox
 
         sandbox = get_sandbox(config)
-    cases = _select(suite.cases, config)
+    cases = _select(suite.cases, judging)
     base["sandbox"] = sandbox.describe()
+    if judging.compare != config.compare or judging.run_timeout_s != config.run_timeout_s:
+        base["judging"] = {"compare": judging.compare, "run_timeout_s": judging.run_timeout_s}
     try:
-        outcomes = await asyncio.wait_for(_run_tests(cases, suite, block, sandbox, config), config.sample_timeout_s)
+        outcomes = await asyncio.wait_for(_run_tests(cases, suite, block, sandbox, judging), config.sample_timeout_s)
     except asyncio.TimeoutError:
         error = (
             f"the sample's tests did not finish within sample_timeout_s={config.sample_timeout_s:g} s (sandbox busy)"
@@ -258,6 +281,6 @@ async def verify(
         return Result.fail(Reason.SANDBOX_UNAVAILABLE, error=str(exc)[:500], **base)
     except SandboxError as exc:
         return Result.fail(Reason.SANDBOX_ERROR, error=str(exc)[:500], **base)
-    result, details = _summarise(cases, outcomes, config)
+    result, details = _summarise(cases, outcomes, judging)
     merged = {**base, **details, "time_s": round(time.monotonic() - started, 4)}
     return Result(result.score, result.reason, merged)
