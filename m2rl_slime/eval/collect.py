@@ -196,6 +196,7 @@ def _write_run(out: Path, first: Mapping[str, Mapping[str, Any]], fallback: Mapp
     write_json(out / RUN, {
         **run, "suite": any_info.get("suite") or fallback.get("suite") or run.get("suite"),
         "suite_sha": any_info.get("suite_sha") or run.get("suite_sha"), "model_id": any_info.get("model_id"),
+        "suite_path": any_info.get("suite_path") or run.get("suite_path"),
         "model_path": model_path, "ckpt_sha": ckpt_sha(model_path) or run.get("ckpt_sha"), "generator": "slime",
         "m2rl_slime": __version__, "created_at": run.get("created_at", utc_now()), "updated_at": utc_now(),
         "benchmarks": {**run.get("benchmarks", {}), **protocol},

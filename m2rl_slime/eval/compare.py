@@ -42,21 +42,28 @@ def _labels(directories: Sequence[Path], summaries: list[dict], names: Sequence[
         labels = list(names)
     else:
         labels = [str(s.get("model_id") or d.name) for s, d in zip(summaries, directories, strict=True)]
-    for i, label in enumerate(labels):  # two runs of one model id (e.g. two seeds): keep both, distinctly
-        if labels.count(label) > 1:
-            labels[i] = f"{label} ({directories[i].name})"
+    repeated = {label for label in labels if labels.count(label) > 1}  # e.g. two seeds of one model: keep both
+    labels = [f"{label} ({d.name})" if label in repeated else label for label, d in zip(labels, directories, strict=True)]  # fmt: skip
     if len(set(labels)) != len(labels):
         raise ConfigError(f"model labels are not unique: {labels}; pass --names")
     return labels
 
 
-def _benchmarks(summaries: list[dict]) -> list[dict[str, Any]]:
+_BENCH_KEYS = ("title", "k", "subset", "sampling", "scorer", "n_expected")
+
+
+def _benchmarks(summaries: list[dict]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The benchmarks some model has samples of (suite order), and the titles of those none has."""
     order: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
     for summary in summaries:
         for name, entry in summary["benchmarks"].items():
-            if name not in order or order[name].get("missing"):
-                order[name] = {"name": name, **{k: entry.get(k) for k in ("title", "k", "subset", "sampling", "scorer", "n_expected", "missing")}}  # fmt: skip
-    return list(order.values())
+            if not entry.get("missing"):
+                seen.add(name)
+            if name not in order or (name not in seen and not entry.get("missing")) or not order[name].get("sampling"):
+                order[name] = {"name": name, **{k: entry.get(k) for k in _BENCH_KEYS}}
+    present = [b for name, b in order.items() if name in seen]
+    return present, [str(b.get("title") or name) for name, b in order.items() if name not in seen]
 
 
 def _protocol_warnings(name: str, entries: list[Mapping[str, Any]]) -> list[str]:
@@ -93,7 +100,7 @@ def compare(directories: Sequence[str | Path], options: CompareOptions | None = 
     summaries = [summarize(d, write=False) for d in directories]
     labels = _labels(directories, summaries, options.names)
     means = {label: item_means(d) for label, d in zip(labels, directories, strict=True)}
-    benchmarks = _benchmarks(summaries)
+    benchmarks, not_evaluated = _benchmarks(summaries)
     scores: dict[str, dict[str, Any]] = {}
     noise: dict[str, dict[str, Any]] = {}
     ranks: dict[str, dict[str, list[str]]] = {}
@@ -122,6 +129,7 @@ def compare(directories: Sequence[str | Path], options: CompareOptions | None = 
         "models": labels,
         "directories": [str(d) for d in directories],
         "benchmarks": benchmarks,
+        "not_evaluated": not_evaluated,
         "scores": scores,
         "rank": ranks,
         "noise": noise,

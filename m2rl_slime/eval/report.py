@@ -140,6 +140,8 @@ def footnotes(comparison: Mapping[str, Any]) -> list[str]:
         if bench.get("subset"):
             parts.append(str(bench["subset"]))
         notes.append(f"{bench.get('title') or bench['name']}: " + ", ".join(parts))
+    if comparison.get("not_evaluated"):
+        notes.append(f"Not evaluated by any model (no samples): {', '.join(comparison['not_evaluated'])}.")
     return notes + [f"warning: {w}" for w in comparison["warnings"]]
 
 

@@ -44,11 +44,21 @@ def model_label(model: str | None, model_id: str | None) -> str | None:
     return Path(model.rstrip("/")).name if model else None
 
 
+def _suite_path(suite: Suite) -> str | None:
+    """Where a custom suite file is (shipped suites are found by name, so nothing machine-specific)."""
+    from .suite import suites_dir
+
+    if suite.path is None or suite.path.resolve().parent == suites_dir().resolve():
+        return None
+    return str(suite.path.resolve())
+
+
 def eval_record(suite: Suite, bench: Benchmark, path: Path, model: str | None, model_id: str | None) -> dict:
     """The ``m2rl_eval`` metadata every sample of `bench` carries through slime."""
     return {
         "suite": suite.name,
         "suite_sha": suite.sha,
+        "suite_path": _suite_path(suite),
         "benchmark": bench.name,
         "k": bench.k,
         "path": str(path),

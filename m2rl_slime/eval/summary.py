@@ -88,8 +88,9 @@ def summarize(directory: str | Path, *, write: bool = True) -> dict[str, Any]:
         protocol = protocols.get(name) or (bench.protocol() if bench else {})
         title = bench.label if bench else name
         if name not in groups:
-            benchmarks[name] = {"title": title, "missing": True, "why": "no samples (its prepared file was not built "
-                                "or it was not run)", "k": protocol.get("k"), "n_expected": bench.n if bench else None}  # fmt: skip
+            why = "no samples (its prepared file was not built, or it was not run)"
+            benchmarks[name] = {"title": title, "missing": True, "why": why, "n_expected": bench.n if bench else None,
+                                **{k: protocol.get(k) for k in ("k", "sampling", "scorer", "subset")}}  # fmt: skip
             continue
         entry = benchmark_summary(groups[name], protocol)
         benchmarks[name] = {"title": title, "n_expected": bench.n if bench else None, **entry}
