@@ -42,6 +42,7 @@ def _scorer_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--judge-url", help="OpenAI-compatible server of the HLE judge")
     group.add_argument("--judge-model", help="the judge model's name on that server")
     group.add_argument("--judge-concurrency", type=int, default=16, metavar="N", help="judge requests in flight")
+    group.add_argument("--judge-retries", type=int, default=4, metavar="N", help="retries of a failed judge request")
     group.add_argument("--bfcl-venv", help="virtual environment with BFCL's reference checker (bfcl-eval)")
     group.add_argument("--workers", type=int, default=0, metavar="N", help="verifier processes (0: default)")
 
@@ -51,7 +52,7 @@ def _settings(opts: argparse.Namespace, reward: dict) -> object:
 
     return ScorerSettings(
         reward=reward, workers=opts.workers, judge_url=opts.judge_url, judge_model=opts.judge_model,
-        judge_concurrency=opts.judge_concurrency, bfcl_venv=opts.bfcl_venv,
+        judge_concurrency=opts.judge_concurrency, judge_retries=opts.judge_retries, bfcl_venv=opts.bfcl_venv,
     )  # fmt: skip
 
 

@@ -63,8 +63,8 @@ class JudgeScorer:
     name = "hle_judge"
     inline = False
 
-    def __init__(self, url: str, model: str, concurrency: int, require_thinking: bool):
-        self._client = Client([url], ClientConfig(concurrency=concurrency, retries=4, timeout_s=600.0))
+    def __init__(self, url: str, model: str, concurrency: int, require_thinking: bool, retries: int = 4):
+        self._client = Client([url], ClientConfig(concurrency=concurrency, retries=retries, timeout_s=600.0))
         self._model = model
         self._require_thinking = require_thinking
         self.version = f"hle_judge prompt v{PROMPT_VERSION}, judge {model}"
@@ -101,4 +101,4 @@ def make_judge_scorer(settings: ScorerSettings, options: Mapping[str, Any]) -> J
     if not url or not model:
         raise UnavailableError("the HLE judge needs a judge server: pass --judge-url URL --judge-model NAME")
     require_thinking = bool(settings.reward.get("require_thinking", True))
-    return JudgeScorer(str(url), str(model), settings.judge_concurrency, require_thinking)
+    return JudgeScorer(str(url), str(model), settings.judge_concurrency, require_thinking, settings.judge_retries)

@@ -237,8 +237,10 @@ async def _generate(ctx: _Context, jobs: list[tuple[Benchmark, EvalItem, int]]) 
             counts["written"] += 1
             remaining[(bench.name, item.uid)] -= 1
             counts["items"] += remaining[(bench.name, item.uid)] == 0
-            bar.update(1)
-            bar.set_postfix(items=counts["items"], failed=counts["failed"], refresh=False)
+            if not bar.disable:
+                bar.update(1)
+                if counts["written"] % 16 == 0 or not queue.qsize():
+                    bar.set_postfix(items=counts["items"], failed=counts["failed"], refresh=False)
 
     workers = [asyncio.ensure_future(worker()) for _ in range(ctx.options.client.concurrency * len(ctx.client.urls))]
     try:

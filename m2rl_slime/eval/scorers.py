@@ -67,7 +67,8 @@ class ScorerSettings:
     Attributes:
         reward: ``m2rl_reward`` settings of the reward scorer (the suite's ``reward`` section).
         workers: Verifier worker processes of the reward scorer (0: its default).
-        judge_url / judge_model / judge_concurrency: The HLE judge's server, model and parallelism.
+        judge_url / judge_model / judge_concurrency / judge_retries: The HLE judge's server, model, requests
+            in flight and retries of a failed request.
         bfcl_venv: The virtual environment holding BFCL's reference checker.
     """
 
@@ -76,6 +77,7 @@ class ScorerSettings:
     judge_url: str | None = None
     judge_model: str | None = None
     judge_concurrency: int = 16
+    judge_retries: int = 4
     bfcl_venv: str | None = None
 
 

@@ -74,7 +74,11 @@ def test_slime_eval_rollout_with_the_rendered_suite_then_collect(world, tmp_path
     assert args.debug_rollout_only and args.num_rollout == 0 and not args.log_passrate
     assert [d.name for d in args.eval_datasets] == ["aime24", "gpqa_diamond", "ifeval", "hle"]  # no driver rows
     by_name = {d.name: d for d in args.eval_datasets}
-    assert (by_name["aime24"].temperature, by_name["aime24"].top_p, by_name["aime24"].max_response_len) == (0.8, 0.9, 512)
+    assert (by_name["aime24"].temperature, by_name["aime24"].top_p, by_name["aime24"].max_response_len) == (
+        0.8,
+        0.9,
+        512,
+    )
     assert by_name["hle"].custom_rm_path == "m2rl_slime.eval.slime_hooks.deferred_reward"
     with FakeSGLang(world.tokenizer) as server:
         connect(args, server)
@@ -93,7 +97,12 @@ def test_slime_eval_rollout_with_the_rendered_suite_then_collect(world, tmp_path
     aime = sorted((r["uid"], r["sample_idx"], r["reward"]) for r in records if r["benchmark"] == "aime24")
     assert aime == [("a0", 0, 1.0), ("a0", 1, 0.0), ("a1", 0, 1.0), ("a1", 1, 0.0), ("a2", 0, 1.0), ("a2", 1, 0.0)]
     first = next(r for r in records if r["benchmark"] == "aime24")
-    assert (first["model_id"], first["suite"], first["temperature"], first["max_tokens"]) == ("sft", "contract", 0.8, 512)
+    assert (first["model_id"], first["suite"], first["temperature"], first["max_tokens"]) == (
+        "sft",
+        "contract",
+        0.8,
+        512,
+    )
     assert first["scorer_version"].startswith("m2rl_slime.rewards") and first["prompt_sha"] is not None
     hle = next(r for r in records if r["benchmark"] == "hle")
     assert hle["reward"] is None and hle["scorer"] == "hle_judge"  # deferred: pending, not 0

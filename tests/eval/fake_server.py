@@ -34,7 +34,9 @@ class FakeModel:
         right = self.correct(seed)
         if "[math]" in prompt:
             a, b = (int(x) for x in re.search(r"What is (\d+)\+(\d+)\?", prompt).groups())
-            return f"<think>\nadding {a} and {b}\n</think>\n\nThe answer is \\boxed{{{a + b if right else a + b + 1}}}."
+            return (
+                f"<think>\nadding {a} and {b}\n</think>\n\nThe answer is \\boxed{{{a + b if right else a + b + 1}}}."
+            )
         if "[science]" in prompt:
             return f"<think>\nhm\n</think>\n\nAnswer: {'B' if right else 'C'}"
         if "[if]" in prompt:
@@ -64,6 +66,8 @@ class FakeServer:
     model_id: str = "fake-model"
     requests: list[dict] = field(default_factory=list)
     busy_s: float = 0.0
+    inflight: int = 0
+    max_inflight: int = 0
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -139,13 +143,20 @@ class FakeServer:
         else:
             message["content"] = self.model.answer(prompt, seed)
         text = message.get("content") or ""
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            await asyncio.sleep(self.latency)
+        finally:
+            self.inflight -= 1
         if len(text.split()) > payload["max_tokens"]:
             text, finish = " ".join(text.split()[: payload["max_tokens"]]), "length"
             message["content"] = text
         if self.split_reasoning and "</think>" in text:
             reasoning, content = text.split("</think>", 1)
-            message.update(reasoning_content=reasoning.replace("<think>", "").strip("\n"), content=content.lstrip("\n"))
-        await asyncio.sleep(self.latency)
+            message.update(
+                reasoning_content=reasoning.replace("<think>", "").strip("\n"), content=content.lstrip("\n")
+            )
         self.busy_s += time.perf_counter() - started
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(text.split())}
         return web.json_response({"id": "x", "object": "chat.completion", "model": self.model_id,

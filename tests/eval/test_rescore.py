@@ -68,7 +68,22 @@ def test_the_judge_scores_pending_samples_later(evaluated, server, capsys):
     hle = [s for s in read_samples(evaluated / "samples.jsonl") if s["benchmark"] == "hle"]
     assert all(s["reward"] is None and s["response"] for s in hle)
     count = len(server.requests)
-    assert main(["score", str(evaluated), "--judge-url", server.url, "--judge-model", "judge-1", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "score",
+                str(evaluated),
+                "--judge-url",
+                server.url,
+                "--judge-model",
+                "judge-1",
+                "--no-progress",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     judged = server.requests[count:]
     assert len(judged) == 4 and all(r["temperature"] == 0.0 and r["model"] == "judge-1" for r in judged)
     assert "CORRECT ANSWER:\nthing0" in judged[0]["messages"][0]["content"] or any(
@@ -92,21 +107,22 @@ def test_a_new_scorer_version_reasons_and_force_rescore_without_regenerating(eva
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     count = len(server.requests)
     capsys.readouterr()
-    assert main(["score", str(evaluated), "--reasons", "sandbox_error", "--no-progress"]) == 0
+    assert main(["score", str(evaluated), "--reasons", "sandbox_error", "--no-progress", "--workers", "1"]) == 0
     assert "5 samples scored" in capsys.readouterr().out  # 4 old-version samples + 1 sandbox_error
     after = {(r["benchmark"], r["uid"], r["sample_idx"]): r for r in read_samples(path)}
     assert len(server.requests) == count  # nothing regenerated
     assert all(after[k]["reward"] == before[k]["reward"] for k in before if k[0] == "aime24")
     assert after[("aime24", "aime-0", 1)]["reason"] == before[("aime24", "aime-0", 1)]["reason"]
     assert {r["scorer_version"] for k, r in after.items() if k[0] == "aime24"} == {before[("aime24", "aime-0", 0)]["scorer_version"]}  # fmt: skip
-    assert main(["score", str(evaluated), "--force", "--only", "aime24", "--no-progress"]) == 0
+    assert main(["score", str(evaluated), "--force", "--only", "aime24", "--no-progress", "--workers", "1"]) == 0
     assert "8 samples scored" in capsys.readouterr().out
-    assert main(["score", str(evaluated), "--no-progress"]) == 0
+    assert main(["score", str(evaluated), "--no-progress", "--workers", "1"]) == 0
     assert "0 samples scored" in capsys.readouterr().out
 
 
 def test_an_unreachable_judge_keeps_samples_pending(evaluated, capsys):
-    argv = ["score", str(evaluated), "--judge-url", "http://127.0.0.1:9", "--judge-model", "j", "--no-progress"]
+    argv = ["score", str(evaluated), "--judge-url", "http://127.0.0.1:9", "--judge-model", "j", "--judge-retries", "0",
+            "--no-progress", "--workers", "1"]  # fmt: skip
     assert main(argv) == 0
     assert "hle: pending (scorer hle_judge failed" in capsys.readouterr().out
     assert benchmarks(evaluated)["hle"]["pending"] == 4

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from m2rl_slime.eval.cli import main
 from m2rl_slime.eval.samples import SampleLog, read_samples
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,14 +53,12 @@ def test_a_killed_run_resumes_without_duplicates(server, data_dir, tmp_path):
     assert 6 <= partial < 30
     server.latency = 0.0
     requests_before = len(server.requests)
-    done = subprocess.run(_argv(server, data_dir, killed), env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(_argv(server, data_dir, killed)[3:]) == 0  # the same command, continued (in this process)
     assert len(server.requests) - requests_before <= 30 - partial + 2  # only what was missing (+ lost in flight)
     keys = [(r["benchmark"], r["uid"], r["sample_idx"]) for r in read_samples(killed / "samples.jsonl")]
     assert len(keys) == len(set(keys)) == 30
     fresh = tmp_path / "fresh"
-    done = subprocess.run(_argv(server, data_dir, fresh), env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert main(_argv(server, data_dir, fresh)[3:]) == 0
     assert _comparable(killed) == _comparable(fresh)
     items = lambda out: sorted((out / "items.jsonl").read_text().splitlines())  # noqa: E731
     assert items(killed) == items(fresh)

@@ -127,3 +127,15 @@ def test_a_directory_of_another_model_is_refused(server, data_dir, tmp_path, cap
     assert run(server, data_dir, out, "--only", "aime24", "--limit", "1") == 0
     assert run(server, data_dir, out, "--only", "aime24", "--model-id", "other") == 2
     assert "holds samples of model 'fake-model'" in capsys.readouterr().err
+
+
+def test_requests_are_spread_over_urls_within_the_concurrency_bound(data_dir, tmp_path):
+    from fake_server import FakeServer
+
+    with FakeServer(latency=0.05) as one, FakeServer(latency=0.05) as two:
+        argv = ["run", "--base-url", one.url, two.url + "/v1", "--suite", "quick", "--data-dir", str(data_dir),
+                "--out", str(tmp_path / "out"), "--concurrency", "3", "--no-score", "--no-progress"]  # fmt: skip
+        assert main(argv) == 0
+    assert len(one.requests) + len(two.requests) == 30 and min(len(one.requests), len(two.requests)) >= 10
+    assert max(one.max_inflight, two.max_inflight) <= 3 and one.max_inflight + two.max_inflight >= 4
+    assert all(s["reward"] is None for s in read_samples(tmp_path / "out" / "samples.jsonl"))  # --no-score: pending

@@ -41,7 +41,10 @@ def build_data(root: Path) -> Path:
                    "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}) for i in range(N_ROWS)]  # fmt: skip
     hle = [row(f"[hle] #{i} Name the thing. gold=thing{i}", f"thing{i}",
                {"domain": "hle", "uid": f"hle-{i}", "benchmark": "hle"}) for i in range(4)]  # fmt: skip
-    tool = {"type": "function", "function": {"name": "lookup", "description": "look up", "parameters": {"type": "object"}}}
+    tool = {
+        "type": "function",
+        "function": {"name": "lookup", "description": "look up", "parameters": {"type": "object"}},
+    }
     tools = [row(f"[tool] #{i} Use the tool.", None, {"domain": "bfcl", "uid": f"tool-{i}", "category":
                  "multi_turn_base" if i % 2 == 0 else "simple"}, [tool]) for i in range(4)]  # fmt: skip
     data = root / "eval"

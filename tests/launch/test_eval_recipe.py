@@ -94,5 +94,5 @@ def test_missing_prepared_files_are_dropped_with_one_line_each(load, work_dir, c
 
 def test_emit_script_writes_the_rendered_eval_config(load):
     text = script_text(load("SUITE=quick"))
-    assert "cat > \"${OUTPUT_DIR}/eval_config.yaml\" <<EOF" in text or "eval_config.yaml" in text
+    assert 'cat > "${OUTPUT_DIR}/eval_config.yaml" <<EOF' in text or "eval_config.yaml" in text
     assert "n_samples_per_eval_prompt: 2" in text and "--debug-rollout-only" in text
