@@ -91,7 +91,9 @@ def _stats(url: str) -> dict:
 
 
 def _row(text: str, label, metadata: dict) -> str:
-    return json.dumps({"prompt": [{"role": "user", "content": text}], "label": label, "metadata": metadata, "tools": []})
+    return json.dumps(
+        {"prompt": [{"role": "user", "content": text}], "label": label, "metadata": metadata, "tools": []}
+    )
 
 
 def client_overhead(url: str, root: Path, samples: int, concurrency: int, latency: float) -> dict:
@@ -166,7 +168,9 @@ def _saved_run(root: Path, scale: float, seed: int) -> tuple[Path, object]:
             elif domain == "science":
                 label, meta["valid_letters"] = "B", "ABCD"
             elif domain == "if":
-                meta.update(instruction_id_list=["punctuation:no_comma", "change_case:english_lowercase"], kwargs=[{}, {}])
+                meta.update(
+                    instruction_id_list=["punctuation:no_comma", "change_case:english_lowercase"], kwargs=[{}, {}]
+                )
             elif domain == "code":
                 meta["unit_tests"] = {"inputs": [f"{i}\n", f"{i + 1}\n"], "outputs": [f"{2 * i}\n", f"{2 * i + 2}\n"]}
             elif domain == "hle":
