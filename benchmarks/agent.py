@@ -1,7 +1,10 @@
 """Agent verifier throughput and state-copy cost, side by side with the reference approach, in one run.
 
-Inputs: NeMo-Gym's shipped rollouts (`workplace_assistant/example_rollouts.jsonl`) joined with the ground
-truth we derived for them (`tests/agent/data/rollout_ground_truth.jsonl`), scored again and again.
+Inputs: a workplace set's rollouts (`example_rollouts.jsonl`, NeMo-Gym's format) joined with the ground truth
+derived for them, scored again and again. Default: the repository's own set
+(`tests/examples/data/workplace_assistant` with `tests/agent/data/rollout_ground_truth.repo.jsonl`); the figures
+in docs/benchmarks.md are on NeMo-Gym's (`--wa-dir` its `workplace_assistant` folder, `--ground-truth
+tests/agent/data/rollout_ground_truth.jsonl`).
 
 1. ours: `m2rl_slime.agent.verifier.verify` in one process (tables loaded once; ground-truth outcomes cached
    per process, as in the reward workers) and with that cache cleared before every call.
@@ -16,7 +19,8 @@ truth we derived for them (`tests/agent/data/rollout_ground_truth.jsonl`), score
    outputs and final states.
 
 Target: ours >= 10x the reference approach. Prints one JSON object per measurement.
-Run: `python benchmarks/agent.py --csv-dir PATH/csv_data [--nemo-gym-dir PATH] [--seconds S] [--parity N]`.
+Run: `python benchmarks/agent.py [--wa-dir PATH/workplace_assistant --ground-truth FILE] [--nemo-gym-dir PATH]
+[--seconds S] [--parity N]`.
 """
 
 from __future__ import annotations
@@ -51,9 +55,9 @@ def emit(**record) -> None:
     print(json.dumps({**record, "hardware": HARDWARE}))
 
 
-def load_items(wa_dir: Path) -> list[dict]:
+def load_items(wa_dir: Path, ground_truth: Path) -> list[dict]:
     rollouts = [json.loads(x) for x in (wa_dir / "example_rollouts.jsonl").read_text().splitlines() if x.strip()]
-    gts = [json.loads(x) for x in (ROOT / "tests/agent/data/rollout_ground_truth.jsonl").read_text().splitlines()]
+    gts = [json.loads(x) for x in ground_truth.read_text().splitlines()]
     items = []
     for row, gt in zip(rollouts, gts, strict=True):
         predicted = [c.to_dict() for c in calls_from_responses_output(row["response"]["output"])]
@@ -296,8 +300,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--wa-dir",
-        default=str(ROOT.parent / "shared/data/workplace_assistant"),
-        help="NeMo-Gym's workplace_assistant data (csv_data/, example_rollouts.jsonl)",
+        default=str(ROOT / "tests/examples/data/workplace_assistant"),
+        help="a workplace set in NeMo-Gym's layout (csv_data/, example_rollouts.jsonl); default: the repository's",
+    )
+    parser.add_argument(
+        "--ground-truth",
+        default=str(ROOT / "tests/agent/data/rollout_ground_truth.repo.jsonl"),
+        help="the ground truth of each rollout of --wa-dir, in order (NeMo-Gym's: tests/agent/data/rollout_ground_truth.jsonl)",
     )
     parser.add_argument(
         "--nemo-gym-dir", help="a NeMo-Gym checkout (its resources_servers/ importable, pandas installed)"
@@ -310,7 +319,7 @@ def main() -> None:
     wa_dir = Path(opts.wa_dir)
     csv_dir = str(wa_dir / "csv_data")
     config = AgentConfig(csv_dir=csv_dir)
-    items = load_items(wa_dir)
+    items = load_items(wa_dir, Path(opts.ground_truth))
     db = load_db(csv_dir)
     recorded = [item["reward"] for item in items]
 

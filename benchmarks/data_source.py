@@ -87,28 +87,11 @@ def build_tokenizer(root: Path) -> str:
 
 
 def make_args(root: Path, files: dict[str, str], tokenizer: str) -> Namespace:
-    return Namespace(
-        m2rl_data={"prompt_files": files, "mixture": "natural", "gc_freeze": True},
-        rollout_global_dataset=True,
-        prompt_data=None,
-        hf_checkpoint=tokenizer,
-        input_key="prompt",
-        label_key="label",
-        metadata_key="metadata",
-        tool_key="tools",
-        multimodal_keys=None,
-        apply_chat_template=True,
-        apply_chat_template_kwargs={},
-        rollout_max_prompt_len=None,
-        rollout_seed=42,
-        n_samples_per_prompt=16,
-        buffer_filter_path=None,
-        dump_details=None,
-        save=str(root / "ckpt"),
-        load=None,
-        rollout_shuffle=True,
-        rollout_all_samples_process_path=None,
-    )
+    from m2rl_slime.data.slime_args import SlimeDataArgs
+
+    data = {"prompt_files": files, "mixture": "natural", "gc_freeze": True}
+    args = SlimeDataArgs(tokenizer, data, rollout_shuffle=True, n_samples_per_prompt=16, save=str(root / "ckpt"))
+    return args.namespace()
 
 
 def rss_mb() -> float:
@@ -182,7 +165,7 @@ def measure(impl: str, root: Path, opts: argparse.Namespace) -> dict:
     args = make_args(root, files, str(root / "tok"))
     from slime.rollout.data_source import RolloutDataSourceWithBuffer
 
-    from m2rl_slime.data.slime_source import MultiDomainDataSource
+    from m2rl_slime.data.slime_hooks import MultiDomainDataSource
 
     start = time.perf_counter()
     if impl == "anchor":

@@ -25,6 +25,16 @@ through the reward router's worker pool with 2 workers).
 
 Run: ``python benchmarks/eval_agreement.py --only ifbench --ifbench-ref PATH [--ref-venv DIR]
 [--nltk-data DIR] [--stopwords-zip Z] [--tagger-zip Z] [--official-only] [--json OUT]``.
+
+**bfcl** (`--bfcl-data PATH`: the ``nvidia-bfcl`` 26.3 wheel, ``pip download --no-deps nvidia-bfcl==26.3``,
+or any BFCL data folder; Apache-2.0, nothing of it is copied here). Prepares every category with ours,
+then compares our AST verifier with bfcl-eval 2026.3.23 (decoder + AST checker, run in the ``--bfcl-env``
+venv, which is made with ``python -m m2rl_slime.eval bfcl-env`` when missing) on the ground truths and their
+perturbations, random Java/JS literals and multi-turn call strings; replays every multi-turn ground truth
+through our episode driver and the bridge; measures throughput and hostile inputs (`bfcl_agreement.py`).
+
+Run: ``python benchmarks/eval_agreement.py --only bfcl --bfcl-data PATH [--bfcl-env DIR]
+[--bfcl-literals N] [--bfcl-timeout S] [--json OUT]``.
 """
 
 from __future__ import annotations
@@ -39,6 +49,8 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+
+import bfcl_agreement
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ROOT / "tests" / "rewards" / "data" / "ifbench_cases.jsonl"
@@ -237,7 +249,7 @@ def _print_ifbench(report: dict) -> None:
     print("throughput:", json.dumps(report["throughput"]))
 
 
-BENCHMARKS = {"ifbench": (ifbench, _print_ifbench)}
+BENCHMARKS = {"ifbench": (ifbench, _print_ifbench), "bfcl": (bfcl_agreement.bfcl, bfcl_agreement.print_bfcl)}
 
 
 def main() -> None:
@@ -251,6 +263,7 @@ def main() -> None:
     parser.add_argument("--stopwords-zip", type=Path, help="nltk_data's packages/corpora/stopwords.zip")
     parser.add_argument("--tagger-zip", type=Path, help="nltk_data's packages/taggers/averaged_perceptron_tagger.zip")
     parser.add_argument("--official-only", action="store_true", help="compare with the published figures only")
+    bfcl_agreement.add_arguments(parser)
     parser.add_argument("--json", type=Path, help="also write the full report as JSON here")
     opts = parser.parse_args()
     reports = {}

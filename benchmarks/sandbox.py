@@ -11,8 +11,9 @@
 
     python benchmarks/sandbox.py [--python PATH] [--samples 256] [--workers N] [--skip-throughput]
 
-Prints one JSON object per measurement (with host information). Needs root (namespaces) and the shared
-example rows (../shared/data or $M2RL_SHARED_DATA).
+Prints one JSON object per measurement (with host information). Needs root (namespaces). The code rows come
+from `$M2RL_SHARED_DATA/nemo_gym_examples/code_gen.jsonl` (NeMo-Gym's layout), by default the repository's
+`tests/examples/data`.
 """
 
 from __future__ import annotations
@@ -56,13 +57,13 @@ def emit(record: dict) -> None:
 
 
 def load_examples() -> list[tuple[str, dict]]:
-    shared = Path(os.environ.get("M2RL_SHARED_DATA", REPO.parent / "shared" / "data"))
+    shared = Path(os.environ.get("M2RL_SHARED_DATA", REPO / "tests" / "examples" / "data"))
     rows = {}
     for line in (shared / "nemo_gym_examples" / "code_gen.jsonl").read_text().splitlines():
         row = json.loads(line)
         rows[row["hash_id"]] = row["verifier_metadata"]["unit_tests"]
     solutions = [json.loads(line) for line in SOLUTIONS.read_text().splitlines()]
-    return [(s["response"], rows[s["hash_id"]]) for s in solutions]
+    return [(s["response"], rows[s["hash_id"]]) for s in solutions if s["hash_id"] in rows]
 
 
 def overhead(sandbox: EmbeddedSandbox, python: str, reps: int) -> None:
@@ -182,7 +183,7 @@ def big_output(sandbox: EmbeddedSandbox) -> None:
     wall, result = asyncio.run(run())
     emit({
         "bench": "ten_mb_output", "bytes": 10_000_001, "wall_s": round(wall, 3), "reason": result.reason.value,
-        "target": "< 2 s", "anchor": "SandboxFusion stalls to its timeout above ~256 KiB (reward_anchors.md 2.2b)",
+        "target": "< 2 s", "anchor": "SandboxFusion stalls to its timeout above ~256 KiB",
     })  # fmt: skip
 
 

@@ -14,6 +14,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+from ._dotted import load_dotted
 from .errors import ConfigError
 
 T = TypeVar("T")
@@ -91,13 +92,6 @@ def _check_type(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
-def _import_dotted(path: str) -> Any:
-    import importlib
-
-    module_path, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(module_path), attr)
-
-
 def parse_dataclass(cls: type[T], data: Mapping[str, Any] | None, where: str) -> T:
     """Build the frozen dataclass `cls` from `data`, rejecting unknown keys and wrong types.
 
@@ -118,7 +112,10 @@ def parse_dataclass(cls: type[T], data: Mapping[str, Any] | None, where: str) ->
     hints = typing.get_type_hints(cls)
     for name, dotted in lazy.items():
         if name in data:  # import a section's class only when the section is given
-            hints[name] = _import_dotted(dotted) | None
+            try:
+                hints[name] = load_dotted(dotted) | None
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.{name}: cannot validate this section: {exc}") from None
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
@@ -141,6 +138,22 @@ def parse_dataclass(cls: type[T], data: Mapping[str, Any] | None, where: str) ->
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
     return obj
+
+
+def parse_section(key: str, data: Mapping[str, Any] | None, where: str | None = None) -> Any:
+    """Parse one top-level plugin section (``m2rl_agent``, ...) with the dataclass `PLUGIN_SETTINGS` names.
+
+    Raises:
+        ConfigError: `key` is not a plugin section, its class is not importable, or `data` is invalid.
+    """
+    where = where or key
+    if key not in PLUGIN_SETTINGS:
+        raise ConfigError(f"{where}: unknown plugin key; known: {', '.join(PLUGIN_SETTINGS)}")
+    try:
+        cls = load_dotted(PLUGIN_SETTINGS[key])
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: cannot validate: {exc}") from None
+    return parse_dataclass(cls, data, where)
 
 
 def plugin_setting(args: Any, key: str) -> Mapping[str, Any]:

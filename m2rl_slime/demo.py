@@ -86,25 +86,16 @@ def step_rewards(work: Path) -> int:
 
 def _tiny_checkpoint(path: Path, seed: int, base: Path | None = None) -> None:
     import torch
-    from transformers import Qwen3Config, Qwen3ForCausalLM
 
-    config = Qwen3Config(
-        vocab_size=256,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        head_dim=16,
-        tie_word_embeddings=True,
-    )
-    generator = torch.Generator().manual_seed(seed)
+    from .tiny_models import tiny_qwen3
+
     if base is None:
-        model = Qwen3ForCausalLM(config)
-        for param in model.parameters():
-            param.data = torch.randn(param.shape, generator=generator) * 0.05
+        model = tiny_qwen3(seed)
     else:  # an "RL expert": the base plus a sparse update on 5% of the weights
+        from transformers import Qwen3ForCausalLM
+
         model = Qwen3ForCausalLM.from_pretrained(base)
+        generator = torch.Generator().manual_seed(seed)
         for param in model.parameters():
             mask = torch.rand(param.shape, generator=generator) < 0.05
             param.data = param.data + mask * torch.randn(param.shape, generator=generator) * 0.01

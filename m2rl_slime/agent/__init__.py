@@ -1,28 +1,30 @@
 """Agent domain: the workplace-assistant environment, its verifier, and the slime multi-turn rollout.
 
-Implements slime's `--custom-generate-function-path m2rl_slime.agent.generate` (agent samples run a
-token-exact tool-calling episode, other samples slime's default generate) and the agent verifier of the
-reward registry (`m2rl_slime.agent.verifier.verify`). `python -m m2rl_slime.agent serve` exposes the same
-environment over the NeMo-Gym resources-server API.
+Implements slime's `--custom-generate-function-path m2rl_slime.agent.generate` (`slime_hooks.py`; also
+`m2rl_slime.hooks.generate`: agent samples run a token-exact tool-calling episode, other samples slime's
+default generate) and the agent domain's verifier (`m2rl_slime.agent.verifier.verify`, named by its
+`DomainSpec`). `python -m m2rl_slime.agent serve` exposes the same environment over the NeMo-Gym
+resources-server API.
 
-`generate` is resolved lazily (PEP 562) so that importing this package never imports slime.
+Names resolve lazily, so importing this package never imports slime.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from .config import AgentConfig
-from .env import StepResult, ToolCall, WorkplaceEnv
-from .tables import WorkplaceDB, load_db
-from .verifier import verify
+from .._dotted import lazy_exports
 
 __all__ = ["AgentConfig", "StepResult", "ToolCall", "WorkplaceDB", "WorkplaceEnv", "generate", "load_db", "verify"]
 
-
-def __getattr__(name: str) -> Any:
-    if name == "generate":
-        from .slime_rollout import generate
-
-        return generate
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "AgentConfig": "m2rl_slime.agent.config.AgentConfig",
+        "StepResult": "m2rl_slime.agent.env.StepResult",
+        "ToolCall": "m2rl_slime.agent.env.ToolCall",
+        "WorkplaceDB": "m2rl_slime.agent.tables.WorkplaceDB",
+        "WorkplaceEnv": "m2rl_slime.agent.env.WorkplaceEnv",
+        "generate": "m2rl_slime.agent.slime_hooks.generate",
+        "load_db": "m2rl_slime.agent.tables.load_db",
+        "verify": "m2rl_slime.agent.verifier.verify",
+    },
+)

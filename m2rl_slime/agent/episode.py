@@ -2,7 +2,7 @@
 
 This module does not import slime: it takes the sample (anything with slime's `Sample` attributes,
 `Sample.Status` and `append_response_tokens`), a `generate(input_ids, sampling_params)` coroutine that
-returns SGLang's `/generate` JSON, a `ChatRenderer` and an environment session. `slime_rollout.py` wires
+returns SGLang's `/generate` JSON, a `ChatRenderer` and an environment session. `slime_hooks.py` wires
 in slime's tokenizer, router URL and HTTP client.
 
 Per turn: generate from exactly `sample.tokens`; append the generated ids as trainable with their

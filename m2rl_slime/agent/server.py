@@ -27,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import LabelError
-from ..rewards.result import Reason
+from ..result import Reason
 from .config import AgentConfig
 from .env import ToolCall, WorkplaceEnv
 from .parsing import call_list, calls_from_responses_output

@@ -1,11 +1,12 @@
 """Token-exact conversation building with a tokenizer's chat template.
 
-The prompt is rendered once (or taken as-is when slime's `--apply-chat-template` already rendered it: never
-twice, M2RL bug A1). After that the conversation only grows by exact token deltas: the model's own ids, then
+The prompt is rendered once (or taken as-is when slime's `--apply-chat-template` already rendered it; M2RL's
+rollout rendered it a second time). After that the conversation only grows by exact token deltas: the model's
+own ids, then
 for each tool turn the template's text between the end of the model's turn and the next assistant header
 (end-of-turn newline, the tool-response turn, `<|im_start|>assistant\\n`, a thinking stub if the template adds
 one). That delta is taken from the template itself by rendering a marker conversation, so the ids a turn
-is conditioned on are exactly the ids that are trained on (M2RL bug A2).
+is conditioned on are exactly the ids that are trained on (M2RL's rollout trained on other ids).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..errors import ConfigError, LabelError
-from ..rewards.result import Reason, Result
+from ..result import Reason, Result
 from .config import AgentConfig, missing_csv_dir_message
 from .env import StepResult, ToolCall, allowed_tools, replay
 from .parsing import call_list, parse_transcript

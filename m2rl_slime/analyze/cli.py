@@ -15,7 +15,17 @@ from collections.abc import Sequence
 from ..errors import M2RLError
 
 # name -> (module, one-line help)
-SUBCOMMANDS: dict[str, tuple[str, str]] = {}
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "curves": (
+        "m2rl_slime.analyze.curves.cli",
+        "training curves of runs: reward per domain (Fig. 9), benchmarks (Fig. 2), truncation, response length",
+    ),
+    "weights": (
+        "m2rl_slime.analyze.weights.cli",
+        "weight-shift footprints of RL experts vs their SFT base: Jaccard, cosines (Table 5, Fig. 3)",
+    ),
+    "plot": ("m2rl_slime.analyze.plot", "redraw every figure from the JSON results in a directory"),
+}
 
 
 def _parser(selected: str | None) -> argparse.ArgumentParser:

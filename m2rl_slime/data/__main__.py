@@ -4,4 +4,5 @@ import sys
 
 from .cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # guarded: prepare-sft's worker processes import the main module
+    sys.exit(main())

@@ -1,4 +1,5 @@
-"""Command line of `python -m m2rl_slime.data`: ``prepare`` (training blend) and ``prepare-eval`` (benchmarks)."""
+"""Command line of `python -m m2rl_slime.data`: ``prepare`` (RL training blend), ``prepare-eval`` (benchmarks)
+and ``prepare-sft`` (the SFT blend)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from ..config import parse_dataclass
 from ..errors import ConfigError, M2RLError
 from .config import DataConfig, PrepareConfig
-from .evalsets import EVAL_KINDS, EvalOptions, prepare_eval
+from .evalsets import EvalOptions, eval_kinds, prepare_eval
 from .prepare import SOURCE_SEPARATOR, PrepareOptions, Summary, prepare_blend
 
 
@@ -55,13 +56,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     prep.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
     eva = sub.add_parser("prepare-eval", help="a local benchmark file -> prepared eval rows")
-    eva.add_argument("--kind", required=True, choices=sorted(EVAL_KINDS), help="benchmark kind")
-    eva.add_argument("--input", required=True, type=Path, help="benchmark rows (.jsonl/.parquet)")
+    eva.add_argument("--kind", required=True, choices=sorted(eval_kinds()), help="benchmark kind")
+    eva.add_argument(
+        "--input", required=True, type=Path, help="benchmark rows (.jsonl/.parquet); bfcl: the data folder"
+    )
     eva.add_argument("--out", required=True, type=Path, help="output .jsonl file")
     eva.add_argument("--seed", type=int, default=0, help="seed of the GPQA option shuffle (default 0)")
     eva.add_argument("--name", help="metadata source name (default: input file stem)")
     eva.add_argument("--limit", type=int, help="read at most this many rows")
     eva.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
+    eva.add_argument(
+        "--categories",
+        action="append",
+        metavar="v3|ast|multi_turn|NAME[,NAME]",
+        help="bfcl: categories to prepare (default v3: the 13 single-turn and 4 multi-turn categories)",
+    )
+    eva.add_argument("--underscore-names", action="store_true", help="bfcl: replace dots in tool names by underscores")
+    from .sft_cli import add_prepare_sft
+
+    add_prepare_sft(sub)
     for p in (prep, eva):
         p.add_argument("--config", help="YAML with a top-level m2rl_data key (its prepare section is used)")
         p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -86,16 +99,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command == "prepare-sft":
+            from .sft_cli import run_prepare_sft
+
+            return run_prepare_sft(args)
         if args.command == "prepare":
             summary = _run_prepare(args)
             print(summary.table())
             for domain, path in sorted(summary.files.items()):
                 print(f"wrote {path} ({summary.domains[domain].rows_out} rows)")
             return 0
-        options = EvalOptions(args.seed, args.name, args.limit, args.strict, False if args.no_progress else None)
+        options = EvalOptions(
+            args.seed,
+            args.name,
+            args.limit,
+            args.strict,
+            False if args.no_progress else None,
+            tuple(args.categories or ("v3",)),
+            args.underscore_names,
+        )
         tally = prepare_eval(args.input, args.out, args.kind, load_prepare_config(args.config), options)
         dropped = ", ".join(f"{r}={n}" for r, n in sorted(tally.dropped.items())) or "none"
         print(f"{args.kind}: rows in {tally.rows_in}, rows out {tally.rows_out}, dropped: {dropped}")
+        for note in tally.notes:
+            print(f"  {note}")
         print(f"wrote {args.out}")
         return 0
     except M2RLError as exc:

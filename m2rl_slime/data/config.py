@@ -56,7 +56,7 @@ class PrepareConfig:
 
     Args:
         sources: Extra or overriding entries of the source-name -> domain table (value ``exclude`` drops
-            the source). See `m2rl_slime.data.sources.DEFAULT_SOURCES`.
+            the source). See `m2rl_slime.data.source_domains.default_sources`.
         strip_prefixes: Prefixes removed from a source name before matching.
         source_columns: Row fields naming the source, tried in order (dots walk into objects).
         templates: Per-domain prompt templates overriding the paper's defaults.
@@ -119,6 +119,30 @@ class CurriculumConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SFTConfig:
+    """The `m2rl_data.sft` section, read by `SFTDataSource` and the SFT rollout `m2rl_slime.data.sft_rollout`.
+
+    Args:
+        seed: Seed of the per-epoch permutations; None uses slime's ``--rollout-seed``.
+        mask_empty_think: Zero the loss mask on every empty think block (the paper's SFT does this; see
+            `m2rl_slime.data.sft_rollout`). Needs ``--rollout-function-path
+            m2rl_slime.data.sft_rollout.generate_rollout``.
+        empty_think_text: The text of the empty think block; it is tokenized with the policy's tokenizer
+            (Qwen3: ids 151667, 271, 151668).
+    """
+
+    seed: int | None = None
+    mask_empty_think: bool = False
+    empty_think_text: str = "<think>\n\n</think>"
+
+    def validate(self) -> None:
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"sft.seed must be >= 0, got {self.seed}")
+        if not self.empty_think_text:
+            raise ConfigError("sft.empty_think_text must not be empty")
+
+
+@dataclass(frozen=True, slots=True)
 class QuotaConfig:
     """Per-domain quotas of the trained batch (active only with ``--dynamic-sampling-filter-path
     m2rl_slime.data.keep_domain_quota``).
@@ -163,6 +187,7 @@ class DataConfig:
         curriculum: Parameters of the optional curriculum hook.
         quota: Per-domain quotas of the trained batch (with the quota filter).
         prepare: Options of the prepare CLI.
+        sft: Settings of the SFT data source and rollout.
     """
 
     prompt_files: dict[str, str] = field(default_factory=dict)
@@ -174,6 +199,7 @@ class DataConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
     quota: QuotaConfig = field(default_factory=QuotaConfig)
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
 
     def validate(self) -> None:
         for name, path in self.prompt_files.items():

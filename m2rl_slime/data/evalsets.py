@@ -7,7 +7,7 @@ Two input shapes are accepted per row:
 - raw benchmark rows: AIME-style ``problem`` + ``answer`` (or a ``solution`` ending in ``\\boxed{}``)
   get the paper's eval instruction; GPQA rows (``Question``, ``Correct Answer``, ``Incorrect Answer
   1..3``) get the paper's prompt with the four options shuffled by a seeded RNG keyed on the row, so
-  regenerating the file gives the same gold positions (M2RL's shuffle was unseeded, bug T6); IFEval /
+  regenerating the file gives the same gold positions (M2RL's shuffle was unseeded); IFEval /
   IFBench rows (``key``, ``prompt``, ``instruction_id_list``, ``kwargs``) become a single user message,
   and a row naming an instruction id the IF verifier does not know is dropped (``unknown_instruction``)
   rather than written as a row that can only score 0.
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._dotted import load_dotted
+from ..domains import SPECS
 from ..errors import ConfigError, UnknownNameError
 from .config import PROMPT_PLACEHOLDER, PrepareConfig
 from .files import atomic_writer, iter_rows
@@ -33,15 +35,18 @@ from .templates import EVAL_MATH_TEMPLATE, GPQA_TEMPLATE, IDENTITY
 
 logger = logging.getLogger(__name__)
 
-EVAL_KINDS: dict[str, str] = {
-    "math": "math",
-    "aime": "math",
-    "gpqa": "science",
-    "mcq": "science",
-    "if": "if",
-    "ifeval": "if",
-    "ifbench": "if",
-}
+
+def eval_kinds() -> dict[str, str]:
+    """``prepare-eval --kind`` value -> domain: every spec's `DomainSpec.eval_kinds`."""
+    return {kind: spec.name for spec in SPECS.values() for kind in spec.eval_kinds}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EVAL_KINDS":  # a view of the registry, kept for callers of earlier versions
+        return eval_kinds()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 _LETTERS = "ABCD"
 
 
@@ -54,6 +59,8 @@ class EvalOptions:
     limit: int | None = None
     strict: bool = False
     progress: bool | None = None
+    categories: tuple[str, ...] = ("v3",)  # bfcl only: --categories
+    underscore_names: bool = False  # bfcl only: dots in tool names -> underscores
 
 
 def _first_text(raw: Mapping[str, Any], fields: tuple[str, ...], reason: str) -> str:
@@ -67,16 +74,11 @@ def _first_text(raw: Mapping[str, Any], fields: tuple[str, ...], reason: str) ->
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, i = 0, start + len("\\boxed")
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i + 1 : j].strip() or None
-    return None
+    """Content of the last closed ``\\boxed{...}`` (the reward verifiers' linear-time scanner), or None."""
+    from ..rewards.answer_extract import last_boxed as scan
+
+    box = scan(text)
+    return box.text if box else None
 
 
 def math_eval_row(raw: Mapping[str, Any], source: str, config: PrepareConfig) -> Row:
@@ -143,9 +145,9 @@ def prepare_eval(
     """Write the prepared rows of one benchmark file to `out_path` (all or nothing).
 
     Args:
-        input_path: Benchmark file (jsonl or parquet).
+        input_path: Benchmark file (jsonl or parquet); for ``bfcl``, BFCL's data folder.
         out_path: Output jsonl.
-        kind: One of `EVAL_KINDS` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``).
+        kind: One of `eval_kinds()` (``aime``, ``gpqa``, ``ifeval``, ``ifbench``, ``math``, ``mcq``, ``if``, ``bfcl``).
         config: Prepare settings (eval templates).
         options: Seed of the GPQA option shuffle, source name, limit, strictness, progress bar.
 
@@ -153,10 +155,14 @@ def prepare_eval(
         UnknownNameError: unknown `kind`.
         ConfigError: unreadable input, a bad row with ``strict``, or no usable row at all.
     """
-    if kind not in EVAL_KINDS:
-        raise UnknownNameError("eval kind", kind, EVAL_KINDS)
+    kinds = eval_kinds()
+    if kind not in kinds:
+        raise UnknownNameError("eval kind", kind, kinds)
     config, options = config or PrepareConfig(), options or EvalOptions()
-    domain, source = EVAL_KINDS[kind], options.name or Path(input_path).stem
+    preparer = dict(SPECS[kinds[kind]].preparers).get(kind)
+    if preparer is not None:
+        return load_dotted(preparer)(input_path, out_path, config, options)
+    domain, source = kinds[kind], options.name or Path(input_path).stem
     tally, seen = Tally(), 0
     bar_options = PrepareOptions(limit=options.limit, progress=options.progress)
     with atomic_writer(out_path) as out, progress_bar(bar_options, f"prepare-eval {kind}") as bar:

@@ -1,6 +1,6 @@
 """Realised per-domain counts of a trained batch, as rollout metrics. Pure: no slime import.
 
-`m2rl_slime.rewards.metrics.log_rollout` (``--custom-rollout-log-function-path``) merges them into what slime
+`m2rl_slime.hooks.log_rollout` (``--custom-rollout-log-function-path``) merges them into what slime
 logs for every rollout, so a run shows the mixture it actually trained on (``rollout/m2rl_data/<pool>/...``)
 next to slime's own ``rollout/dynamic_filter/drop_<reason>`` counts.
 """

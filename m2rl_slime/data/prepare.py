@@ -21,7 +21,7 @@ from ..errors import ConfigError, UnknownNameError
 from .config import PrepareConfig
 from .files import JsonlShards, atomic_writer, iter_rows
 from .schema import Row, RowError, convert_row
-from .sources import EXCLUDE, SourceTable, row_source
+from .source_domains import EXCLUDE, SourceTable, row_source
 from .templates import templates_for
 
 logger = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ class Tally:
     rows_out: int = 0
     dropped: Counter = field(default_factory=Counter)
     sources: Counter = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)  # extra report lines of a kind's own preparer
 
 
 @dataclass(slots=True)

@@ -23,7 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import LabelError
+from .._dotted import load_dotted
+from ..domains import SPECS
+from ..errors import ConfigError, LabelError
 from .config import PromptTemplate
 from .templates import render
 
@@ -260,13 +262,27 @@ def agent_row(raw: Mapping[str, Any], messages: list[dict[str, str]]) -> tuple[N
     return None, metadata, tools
 
 
-CONVERTERS: dict[str, Callable[[Mapping[str, Any], list[dict[str, str]]], tuple[Any, dict[str, Any], list]]] = {
-    "math": math_row,
-    "science": science_row,
-    "if": if_row,
-    "code": code_row,
-    "agent": agent_row,
-}
+Converter = Callable[[Mapping[str, Any], list[dict[str, str]]], tuple[Any, dict[str, Any], list]]
+
+
+def converter(domain: str) -> Converter:
+    """The row converter of a domain (its `DomainSpec.converter`).
+
+    Raises:
+        ConfigError: the domain has no converter, so its rows cannot be prepared from the blend.
+    """
+    path = SPECS[domain].converter
+    if path is None:
+        raise ConfigError(
+            f"domain {domain!r} has no row converter (DomainSpec.converter): its rows cannot be prepared"
+        )
+    return load_dotted(path)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CONVERTERS":  # a view of the registry, kept for callers of earlier versions
+        return {domain: converter(domain) for domain, spec in SPECS.items() if spec.converter}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def convert_row(raw: Any, domain: str, source: str, template: PromptTemplate) -> Row:
@@ -279,8 +295,8 @@ def convert_row(raw: Any, domain: str, source: str, template: PromptTemplate) ->
     if not isinstance(raw, Mapping):
         raise RowError("bad_row", "<row>", f"expected a JSON object, got {type(raw).__name__}")
     messages = extract_messages(raw)
-    label, metadata, tools = CONVERTERS[domain](raw, messages)
-    if domain != "agent":
+    label, metadata, tools = converter(domain)(raw, messages)
+    if not tools:  # only the agent converter returns tools (it requires them); the others take the row's
         params = raw.get("responses_create_params")
         tools = to_chat_tools(params.get("tools") if isinstance(params, Mapping) else None)
     prompt = apply_template(messages, template)

@@ -17,11 +17,12 @@ from typing import Any
 from slime.rollout.filter_hub.base_types import DynamicFilterOutput, call_dynamic_filter
 
 from ..errors import ConfigError
+from ..hooks import accepted_paths
 from .quota import Verdict
 
 logger = logging.getLogger(__name__)
 
-QUOTA_FILTER_PATHS = frozenset({"m2rl_slime.data.keep_domain_quota", "m2rl_slime.data.slime_quota.keep_domain_quota"})
+QUOTA_FILTER_PATHS = accepted_paths("keep_domain_quota")
 _sources: dict[int, tuple[Any, Any]] = {}
 
 

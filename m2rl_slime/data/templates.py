@@ -3,7 +3,7 @@
 Training (``prepare``):
 
 - math: the paper's instruction is prepended. It asks for a final ``Answer: $Answer`` line, which our
-  math verifier accepts (it takes a final ``Answer:`` line or ``\\boxed{}``; M2RL's grader did not, bug R1).
+  math verifier accepts (it takes a final ``Answer:`` line or ``\\boxed{}``; M2RL's grader scored it 0).
 - science: a leading "Answer the following multiple choice question." becomes "... step by step." as in
   the paper, but only when the prompt really starts with it (the paper sliced blindly, which cuts the
   first 47 characters of stem_mcqa prompts that start differently).
@@ -16,7 +16,10 @@ on the ``Answer:`` line), GPQA the paper's letter format over options shuffled w
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+from .._dotted import load_dotted
+from ..domains import SPECS
 from .config import PROMPT_PLACEHOLDER, PromptTemplate
 
 MATH_INSTRUCTION = (
@@ -26,13 +29,9 @@ MATH_INSTRUCTION = (
 MCQ_PREFIX = "Answer the following multiple choice question."
 MCQ_PREFIX_STEPWISE = "Answer the following multiple choice question step by step."
 
-DEFAULT_TEMPLATES: dict[str, PromptTemplate] = {
-    "math": PromptTemplate(template=MATH_INSTRUCTION + PROMPT_PLACEHOLDER),
-    "science": PromptTemplate(replace_prefix={MCQ_PREFIX: MCQ_PREFIX_STEPWISE}),
-    "if": PromptTemplate(),
-    "code": PromptTemplate(),
-    "agent": PromptTemplate(),
-}
+# The defaults that `DomainSpec.template` points at (if, code and agent have none: prompts unchanged).
+MATH_TEMPLATE = PromptTemplate(template=MATH_INSTRUCTION + PROMPT_PLACEHOLDER)
+SCIENCE_TEMPLATE = PromptTemplate(replace_prefix={MCQ_PREFIX: MCQ_PREFIX_STEPWISE})
 
 EVAL_MATH_TEMPLATE = (
     "Solve the following math problem step by step. The last line of your response should be of the form "
@@ -46,9 +45,20 @@ GPQA_TEMPLATE = (
 IDENTITY = PromptTemplate()
 
 
+def default_templates() -> dict[str, PromptTemplate]:
+    """Domain -> its default template (`DomainSpec.template`; the identity when a spec names none)."""
+    return {name: load_dotted(spec.template) if spec.template else IDENTITY for name, spec in SPECS.items()}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DEFAULT_TEMPLATES":  # a view of the registry, kept for callers of earlier versions
+        return default_templates()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def templates_for(overrides: Mapping[str, PromptTemplate]) -> dict[str, PromptTemplate]:
     """The default templates with the configured per-domain overrides applied."""
-    return {**DEFAULT_TEMPLATES, **overrides}
+    return {**default_templates(), **overrides}
 
 
 def render(template: PromptTemplate, content: str) -> str:

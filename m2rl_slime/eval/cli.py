@@ -2,7 +2,8 @@
 
 Subcommands: ``run`` (generate and score a suite against SGLang/OpenAI-compatible servers), ``collect``
 (slime's saved eval rollouts -> samples), ``score`` (re-score saved samples), ``summarize`` (Avg@K +- s.e.
-per benchmark), ``compare`` (Tables 2-4), ``suites`` (list or show suites). Bad input exits 2 with one
+per benchmark), ``compare`` (Tables 2-4), ``suites`` (list or show suites), ``bfcl-env`` (the isolated
+bfcl-eval environment of BFCL's multi-turn episodes). Bad input exits 2 with one
 line naming it; a run with failed samples exits 1 (rerun it to retry them).
 """
 
@@ -237,6 +238,34 @@ def _cmd_suites(argv: Sequence[str]) -> int:
     return 0
 
 
+def _cmd_bfcl_env(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog=f"{PROG} bfcl-env",
+        description="Create (or confirm) a venv with bfcl-eval 2026.3.23 and mpmath in DIR, outside slime's "
+        "environment, for BFCL's multi-turn episodes and checker. The BFCL bridge finds it by its folder "
+        "(--bfcl-venv) or $M2RL_BFCL_ENV.",
+    )
+    parser.add_argument(
+        "dir", type=Path, help="folder of the venv (created; must be new, empty or an earlier bfcl-env)"
+    )
+    parser.add_argument("--wheelhouse", type=Path, help="install from the wheels in this folder only (no index)")
+    parser.add_argument(
+        "--full", action="store_true", help="install all of bfcl-eval's dependencies (vendor SDKs, torch)"
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="rebuild even if DIR already holds a complete environment"
+    )
+    parser.add_argument(
+        "--python", default=sys.executable, help="interpreter the venv is made from (default: this one)"
+    )
+    opts = parser.parse_args(argv)
+    from .bfcl.env import EnvOptions, create_env
+
+    record = create_env(opts.dir, EnvOptions(opts.wheelhouse, opts.full, opts.force, opts.python))
+    print(f"bfcl-env ready: {opts.dir} ({record['bfcl_eval']}, {record['mpmath']}, python {record['python']})")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "run": _cmd_run,
     "collect": _cmd_collect,
@@ -244,6 +273,7 @@ COMMANDS: dict[str, Callable[[Sequence[str]], int]] = {
     "summarize": _cmd_summarize,
     "compare": _cmd_compare,
     "suites": _cmd_suites,
+    "bfcl-env": _cmd_bfcl_env,
 }
 
 

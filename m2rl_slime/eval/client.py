@@ -7,7 +7,8 @@ timeout, HTTP 408/429/5xx) is retried with capped exponential backoff on another
 not retried. aiohttp sessions are bound to an event loop, so there is one session per loop.
 
 A reply is split into reasoning and content: when the server's reasoning parser returns
-``reasoning_content`` the split is the server's, else the text is split on its last ``</think>``.
+``reasoning_content`` the split is the server's, else the text is split on its last ``</think>``. Tool
+calls the server parsed out of the text are put back as ``<tool_call>`` blocks after the content.
 Nothing here imports slime; aiohttp is imported on the first request.
 """
 
@@ -151,7 +152,7 @@ def parse_chat(reply: Any, url: str) -> Completion:
     except (KeyError, IndexError, TypeError):
         raise ServerError(f"{url}/v1/chat/completions: reply has no choices[0].message: {str(reply)[:300]}") from None
     content = message.get("content")
-    content = content if isinstance(content, str) else ""
+    content = _with_tool_calls(content if isinstance(content, str) else "", message.get("tool_calls"))
     server_reasoning = message.get("reasoning_content")
     if isinstance(server_reasoning, str):
         text = join_reasoning(server_reasoning, content)
@@ -164,6 +165,23 @@ def parse_chat(reply: Any, url: str) -> Completion:
         text, reasoning, content, choice.get("finish_reason"), usage.get("prompt_tokens"),
         usage.get("completion_tokens"), message, url,
     )  # fmt: skip
+
+
+def _with_tool_calls(content: str, calls: Any) -> str:
+    """`content` followed by the server-parsed tool calls as the ``<tool_call>`` blocks the model generated
+    (Qwen3's format), so a scorer sees a single-turn answer's calls whether or not the server parsed them."""
+    blocks = []
+    for call in calls if isinstance(calls, list) else ():
+        function = call.get("function", call) if isinstance(call, Mapping) else {}
+        arguments = function.get("arguments", {})
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments)
+            except ValueError:
+                pass
+        payload = json.dumps({"name": function.get("name"), "arguments": arguments}, ensure_ascii=False)
+        blocks.append(f"<tool_call>\n{payload}\n</tool_call>")
+    return "\n".join(part for part in (content.rstrip(), *blocks) if part)
 
 
 def parse_generate(reply: Any, url: str, prompt_tokens: int) -> Completion:

@@ -11,8 +11,10 @@ are single-turn. `DRIVERS` maps a driver name to a module that defines::
 and seed (`client.bind_chat`); `bridge` is whatever the driver's ``open_bridge`` yields (e.g. a connection
 to a tool-execution environment), opened once per run, or None. The returned record must hold
 ``messages`` (the whole conversation, tool calls kept); it may hold ``response`` (the text to score,
-default: the last assistant message's content), ``status``, ``finish_reason`` and anything else, which
-is kept in the sample's ``episode`` field.
+default: the last assistant message's content), ``status``, ``finish_reason``, ``result`` (the episode's
+own verdict, ``{"score", "reason", "details"}``, written as the sample's score with ``scorer_version``)
+and anything else, which is kept in the sample's ``episode`` field (a re-score reads it back).
+``open_bridge`` may raise `UnavailableError`: the driver's rows are then reported as not run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from .client import ChatFn
 from .suite import Benchmark
 
 DRIVERS: dict[str, str] = {
-    "bfcl_multi_turn": "m2rl_slime.eval.bfcl",
+    "bfcl_multi_turn": "m2rl_slime.eval.bfcl_driver",
 }
 
 RunEpisode = Callable[[ChatFn, Mapping[str, Any], Any], Awaitable[Mapping[str, Any]]]

@@ -96,7 +96,7 @@ class _Rescorer:
                 continue
             requests.append(ScoreRequest(
                 name, item.uid, int(record["sample_idx"]), self.suite.get(name).domain, record.get("response") or "",
-                item.label, item.metadata, item.prompt, record.get("messages"),
+                item.label, item.metadata, item.prompt, record.get("messages"), record.get("episode"),
             ))  # fmt: skip
             targets.append(record)
         if not requests or name not in self.scorers:

@@ -14,6 +14,7 @@ here are generated and left pending.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 from .. import __version__
 from ..errors import ConfigError, ServerError, UnavailableError
+from ..rewards.result import Result
 from .client import Client, ClientConfig, Completion, bind_chat
 from .drivers import Driver, final_response, load_driver, uses_driver
 from .identity import ckpt_sha, sample_seed, split_reasoning, utc_now
@@ -168,17 +170,23 @@ async def _episode(ctx: _Context, bench: Benchmark, item: EvalItem, seed: int, r
         messages=episode.pop("messages"), turns=len(usage),
     )  # fmt: skip
     episode.pop("response", None)
+    verdict = episode.pop("result", None)
+    version = episode.pop("scorer_version", f"driver {bench.driver}")
+    if verdict is not None:
+        result = verdict if isinstance(verdict, Result) else Result.from_dict(verdict)
+        record.update(reward=result.score, reason=result.reason.value, details=trim(dict(result.details)))
+        record["scorer_version"] = version
     if episode:
-        record["episode"] = trim(episode)
+        record["episode"] = json.loads(json.dumps(episode, default=str))
 
 
 async def _score_inline(ctx: _Context, bench: Benchmark, item: EvalItem, record: dict[str, Any]) -> None:
     scorer = ctx.scorers.get(bench.name)
-    if scorer is None or not scorer.inline:
+    if scorer is None or not scorer.inline or record["reward"] is not None:  # an episode may score itself
         return
     request = ScoreRequest(
         bench.name, item.uid, record["sample_idx"], bench.domain, record["response"], item.label,
-        item.metadata, item.prompt, record.get("messages"),
+        item.metadata, item.prompt, record.get("messages"), record.get("episode"),
     )  # fmt: skip
     (result,) = await scorer.score([request])
     record.update(reward=result.score, reason=result.reason.value, details=trim(dict(result.details)))
@@ -290,8 +298,14 @@ async def _run(suite: Suite, options: RunOptions, plan: list[tuple[Benchmark, li
         existing = len(log.keys)
         async with AsyncExitStack() as stack:
             bridges = {}
-            for name, driver in drivers.items():
-                bridges[name] = await stack.enter_async_context(driver.bridge({"out": str(options.out)}))
+            for name, driver in list(drivers.items()):
+                settings = {"out": str(options.out), "bfcl_venv": options.scorer.bfcl_venv}
+                try:
+                    bridges[name] = await stack.enter_async_context(driver.bridge(settings))
+                except UnavailableError as exc:
+                    del drivers[name]
+                    pending[name] = f"its episode rows were not run: {exc}"
+                    logger.warning("benchmark %s: %s", name, pending[name])
             ctx = _Context(suite, options, client, log, model_id, checkpoint, scorers, drivers, bridges, encoder)
             try:
                 written, failed = await _generate(ctx, _jobs(ctx, plan))

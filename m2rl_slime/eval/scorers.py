@@ -13,7 +13,8 @@ Registered (`SCORERS`, name -> dotted path of the factory):
 - ``hle_judge``: an LLM judge over an OpenAI-compatible server (`judge.py`);
 - ``command``: any program reading request lines on stdin and writing result lines on stdout, e.g. a
   reference checker in its own virtual environment (``scorer_options: {argv: [...], version: ...}``);
-- ``bfcl``: BFCL's checkers (``m2rl_slime.eval.bfcl``, provided by that package).
+- ``bfcl``: BFCL's checkers: the AST checker for single-turn rows, bfcl-eval's multi-turn checker (in its
+  isolated venv) for episodes (`bfcl_driver`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ SCORERS: dict[str, str] = {
     "reward": "m2rl_slime.eval.scorers.make_reward_scorer",
     "hle_judge": "m2rl_slime.eval.judge.make_judge_scorer",
     "command": "m2rl_slime.eval.scorers.make_command_scorer",
-    "bfcl": "m2rl_slime.eval.bfcl.make_scorer",
+    "bfcl": "m2rl_slime.eval.bfcl_driver.make_scorer",
 }
 _DETAIL_CHARS, _DETAIL_ITEMS = 2000, 50
 
@@ -44,7 +45,7 @@ _DETAIL_CHARS, _DETAIL_ITEMS = 2000, 50
 @dataclass(frozen=True, slots=True)
 class ScoreRequest:
     """One sample to score. `metadata` already carries the suite's domain; `messages` is the whole
-    conversation of a multi-turn sample (None for single-turn)."""
+    conversation of a multi-turn sample and `episode` its driver's record (None for single-turn)."""
 
     benchmark: str
     uid: str
@@ -55,6 +56,7 @@ class ScoreRequest:
     metadata: Mapping[str, Any]
     prompt: Any = None
     messages: list[Any] | None = None
+    episode: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -14,7 +14,7 @@ Each benchmark becomes one dataset with every setting explicit (K, temperature, 
 length, the data keys) and ``metadata_overrides`` carrying the suite's domain and an ``m2rl_eval`` record
 (suite, benchmark, K, sampling, scorer, model), so ``python -m m2rl_slime.eval collect`` needs nothing but
 slime's saved eval samples. Benchmarks whose scorer runs outside slime (the HLE judge, BFCL's reference
-checker) get the `slime_hooks.deferred_reward` hook and are scored by ``eval score``; benchmarks with an
+checker) get the `slime_hooks.deferred_reward` hook (``m2rl_slime.hooks.deferred_reward``) and are scored by ``eval score``; benchmarks with an
 episode driver run only through ``eval run`` and are left out, with a line saying so.
 """
 
@@ -32,8 +32,8 @@ from .suite import Benchmark, Suite, benchmark_path, load_suite
 logger = logging.getLogger(__name__)
 
 SUITE_SECTION_KEYS = ("name", "data_dir", "out", "model", "model_id", "only")
-DEFERRED_RM = "m2rl_slime.eval.slime_hooks.deferred_reward"
-AGENT_GENERATE = "m2rl_slime.agent.generate"
+DEFERRED_RM = "m2rl_slime.hooks.deferred_reward"
+AGENT_GENERATE = "m2rl_slime.hooks.generate"
 DATA_KEYS = {"input_key": "prompt", "label_key": "label", "metadata_key": "metadata", "tool_key": "tools"}
 
 

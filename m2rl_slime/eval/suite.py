@@ -79,7 +79,7 @@ class Benchmark:
     Attributes:
         driver: Episode driver (`drivers.DRIVERS`) for multi-turn rows; None: single-turn.
         driver_categories: Rows whose ``metadata.category`` is listed use the driver (empty: every row).
-        generate: ``agent``: in a slime run, the rows go through ``m2rl_slime.agent.generate``.
+        generate: ``agent``: in a slime run, the rows go through ``m2rl_slime.hooks.generate``.
         api: ``chat`` (``/v1/chat/completions``) or ``generate`` (SGLang ``/generate``, templated here);
             None: the run's ``--api``.
         limit: Evaluate only the first `limit` rows of the file (smoke suites).

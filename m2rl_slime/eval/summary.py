@@ -5,8 +5,9 @@ Per benchmark the summary holds ``n_items`` (items with at least one scored samp
 and the realised samples per item, ``avg`` and ``stderr`` (fractions in [0, 1]), the scorer and the
 scorer version(s) of its samples, the sampling settings, the item set (``subset``), and the counts that
 qualify the number: ``pending`` (unscored samples), ``truncated``, ``infra_failures`` (samples whose
-reason is an infrastructure failure, which score 0 but say nothing about the model). A benchmark of the
-suite with no samples is listed with ``missing`` and why; it is never a 0.
+reason is an infrastructure failure, which score 0 but say nothing about the model). A benchmark scored by
+``bfcl`` also gets BFCL's per-category, sub- and overall scores (``bfcl``; its ``avg`` stays the mean over
+items). A benchmark of the suite with no samples is listed with ``missing`` and why; it is never a 0.
 """
 
 from __future__ import annotations
@@ -64,6 +65,13 @@ def benchmark_summary(samples: list[Mapping[str, Any]], protocol: Mapping[str, A
         entry["complete"] = bool(k) and entry["pending"] == 0 and per_item == Counter({k: len(items)})
     else:
         entry.update(avg=None, stderr=None, complete=False)
+    if entry["scorer"] == "bfcl" and items:  # BFCL's own per-category and overall scores, next to Avg@1
+        from .bfcl.summary import summarize_bfcl
+
+        try:
+            entry["bfcl"] = summarize_bfcl(items)
+        except ValueError as exc:
+            logger.warning("BFCL scores not computed: %s", exc)
     return entry
 
 
@@ -131,6 +139,9 @@ def format_summary(summary: Mapping[str, Any]) -> str:
             notes.append(f"{entry['infra_failures']} infrastructure failures")
         if not entry.get("complete") and not entry["pending"]:
             notes.append(f"incomplete: {entry['samples_per_item']} samples per item")
+        overall = (entry.get("bfcl") or {}).get("overall")
+        if overall is not None:
+            notes.append(f"BFCL overall {100 * overall:.2f} (evalscope formula, summary.json)")
         if entry["avg"] is None:
             lines.append(f"{title:<14} {'pending':>7} {'':>7} {0:>6} {entry['k'] or '-':>4}  {'; '.join(notes)}")
             continue

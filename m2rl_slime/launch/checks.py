@@ -11,12 +11,11 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import PLUGIN_SETTINGS, parse_dataclass
+from ..config import PLUGIN_SETTINGS, parse_dataclass, parse_section
 from ..errors import ConfigError
 from .flags import SlimeFlags, slime_flags, to_tokens
 from .model import GROUPS, Recipe, Service, display, where_text
@@ -117,16 +116,6 @@ def check_slime(groups: Mapping[str, Any], where: Any, table: SlimeFlags) -> dic
     return ordered
 
 
-def _import_class(dotted: str, key: str, where: Any) -> type:
-    module_name, _, attr = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"{where(f'plugin.{key}')}: cannot validate: {dotted} is not importable ({type(exc).__name__}: {exc})"
-        ) from None
-
-
 def check_plugin(plugin: Any, where: Any) -> dict[str, Any]:
     """Parse each plugin section with its dataclass; return the sections unchanged (they are re-parsed by
     the hooks inside slime)."""
@@ -137,11 +126,7 @@ def check_plugin(plugin: Any, where: Any) -> dict[str, Any]:
             raise ConfigError(f"{where(f'plugin.{key}')}: unknown plugin key; known: {', '.join(PLUGIN_SETTINGS)}")
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where(f'plugin.{key}')}: expected a mapping, got {type(value).__name__}")
-        cls = _import_class(PLUGIN_SETTINGS[key], key, where)
-        try:
-            parse_dataclass(cls, value, where(f"plugin.{key}"))
-        except ImportError as exc:  # a lazily typed section whose class is not importable
-            raise ConfigError(f"{where(f'plugin.{key}')}: cannot validate a section: {exc}") from None
+        parse_section(key, value, where(f"plugin.{key}"))
     return dict(plugin)
 
 

@@ -1,6 +1,6 @@
 """Multi-teacher on-policy distillation (MT-OPD) as slime plugins.
 
-slime hooks implemented here:
+slime hooks implemented here (`slime_hooks.py`; both also under `m2rl_slime.hooks`):
 
 - `--rollout-sample-hook-path m2rl_slime.opd.attach_teacher_log_probs`: routes each training sample to
   its domain's teacher (an SGLang server) and sets `sample.teacher_log_probs`;
@@ -15,24 +15,16 @@ nor slime.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from .._dotted import lazy_exports
 
 __all__ = ["OPDConfig", "attach_teacher_log_probs", "opd_loss", "rollout_metrics"]
 
-_LAZY = {
-    "OPDConfig": "m2rl_slime.opd.config",
-    "attach_teacher_log_probs": "m2rl_slime.opd.slime_hook",
-    "opd_loss": "m2rl_slime.opd.slime_hook",
-    "rollout_metrics": "m2rl_slime.opd.metrics",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "OPDConfig": "m2rl_slime.opd.config.OPDConfig",
+        "attach_teacher_log_probs": "m2rl_slime.opd.slime_hooks.attach_teacher_log_probs",
+        "opd_loss": "m2rl_slime.opd.slime_hooks.opd_loss",
+        "rollout_metrics": "m2rl_slime.opd.metrics.rollout_metrics",
+    },
+)

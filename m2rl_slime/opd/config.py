@@ -25,8 +25,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ..config import parse_dataclass, plugin_setting
+from ..domains import SPECS, alias_table
 from ..errors import ConfigError, UnknownNameError
-from ..rewards.registry import ALIASES, DOMAINS
 
 NoTeacherPolicy = Literal["skip", "error"]
 TaskReward = Literal["keep", "zero"]
@@ -232,11 +232,12 @@ def load_opd_config(args: Any) -> OPDConfig:
 
 
 def _check_canonical(domain: str, section: str) -> None:
-    if domain in DOMAINS:
+    if domain in SPECS:
         return
-    if domain in ALIASES:
-        raise ConfigError(f"{section}: {domain!r} is an alias of {ALIASES[domain]!r}; use the canonical domain name")
-    raise UnknownNameError(f"domain in {section}", domain, DOMAINS)
+    aliases = alias_table()
+    if domain in aliases:
+        raise ConfigError(f"{section}: {domain!r} is an alias of {aliases[domain]!r}; use the canonical domain name")
+    raise UnknownNameError(f"domain in {section}", domain, SPECS)
 
 
 def _check_serve_resources(teachers: dict[str, TeacherConfig]) -> None:

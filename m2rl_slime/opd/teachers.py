@@ -27,8 +27,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..domains import canonical_domain
 from ..errors import ConfigError, LabelError, TeacherError, UnknownNameError
-from ..rewards.registry import canonical_domain
 from .config import OPDConfig, base_url
 
 logger = logging.getLogger(__name__)

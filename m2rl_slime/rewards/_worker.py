@@ -2,7 +2,7 @@
 
 import sys
 
-from .pool import worker_main
+from .pool_worker import worker_main
 
 if __name__ == "__main__":
     worker_main(int(sys.argv[1]), tuple(sys.argv[3:]), int(sys.argv[2]))

@@ -16,12 +16,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import parse_dataclass
+from ..config import parse_section
+from ..domains import domain_names
 from ..errors import M2RLError
 from .config import RewardConfig
 from .result import Result
 from .router import Item, Router
-from .slime_hook import _prompt_text, sample_domain
+from .slime_hooks import _prompt_text, sample_domain
 
 
 def _load_settings(path: str | None) -> tuple[RewardConfig, Any]:
@@ -38,9 +39,7 @@ def _load_settings(path: str | None) -> tuple[RewardConfig, Any]:
     config = RewardConfig.from_mapping(data.get("m2rl_reward"), f"{path}: m2rl_reward")
     agent = None
     if data.get("m2rl_agent") is not None:
-        from ..agent.config import AgentConfig
-
-        agent = parse_dataclass(AgentConfig, data["m2rl_agent"], f"{path}: m2rl_agent")
+        agent = parse_section("m2rl_agent", data["m2rl_agent"], f"{path}: m2rl_agent")
     return config, agent
 
 
@@ -136,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("score", help="score a JSONL file of rollouts and print a per-domain table")
     p.add_argument("file", help="JSONL rollouts: response, label, metadata[, domain, expected_reward]")
     p.add_argument("--config", help="YAML with m2rl_reward (and m2rl_agent) keys, e.g. a rendered custom config")
-    p.add_argument("--domain", help="domain for rows that name none (math, code, science, if, agent)")
+    p.add_argument("--domain", help=f"domain for rows that name none ({', '.join(domain_names())})")
     think = p.add_mutually_exclusive_group()
     think.add_argument(
         "--require-thinking",

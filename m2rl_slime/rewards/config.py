@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..config import parse_dataclass
+from ..domains import SPECS, canonical_domain
 from ..errors import ConfigError
 from .math_answer import MathConfig
 from .mcq import McqConfig
-from .registry import canonical_domain
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +67,10 @@ class RewardConfig:
         return self.workers or min(8, os.cpu_count() or 1)
 
     def for_domain(self, domain: str) -> Any:
-        """The verifier config of a canonical text domain (None = that verifier's defaults)."""
-        return {"math": self.math, "science": self.science, "if": self.if_, "code": self.code}.get(domain)
+        """The verifier config of a canonical domain: the field its `DomainSpec.config_field` names (None =
+        that verifier's defaults)."""
+        spec = SPECS.get(domain)
+        return getattr(self, spec.config_field) if spec is not None and spec.config_field else None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "m2rl_reward") -> RewardConfig:

@@ -1,10 +1,12 @@
 """Science verifier: multiple-choice letters, and short numeric/symbolic answers through the math path.
 
-Letter extraction follows the rules of reward_anchors.md §5.2 (unlike slime's gpqa.py, which reads
-"the answer is \\boxed{B}" as "I", and M2RL's, which reads "The answer is clearly B." as "C"):
-the letter comes only from the last `\\boxed{...}` or the last `Answer: X` line, whichever is later;
-matching is case-sensitive; it must be one of the task's valid letters; several letters are rejected as
-ambiguous; option text is never matched by containment.
+The `science` domain of the reward router. Letter rules (unlike slime's gpqa.py, which reads "the answer
+is \\boxed{B}" as "I", and M2RL's, which reads "The answer is clearly B." as "C"): the letter comes only
+from the final answer of `answer_extract` (the last box, or the last `Answer:` statement, whichever is
+later); a single letter counts in either case (`\\boxed{c}`, `Answer: c`) when it is one of the task's
+valid letters; a statement naming two or more letters (`A or B`, `A, B, C, D (one of these)`, `A. Or B.`)
+or several boxes with different letters are `ambiguous`; option text is never matched by containment.
+Details: docs/rewards_math.md.
 """
 
 from __future__ import annotations
@@ -18,13 +20,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import math_answer
-from .answer_extract import final_answer, strip_math_delimiters
+from .answer_extract import Candidate, final_answer, strip_math_delimiters
 from .result import Reason, Result
 
-_WRAPPERS = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mathit|textit|rm|bf)\s*\{([^{}]*)\}")
-# "B", "(B)", "[B]", "**B**", "B)", "B.", "B: option text", "B) option text" (not "B option text").
-_LETTER = re.compile(r"^[(\[*]*([A-Z])[)\].*]*(?:\s*[:.),]\s*.*)?$", re.DOTALL)
-_LETTER_LIST = re.compile(r"^[(\[]?[A-Z][)\]]?(?:\s*(?:,|/|&|\bor\b|\band\b)\s*[(\[]?[A-Z][)\]]?)+[.\s]*$")
+# Letter scanning (case-insensitive letters; every pattern is linear and reads at most MAX_LETTER_SCAN chars).
+MAX_LETTER_SCAN = 2000
+_WRAP = r"(?:\s|\$|\*|_|\\[(\[]|\\(?:text|textbf|mathrm|mathbf|mathit|textit|rm|bf|boxed)\s*\{)"
+_LEAD = re.compile(_WRAP + "*")
+_PREFIX = re.compile(
+    r"(?:the\s+)?(?:(?:correct|final|right|best)\s+)?(?:answer|option|choice)s?(?:\s+is)?\s*:?\s*"
+    r"|(?:either|both|maybe|perhaps|possibly|probably)\s+",
+    re.IGNORECASE,
+)
+_LETTER_TOKEN = re.compile(r"[(\[]?\s?([A-Za-z])\s?[)\]]?(?![A-Za-z0-9])")
+_FOLLOW = re.compile(r"[\s)\]}*_$]*")
+_PUNCT = r"(?:[\s()\[\]{}*.:~$_-]|\\[,;: !]|\\q?quad(?![A-Za-z])|\\(?:text|textbf|mathrm|mathbf)\s*\{)"
+_JOIN = re.compile(
+    rf"{_PUNCT}*(?:(?:[,/&;]|\b(?:or|and|nor|maybe|perhaps|possibly|probably|either|vs)\b){_PUNCT}*)+", re.I
+)
 _OPTION_LINE = re.compile(r"^[ \t]*\(?([A-Z])[).:][ \t]+\S", re.MULTILINE)
 
 
@@ -113,17 +126,53 @@ def correct_letter(label: Any, metadata: Mapping[str, Any], letters: str) -> str
     return None
 
 
+def _ends_letter(text: str, end: int) -> bool:
+    """Whether a letter read up to `end` stands alone: what follows its closers is the end or not a word."""
+    after = _FOLLOW.match(text, end).end()
+    return after == len(text) or not text[after].isalnum()
+
+
 def extract_letter(candidate: str) -> tuple[str | None, bool]:
-    """Return (letter, ambiguous) for the content of a box or an `Answer:` line (case-sensitive)."""
-    text = strip_math_delimiters(candidate)
-    for _ in range(3):
-        text = _WRAPPERS.sub(r"\1", text).strip()
-    if _LETTER_LIST.match(text):
-        return None, True
-    match = _LETTER.match(text)
-    if match is None:
+    """Return (letter, ambiguous) for the content of a box or an answer statement.
+
+    The letter is read at the start, after wrappers (`$`, `**`, `\\text{`, ...) and a lead such as `Option`
+    or `The correct answer is`. A letter counts in either case (`c` is C) when it stands alone: `B`, `(B)`,
+    `B.`, `B: text`, `B) text`, `C (I think)`, but not `B because`, `a bit`, `I think`. A statement that goes
+    on to name more letters joined by commas, slashes, `&`, `;` or words such as `or`, `and`, `maybe`
+    (`A, B, C, D (one of these)`, `A. Or B.`, `A or maybe B`) is ambiguous, whatever follows.
+    """
+    text = candidate[:MAX_LETTER_SCAN]
+    pos = _LEAD.match(text).end()
+    lead = _PREFIX.match(text, pos)
+    if lead:
+        pos = _LEAD.match(text, lead.end()).end()
+    first = _LETTER_TOKEN.match(text, pos)
+    if first is None:
         return None, False
-    return match.group(1), False
+    letters = {first.group(1).upper()}
+    pos = first.end()
+    while True:
+        join = _JOIN.match(text, pos)
+        token = _LETTER_TOKEN.match(text, join.end()) if join else None
+        if token is None or not _ends_letter(text, token.end()):
+            break
+        letters.add(token.group(1).upper())
+        pos = token.end()
+    if len(letters) > 1:
+        return None, True
+    if not _ends_letter(text, first.end()):
+        return None, False
+    return first.group(1).upper(), False
+
+
+def _answer_letter(candidate: Candidate) -> tuple[str | None, bool]:
+    """(letter, ambiguous) of a final answer; several boxes naming different letters are ambiguous."""
+    if not candidate.items:
+        return extract_letter(candidate.raw or candidate.text)
+    found = [extract_letter(item) for item in candidate.items]
+    if any(ambiguous for _, ambiguous in found) or len({letter for letter, _ in found if letter}) > 1:
+        return None, True
+    return found[-1]
 
 
 def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: McqConfig | None = None) -> Result:
@@ -157,7 +206,7 @@ def verify(response: str, label: Any, metadata: Mapping[str, Any], *, config: Mc
     candidate = final_answer(response)
     if candidate is None:
         return Result.fail(Reason.NO_ANSWER, valid_letters=letters)
-    letter, ambiguous = extract_letter(candidate.text)
+    letter, ambiguous = _answer_letter(candidate)
     details = {
         "extracted": candidate.text[:100],
         "source": candidate.source,

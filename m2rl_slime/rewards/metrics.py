@@ -1,22 +1,23 @@
-"""slime hooks `--custom-rollout-log-function-path m2rl_slime.rewards.metrics.log_rollout` and
-`--custom-eval-rollout-log-function-path m2rl_slime.rewards.metrics.log_eval`: per-domain reward metrics.
+"""Per-domain reward metrics of scored samples (pure; no slime import).
 
 For each domain in a rollout batch: sample count, mean reward, the fraction of each reason code, mean
-response length and truncation ratio, under `rollout/m2rl/<domain>/...` (eval: `eval/<dataset>/m2rl/...`);
-in an OPD run also the teacher hook's per-domain figures (`rollout/opd/<domain>/...`), and with
-`MultiDomainDataSource` the realised per-pool counts of the trained batch (`rollout/m2rl_data/<pool>/...`).
-The hooks return False so slime still logs all of its own metrics: ours are added to slime's metrics
-dict when it passes one, else logged separately at the same step.
+response length and truncation ratio. The slime hooks that log them, `log_rollout` and `log_eval`, live in
+`m2rl_slime.rewards.slime_hooks`; their paths of earlier versions, ``m2rl_slime.rewards.metrics.log_rollout``
+and ``m2rl_slime.rewards.metrics.log_eval``, still resolve here.
 """
 
 from __future__ import annotations
 
 import collections
-import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from .._dotted import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {name: f"m2rl_slime.rewards.slime_hooks.{name}" for name in ("log_rollout", "log_eval")},
+)
 
 
 def _record(sample: Any) -> Mapping[str, Any]:
@@ -51,54 +52,3 @@ def domain_metrics(samples: Iterable[Any], prefix: str) -> dict[str, float]:
         metrics[key + "response_len_mean"] = sum(lengths) / n
         metrics[key + "truncated_ratio"] = sum(_is_truncated(s) for s in members) / n
     return metrics
-
-
-def _pool_metrics(prefix: str) -> dict[str, float]:
-    from .pool import _shared
-
-    stats: collections.Counter = collections.Counter()
-    for pool in list(_shared.values()):
-        stats.update(pool.stats)
-    return {f"{prefix}pool/{k}": float(v) for k, v in stats.items()}
-
-
-def _emit(args: Any, metrics: dict[str, float], extra: Any, step_key: str, rollout_id: int) -> None:
-    if isinstance(extra, dict):
-        extra.update(metrics)  # slime logs this dict together with its own metrics
-        return
-    try:
-        from slime.observability import logging_utils
-        from slime.observability.metric_utils import compute_rollout_step
-    except ImportError:  # slime before the observability move (e.g. the M2RL fork)
-        from slime.utils import logging_utils
-        from slime.utils.metric_utils import compute_rollout_step
-    logging_utils.log(args, {**metrics, step_key: compute_rollout_step(args, rollout_id)}, step_key=step_key)
-
-
-def log_rollout(rollout_id: int, args: Any, samples: list, rollout_extra_metrics: Any, rollout_time: float) -> bool:
-    """Add per-domain reward metrics for a training rollout. Returns False: slime's own logging still runs."""
-    from ..data.metrics import trained_batch_metrics  # empty unless MultiDomainDataSource drew the samples
-    from ..opd.metrics import rollout_metrics as opd_metrics  # empty unless the OPD teacher hook ran
-
-    metrics = {**domain_metrics(samples, "rollout/m2rl/"), **_pool_metrics("rollout/m2rl/")}
-    metrics |= {f"rollout/{key}": value for key, value in opd_metrics(samples).items()}
-    metrics |= {f"rollout/{key}": value for key, value in trained_batch_metrics(samples).items()}
-    logger.info(
-        "rollout %s per-domain: %s",
-        rollout_id,
-        {k: round(v, 4) for k, v in metrics.items() if k.endswith("reward_mean")},
-    )
-    _emit(args, metrics, rollout_extra_metrics, "rollout/step", rollout_id)
-    return False
-
-
-def log_eval(rollout_id: int, args: Any, data: Mapping[str, Any], extra_metrics: Any) -> bool:
-    """Add per-domain reason metrics for each eval dataset. Returns False: slime's own logging still runs."""
-    metrics: dict[str, float] = {}
-    for name, entry in data.items():
-        samples = entry.get("samples") if isinstance(entry, Mapping) else None
-        if samples:
-            metrics |= domain_metrics(samples, f"eval/{name}/m2rl/")
-    if metrics:
-        _emit(args, metrics, extra_metrics, "eval/step", rollout_id)
-    return False

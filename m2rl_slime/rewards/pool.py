@@ -26,87 +26,26 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ..errors import ConfigError
+from .pool_worker import Reply, Task
 from .result import Reason, Result
+
+__all__ = ["Reply", "Task", "VerifierPool", "pool_stats", "shared_pool"]
 
 logger = logging.getLogger(__name__)
 
-# One verification per pre-warmed domain, run by each worker before it reports ready.
 _MAX_STARTUP_FAILURES = 3
-_WARM_TASKS: dict[str, tuple[str, Any, dict[str, Any]]] = {
-    "math": ("\\boxed{\\frac{1}{2}}", "0.5", {}),
-    "science": ("Answer: B", "B", {"valid_letters": "ABCD"}),
-    # Loads langdetect's language profiles (about 1.5 s) before the first real item needs them.
-    "if": (
-        "all lowercase english words here.",
-        None,
-        {"instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]},
-    ),
-}
 
 
-@dataclass(frozen=True, slots=True)
-class Task:
-    """One verification: a domain's pure verifier applied to (response, label, metadata)."""
-
-    domain: str
-    response: str
-    label: Any
-    metadata: dict[str, Any]
-    config: Any = None
-    verifier: str | None = None  # dotted path overriding the domain's registered verifier
-
-
-def _run_task(task: Task) -> Result:
-    from .registry import get_verifier, load_dotted
-
-    try:
-        verify = load_dotted(task.verifier) if task.verifier else get_verifier(task.domain)
-        if task.config is None:
-            return verify(task.response, task.label, task.metadata)
-        return verify(task.response, task.label, task.metadata, config=task.config)
-    except ConfigError as exc:  # a settings problem: the router re-raises it in the caller
-        return Result.fail(Reason.INTERNAL_ERROR, config_error=str(exc))
-    except MemoryError:
-        return Result.fail(Reason.PARSE_ERROR, error="verifier ran out of memory (worker memory limit)")
-    except RecursionError:
-        return Result.fail(Reason.PARSE_ERROR, error="input too deeply nested (recursion limit)")
-    except Exception as exc:  # a verifier bug: report it, never crash the pool
-        logger.exception("verifier for domain %r raised", task.domain)
-        return Result.fail(Reason.INTERNAL_ERROR, error=f"{type(exc).__name__}: {exc}"[:500])
-
-
-def worker_main(fd: int, warm: tuple[str, ...], memory_mb: int) -> None:
-    """Child process body (`python -m m2rl_slime.rewards._worker`): pre-warm, then serve tasks until EOF."""
-    if memory_mb > 0:
-        import resource
-
-        limit = memory_mb * 1024 * 1024
-        try:
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        except (ValueError, OSError):
-            pass  # the hard limit is lower already; keep it
-    conn = multiprocessing.connection.Connection(fd)
-    for domain in warm:
-        if domain in _WARM_TASKS:
-            response, label, metadata = _WARM_TASKS[domain]
-            _run_task(Task(domain, response, label, metadata))
-    conn.send(("ready", os.getpid()))
-    while True:
-        try:
-            item = conn.recv()
-        except (EOFError, OSError):
-            return
-        if item is None:
-            return
-        task_id, task = item
-        result = _run_task(task)
-        try:
-            conn.send((task_id, result))
-        except (BrokenPipeError, OSError):
-            return
+def _resolve(future: Future, reply: Reply) -> None:
+    """Complete a caller's future from a worker reply."""
+    if reply.config_error is not None:
+        future.set_exception(ConfigError(reply.config_error))
+    elif reply.error is not None:
+        future.set_exception(reply.error)
+    else:
+        future.set_result(reply.result)
 
 
 @dataclass
@@ -164,11 +103,16 @@ class VerifierPool:
 
     # -- public API -------------------------------------------------------------------------
     def submit(self, task: Task, deadline_s: float) -> Future:
-        """Queue a task. The future resolves to a `Result` (never raises for verifier failures)."""
+        """Queue a task.
+
+        The future resolves to a `Result`; a verifier that raises gives `internal_error`, a timeout or a
+        crash their own reasons. It raises `ConfigError` for a settings problem (a verifier's ConfigError,
+        workers that cannot start), and the verifier's own exception for a task with `raise_on_error`.
+        """
         future: Future = Future()
         with self._lock:
             if self._broken:
-                future.set_result(Result.fail(Reason.INTERNAL_ERROR, config_error=self._broken))
+                future.set_exception(ConfigError(self._broken))
                 return future
             if self._closed:
                 raise RuntimeError("VerifierPool is closed")
@@ -226,11 +170,11 @@ class VerifierPool:
         worker.conn.close()
         self._workers[self._workers.index(worker)] = self._spawn()
 
-    def _finish(self, worker: _Worker, result: Result) -> None:
+    def _finish(self, worker: _Worker, reply: Reply) -> None:
         pending = self._inflight.pop(worker.task_id, None)
         worker.task_id = None
         if pending is not None and not pending.future.done():
-            pending.future.set_result(result)
+            _resolve(pending.future, reply)
 
     def _assign(self) -> None:
         now = time.monotonic()
@@ -266,7 +210,7 @@ class VerifierPool:
             if worker.task_id is not None:
                 self.stats["crashes"] += 1
                 logger.warning("verifier worker %s died (exit code %s); replacing it", worker.process.pid, code)
-                self._finish(worker, Result.fail(Reason.WORKER_CRASH, exit_code=code))
+                self._finish(worker, Reply(Result.fail(Reason.WORKER_CRASH, exit_code=code)))
             elif not worker.ready:
                 self._startup_failures += 1
                 if self._startup_failures >= _MAX_STARTUP_FAILURES:
@@ -304,7 +248,7 @@ class VerifierPool:
                 logger.info(
                     "verification passed its %.1fs deadline; killing worker %s", deadline_s, worker.process.pid
                 )
-                self._finish(worker, Result.fail(Reason.TIMEOUT, deadline_s=deadline_s))
+                self._finish(worker, Reply(Result.fail(Reason.TIMEOUT, deadline_s=deadline_s)))
                 self._replace(worker)
 
     def _dispatch(self) -> None:
@@ -339,7 +283,7 @@ class VerifierPool:
         for pending in leftovers:
             if not pending.future.done():
                 if self._broken:
-                    pending.future.set_result(Result.fail(Reason.INTERNAL_ERROR, config_error=self._broken))
+                    pending.future.set_exception(ConfigError(self._broken))
                 else:
                     pending.future.set_result(Result.fail(Reason.INTERNAL_ERROR, error="verifier pool closed"))
         for worker in self._workers:
@@ -373,6 +317,16 @@ def shared_pool(workers: int, *, warm: tuple[str, ...] = ("math",), memory_mb: i
 
                 atexit.register(_close_all)
         return pool
+
+
+def pool_stats() -> collections.Counter:
+    """The counters (spawned, timeouts, crashes) summed over this process's shared pools."""
+    stats: collections.Counter = collections.Counter()
+    with _shared_lock:
+        pools = list(_shared.values())
+    for pool in pools:
+        stats.update(pool.stats)
+    return stats
 
 
 def _close_all() -> None:

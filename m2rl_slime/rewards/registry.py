@@ -1,69 +1,48 @@
-"""Explicit registry of verifiers: canonical domain -> dotted path, plus the alias table.
+"""The reward router's view of the domain registry: domain (or alias) -> verify function.
 
-Adding a domain is one line here; nothing registers itself by import side effect.
+Every table here is derived from `m2rl_slime.domains.SPECS` (one `DomainSpec` per domain) when it is read,
+so there is nothing to register here and nothing registers itself by import side effect. `VERIFIERS`,
+`ALIASES`, `POOLED` and `DOMAINS` are kept as read-only views for callers of earlier versions.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from ..errors import UnknownNameError
+from .._dotted import load_dotted
+from ..domains import SPECS, alias_table, canonical_domain, domain_names, get_spec  # noqa: F401 (re-exported)
 
-DOMAINS = ("math", "code", "science", "if", "agent")
-
-VERIFIERS: dict[str, str] = {
-    "math": "m2rl_slime.rewards.math_answer.verify",
-    "science": "m2rl_slime.rewards.mcq.verify",
-    "if": "m2rl_slime.rewards.instruction.verify",
-    "code": "m2rl_slime.rewards.code_tests.verify",  # async: awaits a sandbox
-    "agent": "m2rl_slime.agent.verifier.verify",
+_VIEWS: dict[str, Callable[[], Any]] = {
+    "DOMAINS": domain_names,
+    "VERIFIERS": lambda: {name: spec.verifier for name, spec in SPECS.items()},
+    "ALIASES": alias_table,
+    "POOLED": lambda: frozenset(name for name, spec in SPECS.items() if spec.pooled),
 }
 
-# M2RL's metadata["rm_type"] values and other names seen in the wild.
-ALIASES: dict[str, str] = {
-    "deepscaler": "math",
-    "dapo": "math",
-    "gpqa": "science",
-    "mcqa": "science",
-    "stem": "science",
-    "ifevalg": "if",
-    "ifeval": "if",
-    "ifbench": "if",
-    "instruction_following": "if",
-    "unit_test": "code",
-    "workbench": "agent",
-    "workplace_assistant": "agent",
-}
 
-# Domains whose verifier is CPU-bound and pure: run in the worker pool with a hard deadline.
-POOLED = frozenset({"math", "science", "if", "agent"})
-
-
-def canonical_domain(name: object) -> str:
-    """Map a domain name or alias (case-insensitive) to its canonical domain.
-
-    Raises:
-        UnknownNameError: `name` is neither a domain nor an alias.
-    """
-    if isinstance(name, str):
-        key = name.strip().lower()
-        if key in VERIFIERS:
-            return key
-        if key in ALIASES:
-            return ALIASES[key]
-    raise UnknownNameError("reward domain", name, [*VERIFIERS, *ALIASES])
-
-
-def load_dotted(path: str) -> Any:
-    """Import `pkg.mod.attr` and return `attr` (the same convention as slime's load_function)."""
-    module_path, _, attr = path.rpartition(".")
-    return getattr(importlib.import_module(module_path), attr)
+def __getattr__(name: str) -> Any:
+    if name in _VIEWS:
+        return _VIEWS[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @lru_cache(maxsize=None)
+def _load(path: str) -> Callable[..., Any]:
+    return load_dotted(path)
+
+
+def verifier_at(path: str) -> Callable[..., Any]:
+    """The function at a verifier's dotted path, imported once per process."""
+    return _load(path)
+
+
 def get_verifier(domain: str) -> Callable[..., Any]:
-    """Return the verify function of a domain (or alias), importing its module on first use."""
-    return load_dotted(VERIFIERS[canonical_domain(domain)])
+    """The verify function of a domain (or alias), importing its module on first use.
+
+    Raises:
+        UnknownNameError: `domain` is neither a domain nor an alias.
+        ConfigError: the spec's verifier path is not importable.
+    """
+    return _load(get_spec(domain).verifier)

@@ -14,6 +14,7 @@ import dataclasses
 import threading
 from typing import Any
 
+from .._dotted import load_dotted
 from .base import Sandbox
 from .client import ClientSettings
 
@@ -42,8 +43,6 @@ def _client_settings(config: Any) -> ClientSettings:
 
 
 def _build(name: str, config: Any) -> Sandbox:
-    from ..rewards.registry import load_dotted
-
     factory = load_dotted(BACKENDS[name])
     if name == "http":
         return factory(config.sandbox_url, _client_settings(config))

@@ -209,17 +209,18 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-# --- a scripted episode on NeMo-Gym's task 0 ("reply to carlos's last email about ...") ---------------------
+# --- a scripted episode on a set's task 0 ("reply to <someone>'s last email about ... with ...") -------------
 
-SEARCH = call_text("email_search_emails", query="carlos Develop prototype for report generation", page_size=1)
-REPLY = call_text(
-    "email_reply_email", email_id="00000057", body="Thanks for the update - I will get back to you tomorrow."
-)
-SCRIPT = [
-    turn("Find the e-mail first.", SEARCH),
-    turn("It is 00000057.", REPLY),
-    turn("Done.", "I replied to Carlos."),
-]
+
+def episode_script(query: str, task: dict) -> list[str]:
+    """The turns of a policy that solves a reply task: search with `query`, reply as the ground truth does,
+    answer. The first turn is the search (`script[0]`)."""
+    reply = json.loads(task["ground_truth"][0]["arguments"])
+    return [
+        turn("Find the e-mail first.", call_text("email_search_emails", query=query, page_size=1)),
+        turn(f"It is {reply['email_id']}.", call_text("email_reply_email", **reply)),
+        turn("Done.", "I replied to the e-mail."),
+    ]
 
 
 def _limits():

@@ -1,4 +1,7 @@
-"""Fixtures of the agent tests: the shipped workplace data, configs, and the episode harness."""
+"""Fixtures of the agent tests: the workplace sets (`workplaces.py`), configs, and the episode harness.
+
+Every test that uses a set runs once per set present: the repository's own, and NeMo-Gym's when available.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +13,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from agent_harness import build_tokenizer
+from agent_harness import build_tokenizer, episode_script
+from workplaces import REPO, Workplace, nemo_gym
 
 from m2rl_slime.agent.config import AgentConfig
 from m2rl_slime.agent.tables import load_db
 
-DATA = Path(__file__).parent / "data"
+
+@pytest.fixture(scope="session")
+def wp(example_set: str, example_data: Path) -> Workplace:
+    """The workplace set of this run and its facts."""
+    return REPO if example_set == "repo" else nemo_gym(example_data)
 
 
 @pytest.fixture(scope="session")
-def wa_dir(shared_data: Path) -> Path:
-    path = shared_data / "workplace_assistant"
-    if not path.is_dir():
-        pytest.skip(f"{path} not found")
-    return path
+def wa_dir(wp: Workplace) -> Path:
+    return wp.root
 
 
 @pytest.fixture(scope="session")
@@ -43,20 +48,26 @@ def config(csv_dir: str) -> AgentConfig:
 
 @pytest.fixture(scope="session")
 def tasks(wa_dir: Path) -> list[dict]:
-    """NeMo-Gym's example tasks (prompt, 27 tool schemas, ground truth)."""
+    """The set's example tasks in NeMo-Gym's format (prompt, 27 tool schemas, ground truth)."""
     return [json.loads(line) for line in (wa_dir / "example.jsonl").read_text().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session")
-def rollouts(wa_dir: Path) -> list[dict]:
-    """NeMo-Gym's example rollouts, each joined with the ground truth we derived for it (data/)."""
+def script(wp: Workplace, tasks: list[dict]) -> list[str]:
+    """A scripted policy solving task 0 (search, reply, answer)."""
+    return episode_script(wp.reply_query, tasks[0])
+
+
+@pytest.fixture(scope="session")
+def rollouts(wp: Workplace, wa_dir: Path) -> list[dict]:
+    """The set's example rollouts, each joined with the ground truth derived for it (data/)."""
     lines = (wa_dir / "example_rollouts.jsonl").read_text().splitlines()
-    gts = [json.loads(line) for line in (DATA / "rollout_ground_truth.jsonl").read_text().splitlines()]
+    gts = [json.loads(line) for line in wp.rollout_ground_truth.read_text().splitlines()]
     out = []
     for line, gt in zip([line for line in lines if line.strip()], gts, strict=True):
         row = json.loads(line)
         user = next(m["content"] for m in row["responses_create_params"]["input"] if m["role"] == "user")
-        assert user == gt["user"], "rollout_ground_truth.jsonl is out of step with example_rollouts.jsonl"
+        assert user == gt["user"], f"{wp.rollout_ground_truth.name} is out of step with example_rollouts.jsonl"
         out.append({**row, "ground_truth": gt["ground_truth"], "category": gt["category"]})
     return out
 

@@ -6,21 +6,21 @@ from m2rl_slime.agent.env import StepResult, ToolCall, WorkplaceEnv, allowed_too
 from m2rl_slime.agent.state import WorkplaceState
 
 
-def test_errors_become_observations_and_change_nothing(db):
+def test_errors_become_observations_and_change_nothing(db, wp):
     state = WorkplaceState.fresh(db)
     unknown = execute(state, ToolCall("email_archive", {}))
     assert not unknown.ok and unknown.output.startswith("Error executing tool 'email_archive': no such tool")
-    extra = execute(state, ToolCall("email_delete_email", {"email_id": "00000259", "force": True}))
+    extra = execute(state, ToolCall("email_delete_email", {"email_id": wp.email_id, "force": True}))
     assert not extra.ok and "unexpected argument 'force'" in extra.output
-    page = execute(state, ToolCall("email_search_emails", {"query": "kofi", "page": "2"}))
+    page = execute(state, ToolCall("email_search_emails", {"query": wp.search_query, "page": "2"}))
     assert not page.ok and "'page' must be an integer" in page.output
     regex = execute(state, ToolCall("calendar_search_events", {"query": "sync ("}))
     assert not regex.ok and "invalid search pattern" in regex.output
-    assert not execute(state, ToolCall("email_delete_email", ["00000259"])).ok
+    assert not execute(state, ToolCall("email_delete_email", [wp.email_id])).ok
     assert not state.modified
 
 
-def test_numbers_for_string_parameters_become_strings_and_none_is_dropped(db):
+def test_numbers_for_string_parameters_become_strings_and_none_is_dropped(db, wp):
     state = WorkplaceState.fresh(db)
     out = execute(
         state,
@@ -28,7 +28,7 @@ def test_numbers_for_string_parameters_become_strings_and_none_is_dropped(db):
             "calendar_create_event",
             {
                 "event_name": "Sync",
-                "participant_email": "raj.patel@atlas.com",
+                "participant_email": wp.colleague,
                 "event_start": "2023-12-04 10:00:00",
                 "duration": 30,
                 "unused": None,
@@ -42,21 +42,21 @@ def test_numbers_for_string_parameters_become_strings_and_none_is_dropped(db):
             "calendar_create_event",
             {
                 "event_name": "Sync",
-                "participant_email": "raj.patel@atlas.com",
+                "participant_email": wp.colleague,
                 "event_start": "2023-12-04 10:00:00",
                 "duration": 30,
             },
         ),
     )
     assert out.ok and state["calendar"].values("duration")[-1] == "30"
-    assert execute(state, ToolCall("email_search_emails", {"query": "kofi", "date_min": None})).ok
+    assert execute(state, ToolCall("email_search_emails", {"query": wp.search_query, "date_min": None})).ok
 
 
-def test_task_tool_list_restricts_calls(db, tasks):
+def test_task_tool_list_restricts_calls(db, tasks, wp):
     allowed = allowed_tools(tasks[0]["responses_create_params"]["tools"])
     assert len(allowed) == 27
     env = WorkplaceEnv(db, allowed={"email_search_emails"})
-    blocked = env.step(ToolCall("email_delete_email", {"email_id": "00000259"}))
+    blocked = env.step(ToolCall("email_delete_email", {"email_id": wp.email_id}))
     assert not blocked.ok and "available tools: email_search_emails" in blocked.output
     assert not env.state.modified and len(env.calls) == 1
     nested = [{"type": "function", "function": {"name": "email_send_email"}}]  # chat-completions format
@@ -71,8 +71,8 @@ def test_observation_text_and_cap():
     assert cut.startswith("x" * 10) and "40 more characters cut" in cut
 
 
-def test_reset_starts_over(db):
+def test_reset_starts_over(db, wp):
     env = WorkplaceEnv(db)
-    env.step(ToolCall("email_delete_email", {"email_id": "00000259"}))
+    env.step(ToolCall("email_delete_email", {"email_id": wp.email_id}))
     env.reset()
     assert not env.state.modified and env.calls == []

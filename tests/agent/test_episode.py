@@ -7,17 +7,17 @@ from __future__ import annotations
 import socket
 
 import pytest
-from agent_harness import LIMITS, SCRIPT, SEARCH, SampleDouble, call_text, http_generate, make_sample, play, run, turn
+from agent_harness import LIMITS, SampleDouble, call_text, http_generate, make_sample, play, run, turn
 
 from m2rl_slime.agent.env import StepResult, ToolCall, WorkplaceEnv
 from m2rl_slime.agent.episode import Limits
 from m2rl_slime.agent.verifier import verify
 
 
-def test_full_episode_is_token_exact_and_verifies(tokenizer, db, tasks, config):
+def test_full_episode_is_token_exact_and_verifies(tokenizer, db, tasks, config, script):
     task = tasks[0]
     sample = make_sample(task)
-    server = run(play(tokenizer, db, sample, SCRIPT))
+    server = run(play(tokenizer, db, sample, script))
     assert sample.status is SampleDouble.Status.COMPLETED and sample.reward is None
     record = sample.metadata["m2rl_agent"]
     assert record["stop"] == "answered" and record["turns"] == 3 and len(record["calls"]) == 2
@@ -45,11 +45,11 @@ def test_full_episode_is_token_exact_and_verifies(tokenizer, db, tasks, config):
     params = task["responses_create_params"]
     conversation = [
         *params["input"],
-        {"role": "assistant", "content": SCRIPT[0]},
+        {"role": "assistant", "content": script[0]},
         {"role": "tool", "name": "email_search_emails", "content": obs[0]},
-        {"role": "assistant", "content": SCRIPT[1]},
+        {"role": "assistant", "content": script[1]},
         {"role": "tool", "name": "email_reply_email", "content": obs[1]},
-        {"role": "assistant", "content": SCRIPT[2]},
+        {"role": "assistant", "content": script[2]},
     ]
     text = tokenizer.apply_chat_template(conversation, tools=params["tools"], tokenize=False)
     assert tokenizer.encode(text, add_special_tokens=False) == sample.tokens + tokenizer.encode("\n")
@@ -58,25 +58,25 @@ def test_full_episode_is_token_exact_and_verifies(tokenizer, db, tasks, config):
     assert (result.score, result.details["calls_source"]) == (1.0, "metadata")
 
 
-def test_pretemplated_prompt_gives_the_same_stream(tokenizer, db, tasks):
+def test_pretemplated_prompt_gives_the_same_stream(tokenizer, db, tasks, script):
     params = tasks[0]["responses_create_params"]
     templated = tokenizer.apply_chat_template(
         params["input"], tools=params["tools"], add_generation_prompt=True, tokenize=False
     )
     a, b = make_sample(tasks[0]), make_sample(tasks[0], templated=templated)
-    run(play(tokenizer, db, a, SCRIPT))
-    run(play(tokenizer, db, b, SCRIPT))
+    run(play(tokenizer, db, a, script))
+    run(play(tokenizer, db, b, script))
     assert a.tokens == b.tokens and a.loss_mask == b.loss_mask
 
 
-def test_turn_limit_truncates_after_executing_the_last_calls(tokenizer, db, tasks):
+def test_turn_limit_truncates_after_executing_the_last_calls(tokenizer, db, tasks, wp):
     sample = make_sample(tasks[0])
     server = run(
         play(
             tokenizer,
             db,
             sample,
-            [turn("Search again.", SEARCH)],
+            [turn("Search again.", call_text("email_search_emails", query=wp.reply_query, page_size=1))],
             limits=Limits(max_turns=2, max_response_tokens=4096),
         )
     )
@@ -85,44 +85,44 @@ def test_turn_limit_truncates_after_executing_the_last_calls(tokenizer, db, task
     assert sample.loss_mask[-len(server.outputs[-1]) :] == [1] * len(server.outputs[-1])  # ends on the model
 
 
-def test_token_budget_truncates_without_overrunning(tokenizer, db, tasks):
+def test_token_budget_truncates_without_overrunning(tokenizer, db, tasks, script):
     sample = make_sample(tasks[0])
-    first = len(tokenizer.encode(SCRIPT[0], add_special_tokens=False)) + 1
+    first = len(tokenizer.encode(script[0], add_special_tokens=False)) + 1
     limits = Limits(max_turns=6, max_response_tokens=first + 20)  # the search results do not fit
-    server = run(play(tokenizer, db, sample, SCRIPT, limits=limits))
+    server = run(play(tokenizer, db, sample, script, limits=limits))
     assert sample.status is SampleDouble.Status.TRUNCATED and sample.metadata["m2rl_agent"]["stop"] == "token_budget"
     assert sample.response_length == first <= limits.max_response_tokens and len(server.requests) == 1
     assert server.requests[0]["sampling_params"]["max_new_tokens"] == limits.max_response_tokens
 
 
-def test_length_finish_truncates(tokenizer, db, tasks):
+def test_length_finish_truncates(tokenizer, db, tasks, script):
     sample = make_sample(tasks[0])
-    run(play(tokenizer, db, sample, SCRIPT, limits=Limits(max_turns=6, max_response_tokens=5)))
+    run(play(tokenizer, db, sample, script, limits=Limits(max_turns=6, max_response_tokens=5)))
     assert sample.status is SampleDouble.Status.TRUNCATED and sample.metadata["m2rl_agent"]["stop"] == "max_new_tokens"
     assert sample.response_length == 5 and sample.metadata["m2rl_agent"]["calls"] == []
 
 
-def test_transport_failure_aborts_and_excludes_the_sample(tokenizer, db, tasks):
+def test_transport_failure_aborts_and_excludes_the_sample(tokenizer, db, tasks, script):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/generate"  # closed port: connection refused
     sample = make_sample(tasks[0])
     sample.response, sample.response_length, sample.loss_mask = "stale", 3, [1, 1, 1]  # a retried sample
-    run(play(tokenizer, db, sample, SCRIPT, generate=http_generate(dead)))
+    run(play(tokenizer, db, sample, script, generate=http_generate(dead)))
     assert sample.status is SampleDouble.Status.ABORTED and sample.metadata["m2rl_agent"]["stop"] == "generate_failed"
     assert sample.remove_sample and sample.reward == 0.0 and sample.response == "" and sample.response_length == 0
     assert sample.rollout_log_probs == [] and sample.loss_mask == []  # slime tensorizes them batch-wide
 
 
-def test_sglang_abort_aborts(tokenizer, db, tasks):
+def test_sglang_abort_aborts(tokenizer, db, tasks, script):
     sample = make_sample(tasks[0])
-    run(play(tokenizer, db, sample, SCRIPT, finish=lambda n: "abort" if n == 1 else "stop"))
+    run(play(tokenizer, db, sample, script, finish=lambda n: "abort" if n == 1 else "stop"))
     assert sample.status is SampleDouble.Status.ABORTED and sample.remove_sample
 
 
-def test_malformed_calls_and_call_cap_become_observations(tokenizer, db, tasks):
-    three = "\n".join([call_text("email_search_emails", query="kofi")] * 3)
-    script = [turn("Oops.", "<tool_call>\n{broken\n</tool_call>"), turn("Three.", three), SCRIPT[2]]
+def test_malformed_calls_and_call_cap_become_observations(tokenizer, db, tasks, script, wp):
+    three = "\n".join([call_text("email_search_emails", query=wp.search_query)] * 3)
+    script = [turn("Oops.", "<tool_call>\n{broken\n</tool_call>"), turn("Three.", three), script[2]]
     sample = make_sample(tasks[0])
     run(
         play(tokenizer, db, sample, script, limits=Limits(max_turns=6, max_response_tokens=8192, max_calls_per_turn=2))
@@ -149,14 +149,14 @@ class BrokenEnv:
 
 
 @pytest.mark.parametrize(("fail_on", "stop"), [("start", "env_unavailable"), ("call", "env_failed")])
-def test_environment_failures_abort(tokenizer, db, tasks, fail_on, stop):
+def test_environment_failures_abort(tokenizer, db, tasks, fail_on, stop, script):
     sample = make_sample(tasks[0])
-    run(play(tokenizer, db, sample, SCRIPT, env=BrokenEnv(fail_on)))
+    run(play(tokenizer, db, sample, script, env=BrokenEnv(fail_on)))
     assert sample.status is SampleDouble.Status.ABORTED and sample.metadata["m2rl_agent"]["stop"] == stop
 
 
 def test_episode_on_the_demo_database(tokenizer, demo_rows, tool_schemas):
-    """Runs without the shared data: demo episode 1 (reply to Tomas) on the packaged demo database."""
+    """Demo episode 1 (reply to Tomas) on the packaged demo database."""
     from m2rl_slime.agent.cli import demo_csv_dir
     from m2rl_slime.agent.config import AgentConfig
     from m2rl_slime.agent.tables import load_db

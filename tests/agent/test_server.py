@@ -8,7 +8,7 @@ import socket
 
 import aiohttp
 import pytest
-from agent_harness import SCRIPT, SampleDouble, make_sample, play, run
+from agent_harness import SampleDouble, make_sample, play, run
 from aiohttp import web
 
 from m2rl_slime.agent.config import AgentConfig
@@ -26,25 +26,25 @@ async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
 
 
-def test_nemo_gym_style_client_session_tools_and_verify(db, config, rollouts):
+def test_nemo_gym_style_client_session_tools_and_verify(db, config, rollouts, wp):
     async def scenario():
         app = build_app(config, db)
         runner, url = await serve(app)
         try:
             # a NeMo-Gym client keeps the session in its cookie jar
             async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
-                async with http.post(f"{url}/email_search_emails", json={"query": "kofi"}) as resp:
+                async with http.post(f"{url}/email_search_emails", json={"query": wp.search_query}) as resp:
                     assert resp.status == 400
                     assert (await resp.json())["detail"] == "Session not initialized. Please call seed_session first."
                 async with http.post(f"{url}/seed_session", json={}) as resp:
                     assert resp.status == 200 and "session_id" in await resp.json()
                 assert len(app[SESSIONS]) == 1
-                args = {"query": "kofi", "page": 1, "page_size": 1, "date_min": None}
+                args = {"query": wp.search_query, "page": 1, "page_size": 1, "date_min": None}
                 async with http.post(f"{url}/email_search_emails", json=args) as resp:
-                    assert (await resp.json())["output"]["emails"][0]["email_id"] == "00000259"
-                async with http.post(f"{url}/email_delete_email", json={"email_id": "00000259"}) as resp:
+                    assert (await resp.json())["output"]["emails"][0]["email_id"] == wp.email_id
+                async with http.post(f"{url}/email_delete_email", json={"email_id": wp.email_id}) as resp:
                     assert (await resp.json())["output"] == "Email deleted successfully."
-                async with http.post(f"{url}/email_delete_email", json={"email_id": "00000259"}) as resp:
+                async with http.post(f"{url}/email_delete_email", json={"email_id": wp.email_id}) as resp:
                     assert (await resp.json())["output"] == "Email not found."  # the session's state persisted
                 async with http.post(f"{url}/email_archive", json={}) as resp:
                     assert resp.status == 200 and (await resp.json())["output"].startswith("Error executing tool")
@@ -57,7 +57,7 @@ def test_nemo_gym_style_client_session_tools_and_verify(db, config, rollouts):
                 assert len(app[SESSIONS]) == 0  # /verify frees the caller's session
                 short = {
                     "output": [
-                        {"type": "function_call", "name": "email_delete_email", "arguments": {"email_id": "00000259"}}
+                        {"type": "function_call", "name": "email_delete_email", "arguments": {"email_id": wp.email_id}}
                     ],
                     "ground_truth": rollouts[4]["ground_truth"],
                 }  # M2RL's short form
@@ -91,7 +91,7 @@ def test_session_store_frees_by_ttl_and_lru(db):
     assert store.close(c) and not store.close(c) and not store.close(None)
 
 
-def test_episode_on_a_remote_environment_matches_the_local_one(tokenizer, db, tasks, config):
+def test_episode_on_a_remote_environment_matches_the_local_one(tokenizer, db, tasks, config, script):
     async def scenario():
         app = build_app(config, db)
         runner, url = await serve(app)
@@ -99,8 +99,8 @@ def test_episode_on_a_remote_environment_matches_the_local_one(tokenizer, db, ta
         try:
             remote, local = make_sample(tasks[0]), make_sample(tasks[0])
             env = RemoteEpisodeEnv(client, allowed_tools(remote.metadata["tools"]))
-            await play(tokenizer, db, remote, SCRIPT, env=env)
-            await play(tokenizer, db, local, SCRIPT)
+            await play(tokenizer, db, remote, script, env=env)
+            await play(tokenizer, db, local, script)
             assert len(app[SESSIONS]) == 0  # closed at the end of the episode
             blocked = await RemoteEpisodeEnv(client, {"email_search_emails"}).call(ToolCall("email_delete_email", {}))
             assert not blocked.ok
@@ -115,7 +115,7 @@ def test_episode_on_a_remote_environment_matches_the_local_one(tokenizer, db, ta
     assert verify(remote.response, None, remote.metadata, config=config).score == 1.0
 
 
-def test_unreachable_environment_aborts_the_episode(tokenizer, db, tasks):
+def test_unreachable_environment_aborts_the_episode(tokenizer, db, tasks, script):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
@@ -125,7 +125,7 @@ def test_unreachable_environment_aborts_the_episode(tokenizer, db, tasks):
         with pytest.raises(EnvironmentUnavailable, match="2 attempt"):
             await client.open_session()
         sample = make_sample(tasks[0])
-        await play(tokenizer, db, sample, SCRIPT, env=RemoteEpisodeEnv(client))
+        await play(tokenizer, db, sample, script, env=RemoteEpisodeEnv(client))
         await client.aclose()
         return sample
 

@@ -22,52 +22,53 @@ def test_fresh_state_shares_the_seed_rows(db):
     assert not a.modified and a.delta() == {}
 
 
-def test_writes_stay_in_their_state_and_forks_are_independent(db):
+def test_writes_stay_in_their_state_and_forks_are_independent(db, wp):
     state = WorkplaceState.fresh(db)
-    execute(state, ToolCall("email_delete_email", {"email_id": "00000259"}))
+    first, second = wp.email_id, wp.reply_email_id
+    execute(state, ToolCall("email_delete_email", {"email_id": first}))
     fork = state.fork()
-    execute(fork, ToolCall("email_delete_email", {"email_id": "00000057"}))
+    execute(fork, ToolCall("email_delete_email", {"email_id": second}))
     ids = lambda s: set(s["emails"].values("email_id"))
-    assert "00000259" not in ids(state) and "00000057" in ids(state)
-    assert "00000259" not in ids(fork) and "00000057" not in ids(fork)
-    assert len(db.tables["emails"].rows) == 500 and not WorkplaceState.fresh(db).modified
+    assert first not in ids(state) and second in ids(state)
+    assert first not in ids(fork) and second not in ids(fork)
+    assert len(db.tables["emails"].rows) == wp.table_sizes["emails"] and not WorkplaceState.fresh(db).modified
 
 
-def test_swapped_independent_creates_have_equal_summaries(db):
+def test_swapped_independent_creates_have_equal_summaries(db, wp):
     a, b = WorkplaceState.fresh(db), WorkplaceState.fresh(db)
-    assert create(a, "raj.patel@atlas.com", "2023-12-04 10:00:00").output == "00000300"
-    create(a, "lena.schmidt@atlas.com", "2023-12-04 11:00:00")
-    create(b, "lena.schmidt@atlas.com", "2023-12-04 11:00:00")
-    create(b, "raj.patel@atlas.com", "2023-12-04 10:00:00")
+    assert create(a, wp.colleague, "2023-12-04 10:00:00").output == wp.new_event_id
+    create(a, wp.colleague2, "2023-12-04 11:00:00")
+    create(b, wp.colleague2, "2023-12-04 11:00:00")
+    create(b, wp.colleague, "2023-12-04 10:00:00")
     assert a.delta() == b.delta() != {}
     assert a.delta("ordered_with_ids") != b.delta("ordered_with_ids")  # NeMo-Gym's comparison
 
 
-def test_no_op_update_case_and_update_back(db):
+def test_no_op_update_case_and_update_back(db, wp):
     state = WorkplaceState.fresh(db)
     rename = lambda value: execute(
         state,
         ToolCall(
             "calendar_update_event",
             {
-                "event_id": "00000252",
+                "event_id": wp.event_id,
                 "field": "event_name",
                 "new_value": value,
             },
         ),
     )
-    rename("Brainstorming SESSION")  # differs only in case: not a change for the comparison
+    rename(wp.event_name.title())  # differs only in case: not a change for the comparison
     assert state.modified and state.delta() == {}
-    rename("Risk Management Forum")
+    rename(wp.renamed_event)
     assert set(state.delta()) == {"calendar"}
-    rename("brainstorming session")
+    rename(wp.event_name)
     assert state.delta() == {}
     status = lambda value: execute(
         state,
         ToolCall(
             "customer_relationship_manager_update_customer",
             {
-                "customer_id": "00000014",
+                "customer_id": wp.customer[1],
                 "field": "status",
                 "new_value": value,
             },

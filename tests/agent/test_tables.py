@@ -11,22 +11,16 @@ from m2rl_slime.agent.tables import TABLE_FILES, load_db, read_db
 from m2rl_slime.errors import ConfigError
 
 
-def test_shipped_data_loads_with_pandas_semantics(db):
-    assert {name: len(t.rows) for name, t in db.tables.items()} == {
-        "emails": 500,
-        "calendar": 300,
-        "analytics": 1000,
-        "tasks": 300,
-        "crm": 200,
-    }
+def test_shipped_data_loads_with_pandas_semantics(db, wp):
+    assert {name: len(t.rows) for name, t in db.tables.items()} == wp.table_sizes
     crm = db.tables["crm"]
-    casey = next(r for r in crm.rows if r[crm.index("customer_name")] == "Casey Wilson")
-    assert casey[crm.index("customer_phone")] is None  # an empty cell is NaN in pandas, None here
+    customer = next(r for r in crm.rows if r[crm.index("customer_name")] == wp.customer[0])
+    assert customer[crm.index("customer_phone")] is None  # an empty cell is NaN in pandas, None here
     notes = crm.rows[0][crm.index("notes")]
     assert notes.endswith(". ")  # no stripping, as pandas
     analytics = db.tables["analytics"]
     assert {r[analytics.index("user_engaged")] for r in analytics.rows} == {True, False}
-    assert len(db.directory) == 20 and "nadia.moreau@atlas.com" in db.directory
+    assert len(db.directory) == wp.directory_size and wp.person[1] in db.directory
 
 
 def test_processed_dir_layout_and_cache(csv_dir, db):

@@ -1,7 +1,7 @@
-"""Every one of the 27 workplace tools against NeMo-Gym's shipped CSV data.
+"""Every one of the 27 workplace tools against each workplace set's CSV data (tests/agent/workplaces.py).
 
-Expected values are facts of that data (checked against NeMo-Gym's pandas implementation, e.g. the tool
-outputs recorded in example_rollouts.jsonl); aggregates are recomputed here with the csv module.
+Expected values are facts of each set (NeMo-Gym's were checked against its pandas implementation, e.g. the
+tool outputs recorded in its example_rollouts.jsonl); aggregates are recomputed here with the csv module.
 """
 
 from __future__ import annotations
@@ -49,57 +49,56 @@ def test_registry_has_the_27_tools_of_the_shipped_schemas(wa_dir):
 # --- company directory ---------------------------------------------------------------------------------------
 
 
-def test_find_email_address(env):
-    assert run(env, "company_directory_find_email_address", name="Nadia") == ["nadia.moreau@atlas.com"]
-    assert run(env, "company_directory_find_email_address", name="PATEL") == [
-        "anaya.patel@atlas.com",
-        "raj.patel@atlas.com",
-    ]
+def test_find_email_address(env, wp):
+    assert run(env, "company_directory_find_email_address", name=wp.person[0]) == [wp.person[1]]
+    assert run(env, "company_directory_find_email_address", name=wp.surname[0]) == wp.surname[1]
     assert run(env, "company_directory_find_email_address") == "Name not provided."
 
 
 # --- email ---------------------------------------------------------------------------------------------------
 
 
-def test_get_email_information_by_id(env):
-    out = run(env, "email_get_email_information_by_id", email_id="00000259", field="subject")
-    assert out == {"subject": "Task Update on Create wireframe for homepage"}
-    assert run(env, "email_get_email_information_by_id", email_id="00000259", field="cc").startswith(
+def test_get_email_information_by_id(env, wp):
+    out = run(env, "email_get_email_information_by_id", email_id=wp.email_id, field="subject")
+    assert out == {"subject": wp.email_subject}
+    assert run(env, "email_get_email_information_by_id", email_id=wp.email_id, field="cc").startswith(
         "Field 'cc' not found. Available fields: email_id, inbox/outbox"
     )
     assert run(env, "email_get_email_information_by_id", email_id="99999999", field="body") == "Email not found."
     assert run(env, "email_get_email_information_by_id", field="body") == "Email ID not provided."
 
 
-def test_search_emails_matches_the_reference_rollout_and_sorts_newest_first(env):
-    out = run(env, "email_search_emails", query="kofi", page=1, page_size=1)
-    assert out["emails"][0]["email_id"] == "00000259"
-    assert out["pagination"] == {"total_emails": 26, "page": 1, "page_size": 1, "total_pages": 26}
-    everything = run(env, "email_search_emails", query="Kofi", page_size=100)["emails"]
+def test_search_emails_matches_the_reference_rollout_and_sorts_newest_first(env, wp):
+    total = wp.search_total
+    out = run(env, "email_search_emails", query=wp.search_query, page=1, page_size=1)
+    assert out["emails"][0]["email_id"] == wp.email_id
+    assert out["pagination"] == {"total_emails": total, "page": 1, "page_size": 1, "total_pages": total}
+    everything = run(env, "email_search_emails", query=wp.search_query.title(), page_size=100)["emails"]
     assert [e["sent_datetime"] for e in everything] == sorted((e["sent_datetime"] for e in everything), reverse=True)
-    assert all("kofi" in f"{e['subject']} {e['body']} {e['sender/recipient']}".lower() for e in everything)
+    assert all(wp.search_query in f"{e['subject']} {e['body']} {e['sender/recipient']}".lower() for e in everything)
 
 
-def test_search_emails_dates_pages_and_misses(env):
-    day = run(env, "email_search_emails", date_min="2023-11-22", date_max="2023-11-22", page_size=50)
-    assert day["emails"] and all(e["sent_datetime"].startswith("2023-11-22") for e in day["emails"])
-    last = run(env, "email_search_emails", query="kofi", page=999, page_size=10)
-    assert last["pagination"]["page"] == 3 and len(last["emails"]) == 6  # clamped to the last page
+def test_search_emails_dates_pages_and_misses(env, wp):
+    day = run(env, "email_search_emails", date_min=wp.search_day, date_max=wp.search_day, page_size=50)
+    assert day["emails"] and all(e["sent_datetime"].startswith(wp.search_day) for e in day["emails"])
+    last = run(env, "email_search_emails", query=wp.search_query, page=999, page_size=10)
+    pages, rest = -(-wp.search_total // 10), wp.search_total % 10 or 10
+    assert last["pagination"]["page"] == pages and len(last["emails"]) == rest  # clamped to the last page
     assert run(env, "email_search_emails", query="no-such-word-anywhere") == "No emails found."
-    assert run(env, "email_search_emails", query="kofi", date_min="31st of Smarch").startswith(
+    assert run(env, "email_search_emails", query=wp.search_query, date_min="31st of Smarch").startswith(
         "Error searching emails"
     )
 
 
-def test_send_email_appends_an_outbox_row(env):
-    assert run(env, "email_send_email", recipient="Raj.Patel@atlas.com", subject="Hi", body="Hello") == (
+def test_send_email_appends_an_outbox_row(env, wp):
+    assert run(env, "email_send_email", recipient=wp.colleague.title(), subject="Hi", body="Hello") == (
         "Email sent successfully."
     )
     new = rows_of(env, "emails")[-1]
     assert new == {
-        "email_id": "500",
+        "email_id": wp.new_email_ids[0],
         "inbox/outbox": "outbox",
-        "sender/recipient": "raj.patel@atlas.com",
+        "sender/recipient": wp.colleague,
         "subject": "Hi",
         "sent_datetime": NOW,
         "body": "Hello",
@@ -110,64 +109,65 @@ def test_send_email_appends_an_outbox_row(env):
     assert run(env, "email_send_email", recipient="a@b.c", subject="x") == "Recipient, subject, or body not provided."
 
 
-def test_delete_forward_and_reply(env):
-    original = next(e for e in rows_of(env, "emails") if e["email_id"] == "00000057")
-    assert run(env, "email_forward_email", email_id="00000057", recipient="nadia.moreau@atlas.com") == (
+def test_delete_forward_and_reply(env, wp):
+    email_id = wp.reply_email_id
+    original = next(e for e in rows_of(env, "emails") if e["email_id"] == email_id)
+    assert run(env, "email_forward_email", email_id=email_id, recipient=wp.person[1]) == (
         "Email forwarded successfully."
     )
     forwarded = rows_of(env, "emails")[-1]
     assert forwarded["subject"] == f"FW: {original['subject']}" and forwarded["body"] == original["body"]
-    assert run(env, "email_reply_email", email_id="00000057", body="Thanks") == "Email replied successfully."
+    assert run(env, "email_reply_email", email_id=email_id, body="Thanks") == "Email replied successfully."
     reply = rows_of(env, "emails")[-1]
     assert (
         reply["subject"] == f"RE: {original['subject']}" and reply["sender/recipient"] == original["sender/recipient"]
     )
-    assert reply["email_id"] == "501"
-    assert run(env, "email_delete_email", email_id="00000057") == "Email deleted successfully."
-    assert run(env, "email_delete_email", email_id="00000057") == "Email not found."
-    assert run(env, "email_reply_email", email_id="00000057", body="x") == "Email not found."
+    assert reply["email_id"] == wp.new_email_ids[1]
+    assert run(env, "email_delete_email", email_id=email_id) == "Email deleted successfully."
+    assert run(env, "email_delete_email", email_id=email_id) == "Email not found."
+    assert run(env, "email_reply_email", email_id=email_id, body="x") == "Email not found."
 
 
 # --- calendar ------------------------------------------------------------------------------------------------
 
 
-def test_get_event_information_by_id(env):
-    assert run(env, "calendar_get_event_information_by_id", event_id="00000252", field="event_name") == {
-        "event_name": "brainstorming session"
+def test_get_event_information_by_id(env, wp):
+    assert run(env, "calendar_get_event_information_by_id", event_id=wp.event_id, field="event_name") == {
+        "event_name": wp.event_name
     }
-    assert run(env, "calendar_get_event_information_by_id", event_id="252", field="duration") == (
+    assert run(env, "calendar_get_event_information_by_id", event_id=wp.event_id.lstrip("0"), field="duration") == (
         "Invalid event ID format. Expected 8-digit ID."
     )
-    assert run(env, "calendar_get_event_information_by_id", event_id="00000252", field="room").startswith(
+    assert run(env, "calendar_get_event_information_by_id", event_id=wp.event_id, field="room").startswith(
         "Invalid field."
     )
 
 
-def test_search_events_latest_first_within_the_window(env):
-    out = run(env, "calendar_search_events", time_min="2023-12-01 00:00:00", time_max="2023-12-01 23:59:59")
+def test_search_events_latest_first_within_the_window(env, wp):
+    day = wp.event_day
+    out = run(env, "calendar_search_events", time_min=f"{day} 00:00:00", time_max=f"{day} 23:59:59")
     starts = [e["event_start"] for e in out["events"]]
-    assert out["events"][0]["event_id"] == "00000252"  # the last event on December 1 (task 1's ground truth)
-    assert starts == sorted(starts, reverse=True) and all(s.startswith("2023-12-01") for s in starts)
-    assert run(env, "calendar_search_events", query="aisha", page_size=100)["events"][0]["participant_email"] == (
-        "aisha.chen@atlas.com"
-    )
+    assert out["events"][0]["event_id"] == wp.event_id  # the last event of the day (task 1's ground truth)
+    assert starts == sorted(starts, reverse=True) and all(s.startswith(day) for s in starts)
+    query, address = wp.event_query
+    assert run(env, "calendar_search_events", query=query, page_size=100)["events"][0]["participant_email"] == address
     assert run(env, "calendar_search_events", time_min="not a time") == (
         "Invalid time_min format. Expected YYYY-MM-DD HH:MM:SS."
     )
     assert run(env, "calendar_search_events", query="zzz-none") == "No events found."
 
 
-def test_create_update_delete_event(env):
+def test_create_update_delete_event(env, wp):
     event_id = run(
         env,
         "calendar_create_event",
         event_name="Sync",
-        participant_email="Raj.Patel@atlas.com",
+        participant_email=wp.colleague.title(),
         event_start="2023-12-04 10:00:00",
         duration="30",
     )
-    assert event_id == "00000300"
-    assert rows_of(env, "calendar")[-1]["participant_email"] == "raj.patel@atlas.com"
+    assert event_id == wp.new_event_id
+    assert rows_of(env, "calendar")[-1]["participant_email"] == wp.colleague
     assert (
         run(
             env,
@@ -189,11 +189,11 @@ def test_create_update_delete_event(env):
             "calendar_update_event",
             event_id=event_id,
             field="participant_email",
-            new_value="Nadia.Moreau@atlas.com",
+            new_value=wp.person[1].title(),
         )
         == "Event updated successfully."
     )
-    assert rows_of(env, "calendar")[-1]["participant_email"] == "nadia.moreau@atlas.com"
+    assert rows_of(env, "calendar")[-1]["participant_email"] == wp.person[1]
     assert run(env, "calendar_update_event", event_id=event_id, field="event_id", new_value="1").startswith(
         "Invalid field."
     )
@@ -210,16 +210,9 @@ def visits(csv_dir):
         return list(csv.DictReader(fh))
 
 
-def test_visitor_information(env):
-    out = run(env, "analytics_get_visitor_information_by_id", visitor_id="0860")
-    assert out[0] == {
-        "date_of_visit": "2023-10-22",
-        "visitor_id": "0860",
-        "page_views": "8",
-        "session_duration_seconds": "4",
-        "traffic_source": "referral",
-        "user_engaged": False,
-    }
+def test_visitor_information(env, wp):
+    out = run(env, "analytics_get_visitor_information_by_id", visitor_id=wp.visitor["visitor_id"])
+    assert out[0] == wp.visitor
     assert run(env, "analytics_get_visitor_information_by_id", visitor_id="nobody") == "Visitor not found."
 
 
@@ -263,21 +256,19 @@ def test_create_plot(env):
 # --- project management --------------------------------------------------------------------------------------
 
 
-def test_get_and_search_tasks(env):
-    assert run(env, "project_management_get_task_information_by_id", task_id="00000149", field="task_name") == {
-        "task_name": "Add animation to carousel"
+def test_get_and_search_tasks(env, wp):
+    assert run(env, "project_management_get_task_information_by_id", task_id=wp.task_id, field="task_name") == {
+        "task_name": wp.task_name
     }
-    found = run(env, "project_management_search_tasks", assigned_to_email="Leila.Azizi@atlas.com", board="front")
-    assert found and all(
-        t["assigned_to_email"] == "leila.azizi@atlas.com" and t["board"] == "Front end" for t in found
-    )
+    found = run(env, "project_management_search_tasks", assigned_to_email=wp.assignee.title(), board=wp.board[0])
+    assert found and all(t["assigned_to_email"] == wp.assignee and t["board"] == wp.board[1] for t in found)
     assert run(env, "project_management_search_tasks") == "No search parameters provided."
     assert run(env, "project_management_search_tasks", assigned_to_email="leila") == (
         "Invalid email format for assigned_to_email."
     )
 
 
-def test_create_update_delete_task(env):
+def test_create_update_delete_task(env, wp):
     assert run(
         env,
         "project_management_create_task",
@@ -291,7 +282,7 @@ def test_create_update_delete_task(env):
         env,
         "project_management_create_task",
         task_name="T",
-        assigned_to_email="leila.azizi@atlas.com",
+        assigned_to_email=wp.assignee,
         list_name="Done",
         due_date="2023-12-10",
         board="Design",
@@ -300,12 +291,12 @@ def test_create_update_delete_task(env):
         env,
         "project_management_create_task",
         task_name="T",
-        assigned_to_email="Leila.Azizi@atlas.com",
+        assigned_to_email=wp.assignee.title(),
         list_name="Backlog",
         due_date="2023-12-10",
         board="Design",
     )
-    assert task_id == "00000300"
+    assert task_id == wp.new_task_id
     assert run(env, "project_management_update_task", task_id=task_id, field="list_name", new_value="In Review") == (
         "Task updated successfully."
     )
@@ -322,57 +313,46 @@ def test_create_update_delete_task(env):
 # --- CRM -----------------------------------------------------------------------------------------------------
 
 
-def test_search_customers(env):
-    out = run(env, "customer_relationship_manager_search_customers", customer_name="Casey Wilson", page=1, page_size=1)
-    assert out["customers"][0]["customer_id"] == "00000014" and out["customers"][0]["customer_phone"] is None
+def test_search_customers(env, wp):
+    name, customer_id = wp.customer
+    out = run(env, "customer_relationship_manager_search_customers", customer_name=name, page=1, page_size=1)
+    assert out["customers"][0]["customer_id"] == customer_id and out["customers"][0]["customer_phone"] is None
     assert out["pagination"] == {"total_customers": 1, "page": 1, "page_size": 1, "total_pages": 1}
-    stale = run(
-        env,
-        "customer_relationship_manager_search_customers",
-        product_interest="Consulting",
-        status="Proposal",
-        last_contact_date_max="2023-11-09",
-        page_size=50,
-    )
+    stale = run(env, "customer_relationship_manager_search_customers", **wp.stale_search, page_size=50)
     assert stale == "No customers found."  # the reference rollout's search
     assert run(env, "customer_relationship_manager_search_customers").startswith("No search parameters provided.")
 
 
-def test_update_add_delete_customer(env):
+def test_update_add_delete_customer(env, wp):
+    customer_id = wp.customer[1]
     assert run(
-        env, "customer_relationship_manager_update_customer", customer_id="00000014", field="status", new_value="Gone"
+        env, "customer_relationship_manager_update_customer", customer_id=customer_id, field="status", new_value="Gone"
     ).startswith("Status not valid.")
     assert (
         run(
             env,
             "customer_relationship_manager_update_customer",
-            customer_id="00000014",
+            customer_id=customer_id,
             field="assigned_to_email",
-            new_value="Raj.Patel@atlas.com",
+            new_value=wp.colleague.title(),
         )
         == "Customer updated successfully."
     )
-    assert next(c for c in rows_of(env, "crm") if c["customer_id"] == "00000014")["assigned_to_email"] == (
-        "raj.patel@atlas.com"
-    )
+    assert next(c for c in rows_of(env, "crm") if c["customer_id"] == customer_id)["assigned_to_email"] == wp.colleague
     new_id = run(
         env,
         "customer_relationship_manager_add_customer",
         customer_name="Dakota Thomas",
-        assigned_to_email="Nadia.Moreau@atlas.com",
+        assigned_to_email=wp.person[1].title(),
         status="Lead",
     )
-    assert new_id == "00000200"
+    assert new_id == wp.new_customer_id
     added = rows_of(env, "crm")[-1]
-    assert (
-        added["assigned_to_email"] == "nadia.moreau@atlas.com"
-        and added["notes"] == ""
-        and added["customer_email"] is None
-    )
+    assert added["assigned_to_email"] == wp.person[1] and added["notes"] == "" and added["customer_email"] is None
     assert run(env, "customer_relationship_manager_add_customer", customer_name="X").startswith(
         "Please provide all required fields"
     )
-    assert run(env, "customer_relationship_manager_delete_customer", customer_id="00000014") == (
+    assert run(env, "customer_relationship_manager_delete_customer", customer_id=customer_id) == (
         "Customer deleted successfully."
     )
-    assert run(env, "customer_relationship_manager_delete_customer", customer_id="00000014") == "Customer not found."
+    assert run(env, "customer_relationship_manager_delete_customer", customer_id=customer_id) == "Customer not found."

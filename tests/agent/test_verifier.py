@@ -1,4 +1,4 @@
-"""The agent verifier on the shipped tasks and rollouts, the two fixed holes, and its failure modes."""
+"""The agent verifier on each set's tasks and rollouts, the two fixed holes, and its failure modes."""
 
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ def test_shipped_tasks_ground_truth_scores_1_and_empty_scores_0(tasks, config):
         assert (empty.score, empty.reason) == (0.0, Reason.WRONG)
 
 
-def test_agreement_with_the_reference_rewards_of_the_shipped_rollouts(rollouts, config):
+def test_agreement_with_the_reference_rewards_of_the_shipped_rollouts(rollouts, config, wp):
     for rules in ({}, REFERENCE_RULES):
         cfg = AgentConfig(csv_dir=config.csv_dir, **rules)
         scores = [verify("", None, rollout_metadata(row), config=cfg).score for row in rollouts]
-        assert scores == [row["reward"] for row in rollouts] == [0.0, 1.0, 1.0, 1.0, 1.0]
+        assert scores == [row["reward"] for row in rollouts] == wp.rollout_rewards
 
 
 def test_rollouts_scored_from_response_text_when_no_calls_were_recorded(rollouts, config):
@@ -64,12 +64,12 @@ def test_rollouts_scored_from_response_text_when_no_calls_were_recorded(rollouts
         assert result.score == row["reward"] and result.details["calls_source"] == "response_text"
 
 
-def test_hole_swapped_creates_still_match(config):
+def test_hole_swapped_creates_still_match(config, wp):
     a = (
         "calendar_create_event",
         {
             "event_name": "Sync",
-            "participant_email": "raj.patel@atlas.com",
+            "participant_email": wp.colleague,
             "event_start": "2023-12-04 10:00:00",
             "duration": "30",
         },
@@ -78,7 +78,7 @@ def test_hole_swapped_creates_still_match(config):
         "calendar_create_event",
         {
             "event_name": "Sync",
-            "participant_email": "lena.schmidt@atlas.com",
+            "participant_email": wp.colleague2,
             "event_start": "2023-12-04 11:00:00",
             "duration": "30",
         },
@@ -90,22 +90,25 @@ def test_hole_swapped_creates_still_match(config):
     assert verify("", None, meta(calls(a, b), calls(a, a)), config=config).score == 0.0
 
 
-def test_hole_noop_ground_truth_needs_the_lookup(config):
-    search = ("email_search_emails", {"query": "kofi"})
+def test_hole_noop_ground_truth_needs_the_lookup(config, wp):
+    search = ("email_search_emails", {"query": wp.search_query})
     gt = calls(search)
     assert verify("", None, meta(gt, []), config=config).details["missing_tools"] == ["email_search_emails"]
     assert verify("", None, meta(gt, []), config=AgentConfig(csv_dir=config.csv_dir, **REFERENCE_RULES)).score == 1.0
-    assert verify("", None, meta(gt, calls(("email_search_emails", {"query": "mensah"}))), config=config).score == 1.0
-    bad_args = calls(("email_search_emails", {"query": "kofi", "folder": "inbox"}))  # rejected: not a lookup
+    assert (
+        verify("", None, meta(gt, calls(("email_search_emails", {"query": wp.other_query}))), config=config).score
+        == 1.0
+    )
+    bad_args = calls(("email_search_emails", {"query": wp.search_query, "folder": "inbox"}))  # rejected: not a lookup
     assert verify("", None, meta(gt, bad_args), config=config).score == 0.0
-    wrote = calls(search, ("email_delete_email", {"email_id": "00000259"}))
+    wrote = calls(search, ("email_delete_email", {"email_id": wp.email_id}))
     assert verify("", None, meta(gt, wrote), config=config).reason is Reason.WRONG
 
 
-def test_empty_ground_truth_needs_a_call_of_the_task_toolkit(config):
+def test_empty_ground_truth_needs_a_call_of_the_task_toolkit(config, wp):
     crm = "workplace_assistant_customer_relationship_manager"
     lookup = calls(("customer_relationship_manager_search_customers", {"status": "Proposal"}))
-    elsewhere = calls(("email_search_emails", {"query": "kofi"}))
+    elsewhere = calls(("email_search_emails", {"query": wp.search_query}))
     assert verify("", None, meta([], [], category=crm), config=config).score == 0.0
     assert verify("", None, meta([], lookup, category=crm), config=config).score == 1.0
     failed = verify("", None, meta([], elsewhere, category=crm), config=config)

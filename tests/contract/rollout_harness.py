@@ -37,23 +37,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "agent"))
 
 from agent_harness import build_tokenizer, call_text, turn  # noqa: E402
+from slime_parse_check import QWEN3_4B_HF_CONFIG as HF_CONFIG  # noqa: E402
 
 DOMAINS = ("math", "science", "if", "agent")
-HF_CONFIG = {  # Qwen3-4B, as the recipes' model flags say (slime checks the HF config against them)
-    "model_type": "qwen3",
-    "architectures": ["Qwen3ForCausalLM"],
-    "vocab_size": 151936,
-    "hidden_size": 2560,
-    "intermediate_size": 9728,
-    "num_hidden_layers": 36,
-    "num_attention_heads": 32,
-    "num_key_value_heads": 8,
-    "head_dim": 128,
-    "rope_theta": 1000000,
-    "rms_norm_eps": 1e-6,
-    "max_position_embeddings": 40960,
-    "tie_word_embeddings": True,
-}
 AGENT_TURNS = [  # demo task 1 of examples/agent_demo.jsonl: reply to Tomas's launch-checklist e-mail
     turn("Find it.", call_text("email_search_emails", query="launch checklist tomas")),
     turn("Reply.", call_text("email_reply_email", email_id="00000002", body="Looks good, ship it.")),

@@ -29,9 +29,10 @@ except Exception as exc:  # noqa: BLE001 - ImportError, or a slime dependency fa
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
 
-from agent_harness import SCRIPT, ScriptedSGLang, build_tokenizer, make_sample, play
+from agent_harness import ScriptedSGLang, build_tokenizer, episode_script, make_sample, play
+from workplaces import REPO, nemo_gym
 
-from m2rl_slime.agent import slime_rollout
+from m2rl_slime.agent import slime_hooks
 from m2rl_slime.agent.tables import load_db
 from m2rl_slime.agent.verifier import verify
 
@@ -39,11 +40,13 @@ HOOK = "m2rl_slime.agent.generate"
 
 
 @pytest.fixture(scope="module")
-def wa(shared_data):
-    path = shared_data / "workplace_assistant"
+def wa(example_set, example_data):
+    place = REPO if example_set == "repo" else nemo_gym(example_data)
+    path = place.root
     tasks = [json.loads(line) for line in (path / "example.jsonl").read_text().splitlines() if line.strip()]
     tokenizer = build_tokenizer([json.dumps(t["responses_create_params"]) for t in tasks])
-    return SimpleNamespace(csv_dir=str(path / "csv_data"), tasks=tasks, tokenizer=tokenizer)
+    script = episode_script(place.reply_query, tasks[0])
+    return SimpleNamespace(csv_dir=str(path / "csv_data"), tasks=tasks, tokenizer=tokenizer, script=script)
 
 
 def test_hook_signature_matches_slimes_contract():
@@ -57,7 +60,7 @@ def test_episode_on_slimes_sample(wa):
     from m2rl_slime.agent.config import AgentConfig
 
     sample = make_sample(wa.tasks[0], cls=Sample)
-    server = asyncio.run(play(wa.tokenizer, load_db(wa.csv_dir), sample, SCRIPT))
+    server = asyncio.run(play(wa.tokenizer, load_db(wa.csv_dir), sample, wa.script))
     assert sample.status is Sample.Status.COMPLETED and sample.reward is None
     assert sample.tokens == server.requests[-1]["input_ids"] + server.outputs[-1]
     assert len(sample.loss_mask) == len(sample.rollout_log_probs) == sample.response_length
@@ -113,7 +116,7 @@ def routed(monkeypatch, wa):
     """slime's generate_and_rm wired to a scripted SGLang stand-in through our hook."""
     state = _fake_state(wa.tokenizer)
     monkeypatch.setattr(sglang_rollout, "GenerateState", state)
-    monkeypatch.setattr(slime_rollout, "GenerateState", state)
+    monkeypatch.setattr(slime_hooks, "GenerateState", state)
     servers = {}
 
     async def post(url, payload, max_retries=60, headers=None):
@@ -122,13 +125,13 @@ def routed(monkeypatch, wa):
         async with aiohttp.ClientSession() as http, http.post(servers["url"], json=payload) as resp:
             return await resp.json()
 
-    monkeypatch.setattr(slime_rollout, "post", post)
+    monkeypatch.setattr(slime_hooks, "post", post)
     return servers
 
 
 def test_generate_and_rm_runs_the_episode_and_our_reward_scores_it(routed, wa):
     async def scenario():
-        server = await ScriptedSGLang(wa.tokenizer, SCRIPT).start()
+        server = await ScriptedSGLang(wa.tokenizer, wa.script).start()
         routed["url"] = server.url
         try:
             sample = make_sample(wa.tasks[0], cls=Sample)
@@ -162,10 +165,10 @@ def test_non_agent_samples_fall_through_to_slimes_default(monkeypatch, wa):
         seen.append(evaluation)
         return sample
 
-    monkeypatch.setattr(slime_rollout, "default_generate", default)
-    monkeypatch.setattr(slime_rollout, "_DEFAULT_TAKES_EVALUATION", True)
+    monkeypatch.setattr(slime_hooks, "default_generate", default)
+    monkeypatch.setattr(slime_hooks, "_DEFAULT_TAKES_EVALUATION", True)
     sample = Sample(prompt="1+1?", metadata={"domain": "math"})
-    assert asyncio.run(slime_rollout.generate(make_args(wa.csv_dir), sample, {}, evaluation=True)) is sample
+    assert asyncio.run(slime_hooks.generate(make_args(wa.csv_dir), sample, {}, evaluation=True)) is sample
     assert seen == [True]
 
 
@@ -174,4 +177,4 @@ def test_agent_sample_without_csv_dir_fails_naming_the_key(wa):
 
     sample = make_sample(wa.tasks[0], cls=Sample)
     with pytest.raises(ConfigError, match="m2rl_agent.csv_dir"):
-        asyncio.run(slime_rollout.generate(make_args(wa.csv_dir, m2rl_agent={}), sample, {"max_new_tokens": 8}))
+        asyncio.run(slime_hooks.generate(make_args(wa.csv_dir, m2rl_agent={}), sample, {"max_new_tokens": 8}))

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from m2rl_slime.data.prepare import prepare_blend
+from m2rl_slime.data.slime_args import SlimeDataArgs
 
 pytestmark = pytest.mark.contract
 
@@ -37,27 +38,14 @@ DOMAINS = ("math", "science", "if", "code", "agent")
 
 
 @pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory) -> Path:
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel(vocab={"[UNK]": 0, "[PAD]": 1}, unk_token="[UNK]"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]")
-    tok.chat_template = (
-        "{% if tools %}<tools>{% for t in tools %}{{ t | tojson }}{% endfor %}</tools>\n{% endif %}"
-        "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<assistant>{% endif %}"
-    )
-    path = tmp_path_factory.mktemp("tok")
-    tok.save_pretrained(path)
-    return path
+def tokenizer_dir(tiny_tokenizer) -> Path:
+    return tiny_tokenizer
 
 
 @pytest.fixture(scope="module")
-def prepared(shared_data, tmp_path_factory) -> Path:
+def prepared(example_data, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("prepared")
-    inputs = [str(shared_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
+    inputs = [str(example_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
     prepare_blend(inputs, out)
     return out
 
@@ -69,30 +57,9 @@ def make_args(prepared: Path, tokenizer_dir: Path, tmp: Path, **overrides) -> Na
         "weights": {"math": 4, "science": 2, "if": 1, "code": 2, "agent": 1},
         "gc_freeze": False,  # keep pytest's heap collectable; test_gc_freeze covers the default
     }
-    values = dict(
-        m2rl_data=m2rl_data,
-        rollout_global_dataset=True,
-        prompt_data=None,
-        hf_checkpoint=str(tokenizer_dir),
-        input_key="prompt",
-        label_key="label",
-        metadata_key="metadata",
-        tool_key="tools",
-        multimodal_keys=None,
-        apply_chat_template=True,
-        apply_chat_template_kwargs={},
-        rollout_max_prompt_len=None,
-        rollout_seed=42,
-        n_samples_per_prompt=4,
-        buffer_filter_path=None,
-        dump_details=None,
-        save=str(tmp / "ckpt"),
-        load=str(tmp / "ckpt"),
-        rollout_all_samples_process_path=None,
-        reward_key=None,
-    )
-    values.update(overrides)
-    return Namespace(**values)
+    ckpt = str(tmp / "ckpt")
+    args = SlimeDataArgs(str(tokenizer_dir), m2rl_data, n_samples_per_prompt=4, save=ckpt, load=ckpt).namespace()
+    return Namespace(**{**vars(args), **overrides})
 
 
 def test_prepared_rows_load_in_slimes_dataset(prepared, tokenizer_dir):
@@ -140,14 +107,17 @@ def test_hook_path_resolves_to_a_slime_data_source(prepared, tokenizer_dir, tmp_
     assert len(set(indices)) == 40 and min(indices) == 160
 
 
-def test_gc_freeze_default_freezes_the_heap(prepared, tokenizer_dir, tmp_path):
+def test_gc_freeze_default_freezes_the_heap_and_says_so(prepared, tokenizer_dir, tmp_path, caplog):
     import gc
+    import logging
 
     args = make_args(prepared, tokenizer_dir, tmp_path)
     args.m2rl_data = {k: v for k, v in args.m2rl_data.items() if k != "gc_freeze"}
     try:
-        load_function("m2rl_slime.data.MultiDomainDataSource")(args)
+        with caplog.at_level(logging.WARNING, logger="m2rl_slime.data.slime_hooks"):
+            load_function("m2rl_slime.data.MultiDomainDataSource")(args)
         assert gc.get_freeze_count() > 0
+        assert any(r.levelno == logging.WARNING and "gc_freeze: false" in r.getMessage() for r in caplog.records)
     finally:
         gc.unfreeze()
 

@@ -79,7 +79,7 @@ def test_slime_eval_rollout_with_the_rendered_suite_then_collect(world, tmp_path
         0.9,
         512,
     )
-    assert by_name["hle"].custom_rm_path == "m2rl_slime.eval.slime_hooks.deferred_reward"
+    assert by_name["hle"].custom_rm_path == "m2rl_slime.hooks.deferred_reward"
     with FakeSGLang(world.tokenizer) as server:
         connect(args, server)
         Manager(args, monkeypatch).eval(0)

@@ -246,7 +246,7 @@ def test_loss_with_slime_helpers_matches_pure_torch(tmp_path, model_parallel, mo
     loss, metrics = opd_loss(args, batch, logits, reducer)
     (grad,) = torch.autograd.grad(loss, logits)
 
-    import m2rl_slime.opd.slime_hook as glue
+    import m2rl_slime.opd.slime_hooks as glue
 
     monkeypatch.setattr(glue, "_student_log_probs", glue._fallback_log_probs)
     fallback = make_sum_of_sample_mean(batch["response_lengths"], batch["loss_masks"])

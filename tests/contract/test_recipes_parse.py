@@ -2,16 +2,16 @@
 parser and has no flag that slime would silently ignore.
 
 Each rendered argv (with its real generated --custom-config-path / --eval-config files) goes through
-``slime_parse_check.py --fake-missing-paths`` (the shared tool; cluster paths such as checkpoints are
+``tests/contract/slime_parse_check.py --fake-missing-paths`` (cluster paths such as checkpoints are
 replaced by stand-ins). To pay slime's ~15 s import once, a driver process imports slime's argument
 modules and then forks one child per argv that runs the tool's ``main()`` exactly as its command line
 would.
 
 Configuration (skipped, with the reason, when slime is not available):
-- ``M2RL_SLIME_PYTHON``: a Python in which slime imports (e.g. the venv built by slime-env.sh); default:
+- ``M2RL_SLIME_PYTHON``: a Python in which slime imports (a venv with slime's CPU dependencies); default:
   this interpreter when ``slime`` and ``megatron`` are importable here;
 - ``SLIME_SRC`` / ``MEGATRON_SRC``: checkouts prepended to that Python's PYTHONPATH;
-- ``SLIME_PARSE_CHECK``: the tool (default: ``../shared/tools/slime_parse_check.py`` next to the repo).
+- ``SLIME_PARSE_CHECK``: another checker with the same command line (default: ``slime_parse_check.py`` here).
 """
 
 from __future__ import annotations
@@ -86,9 +86,8 @@ def _slime_python() -> tuple[str, dict[str, str]]:
 
 
 def _tool() -> Path:
-    tool = Path(os.environ.get("SLIME_PARSE_CHECK", REPO.parent / "shared" / "tools" / "slime_parse_check.py"))
-    if not tool.is_file():
-        pytest.skip(f"slime_parse_check.py not found at {tool}: set SLIME_PARSE_CHECK")
+    tool = Path(os.environ.get("SLIME_PARSE_CHECK", Path(__file__).with_name("slime_parse_check.py")))
+    assert tool.is_file(), f"SLIME_PARSE_CHECK={tool} is not a file"
     return tool
 
 

@@ -149,7 +149,7 @@ def test_without_the_quota_filter_slow_domains_lose_their_share(world, monkeypat
     )
     with FakeSGLang(world.tokenizer, latency={"math": 0.5, "agent": 0.2}) as server:
         connect(args, server)
-        with warnings_of("m2rl_slime.data.slime_source") as records:
+        with warnings_of("m2rl_slime.data.slime_hooks") as records:
             manager = Manager(args, monkeypatch)
         samples, _ = trained_batch(manager, 0)
     assert pools(samples)["math"] == 0 and sum(pools(samples).values()) == 8  # documented: use the quota filter
@@ -254,7 +254,7 @@ def assert_custom_loss_runs(args, data, monkeypatch):
     """opd_loss on one DP rank's real rollout data (pure-torch log-probs: TP = CP = 1, no process group)."""
     import torch
 
-    import m2rl_slime.opd.slime_hook as glue
+    import m2rl_slime.opd.slime_hooks as glue
     from m2rl_slime.opd import opd_loss
     from m2rl_slime.opd.loss import make_sum_of_sample_mean
 
@@ -371,7 +371,7 @@ def test_quota_settings_that_cannot_work_fail_at_start(world):
     with pytest.raises(ConfigError, match="needs --data-source-path m2rl_slime.data.MultiDomainDataSource"):
         keep_domain_quota(rl_multi(world, "no_source"), [Sample(metadata={"source_name": "math"})])
     unshuffled = rl_multi(world, "unshuffled", "slime.rollout.rollout-shuffle=false")
-    with warnings_of("m2rl_slime.data.slime_source") as records:
+    with warnings_of("m2rl_slime.data.slime_hooks") as records:
         groups = source_cls(unshuffled).get_samples(8)
     assert any("--rollout-shuffle is unset, so every pool is read in file order" in r.getMessage() for r in records)
     assert [g[0].prompt.split("] #")[1][0] for g in groups] == ["0", "1"] * 4  # each pool from its first row

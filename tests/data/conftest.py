@@ -1,4 +1,5 @@
-"""Fixtures of the data tests: the shared example rows as blend inputs, a tiny tokenizer, a row checker."""
+"""Fixtures of the data tests: the example rows (each set, tests/conftest.py) as blend inputs, a tiny tokenizer, a row
+checker."""
 
 from __future__ import annotations
 
@@ -18,27 +19,8 @@ EXAMPLES = {
 
 
 @pytest.fixture(scope="session")
-def blend_inputs(shared_data: Path) -> list[str]:
-    return [str(shared_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
-
-
-@pytest.fixture(scope="session")
-def tiny_tokenizer(tmp_path_factory) -> Path:
-    """A word-level tokenizer (every whitespace/punctuation piece is one token) with a tools-aware chat template."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    core = Tokenizer(models.WordLevel(vocab={"[UNK]": 0, "[PAD]": 1, "[EOS]": 2}, unk_token="[UNK]"))
-    core.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
-    tok.chat_template = (
-        "{% if tools %}<tools>{% for t in tools %}{{ t | tojson }}{% endfor %}</tools>\n{% endif %}"
-        "{% for m in messages %}<{{ m.role }}> {{ m.content }}\n{% endfor %}"
-        "{% if add_generation_prompt %}<assistant>{% endif %}"
-    )
-    path = tmp_path_factory.mktemp("tok")
-    tok.save_pretrained(path)
-    return path
+def blend_inputs(example_data: Path) -> list[str]:
+    return [str(example_data / rel) + (f"::{src}" if src else "") for rel, src in EXAMPLES.items()]
 
 
 def check_prepared_row(row: dict) -> None:

@@ -72,14 +72,14 @@ def test_aime_raw_rows(tmp_path):
     assert last_boxed("\\boxed{a{b}c} and \\boxed{d}") == "d" and last_boxed("\\boxed{open") is None
 
 
-def test_gym_rows_keep_their_prompt(shared_data, tmp_path):
-    tally = prepare_eval(shared_data / "nemo_gym_examples/gpqa_diamond.jsonl", tmp_path / "g.jsonl", "gpqa")
+def test_gym_rows_keep_their_prompt(example_data, tmp_path):
+    tally = prepare_eval(example_data / "nemo_gym_examples/gpqa_diamond.jsonl", tmp_path / "g.jsonl", "gpqa")
     rows = read(tmp_path / "g.jsonl")
     assert tally.rows_out == len(rows) == 5
-    raw = json.loads((shared_data / "nemo_gym_examples/gpqa_diamond.jsonl").read_text().splitlines()[0])
+    raw = json.loads((example_data / "nemo_gym_examples/gpqa_diamond.jsonl").read_text().splitlines()[0])
     assert rows[0]["prompt"][0]["content"] == raw["responses_create_params"]["input"][0]["content"]
     assert rows[0]["label"] == raw["expected_answer"]
-    prepare_eval(shared_data / "nemo_gym_examples/ifbench.jsonl", tmp_path / "i.jsonl", "ifbench")
+    prepare_eval(example_data / "nemo_gym_examples/ifbench.jsonl", tmp_path / "i.jsonl", "ifbench")
     for row in read(tmp_path / "i.jsonl"):
         check_prepared_row(row)
         assert all(None not in k.values() for k in row["metadata"]["kwargs"])

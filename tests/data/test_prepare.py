@@ -156,7 +156,7 @@ def test_cli_prints_summary_and_fails_in_one_line(blend_inputs, tmp_path, capsys
 
 
 def test_prepared_rows_are_scored_by_the_reward_router(blend_inputs, tmp_path):
-    router = pytest.importorskip("m2rl_slime.rewards.router", reason="reward router not available")
+    from m2rl_slime.rewards import router
     from m2rl_slime.rewards.result import Reason
 
     prepare_blend(blend_inputs, tmp_path)

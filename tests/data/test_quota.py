@@ -15,8 +15,8 @@ from collections import Counter
 import pytest
 
 from m2rl_slime.data.metrics import trained_batch_metrics
+from m2rl_slime.data.mixing import MixingSource
 from m2rl_slime.data.quota import BatchQuota, Decision, Verdict
-from m2rl_slime.data.source import MixingSource
 from m2rl_slime.errors import ConfigError
 
 POOLS = ("math", "code", "science", "if", "agent")

@@ -1,7 +1,9 @@
-"""Fixtures of the evaluation tests: prepared files, a tokenizer built here, the fake server."""
+"""Fixtures of the evaluation tests: prepared files, a tokenizer built here, the fake server; the BFCL tests'
+prepared rows of the self-written data and a bridge on the fake API module."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -13,6 +15,9 @@ sys.path.insert(0, str(HERE.parent / "agent"))
 
 from fake_server import FakeServer  # noqa: E402
 from world import build_data  # noqa: E402
+
+from m2rl_slime.eval.bfcl.bridge import Bridge  # noqa: E402
+from m2rl_slime.eval.bfcl.prepare import BfclOptions, prepare_bfcl  # noqa: E402
 
 
 @pytest.fixture
@@ -38,3 +43,20 @@ def tokenizer_dir(tmp_path_factory) -> Path:
     directory = tmp_path_factory.mktemp("tokenizer")
     build_tokenizer(corpus).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def bfcl_rows(tmp_path_factory) -> dict[str, dict]:
+    out = tmp_path_factory.mktemp("bfcl") / "rows.jsonl"
+    prepare_bfcl(HERE / "data" / "bfcl", out, BfclOptions(categories=("multi_turn_base,multi_turn_miss_func",)))
+    return {r["metadata"]["uid"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+
+
+@pytest.fixture
+def fake_bridge():
+    """Makes bridges run by this interpreter on tests/eval/bfcl_fake_api.py instead of bfcl-eval."""
+
+    def make(**kwargs) -> Bridge:
+        return Bridge(python=sys.executable, api_module="bfcl_fake_api", api_path=[HERE], **kwargs)
+
+    return make

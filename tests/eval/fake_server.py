@@ -68,6 +68,7 @@ class FakeServer:
     busy_s: float = 0.0
     inflight: int = 0
     max_inflight: int = 0
+    chat_hook: Any = None  # chat_hook(payload) -> an assistant message, or None for the default answers
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -132,7 +133,10 @@ class FakeServer:
         seed = int(payload.get("seed") or 0)
         message: dict[str, Any] = {"role": "assistant"}
         finish = "stop"
-        if prompt.startswith(JUDGE_MARK):
+        hooked = self.chat_hook(payload) if self.chat_hook else None
+        if hooked is not None:
+            message = hooked
+        elif prompt.startswith(JUDGE_MARK):
             message["content"] = self.model.judge(prompt)
         elif payload.get("tools") and messages[-1]["role"] == "user":
             call = {"name": payload["tools"][0]["function"]["name"], "arguments": json.dumps({"x": 1})}

@@ -47,7 +47,7 @@ def test_dry_run_content(fixed_env, work_dir, monkeypatch, capsys, repo_root):
     assert "ray start --head --node-ip-address 10.0.0.1 --port 6379 --num-gpus 8" in out
     assert "until 4 nodes have joined" in out and "NODE_RANK=1..3" in out
     assert "-- python3 /root/slime/train.py \\\n    --actor-num-nodes 4 --actor-num-gpus-per-node 8 --colocate" in out
-    assert "--data-source-path m2rl_slime.data.MultiDomainDataSource" in out
+    assert "--data-source-path m2rl_slime.hooks.MultiDomainDataSource" in out
     assert f"# ---- {work_dir}/checkpoints/rl_multi/launch/m2rl_config.yaml" in out
     assert "pkill" not in out
 

@@ -34,7 +34,7 @@ def test_eval_only_flags(load, work_dir):
     assert f["debug-rollout-only"] is True and f["num-rollout"] == 0 and f["eval-interval"] == 1
     assert f["save-debug-rollout-data"] == f"{work_dir}/eval/ties/raw/{{rollout_id}}.pt"
     assert f["hf-checkpoint"] == "/models/ties" and "load" not in f and "save" not in f and "ref-load" not in f
-    assert f["custom-rm-path"] == "m2rl_slime.rewards.reward"
+    assert f["custom-rm-path"] == "m2rl_slime.hooks.reward"
     assert recipe.plugin == {"m2rl_reward": {"require_thinking": True}}
     assert recipe.output_dir == f"{work_dir}/eval/ties/launch"
     assert recipe.suite["out"] == f"{work_dir}/eval/ties" and recipe.suite["skipped"].keys() == {"bfcl_v3"}

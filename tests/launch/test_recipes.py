@@ -1,6 +1,5 @@
-"""Pins the shipped recipes to the paper's settings (m2rl_official.md §3-4, issue 2 item 3), the fixed hook
-paths other packages rely on, and the paper-vs-code decisions (T1: no zero-coefficient KL loss; T2: stop by
-token id; step counts 400 / 1000 / 200)."""
+"""Pins the shipped recipes to the paper's settings, the hook paths (the `m2rl_slime.hooks` index), and the
+paper-vs-code decisions (no zero-coefficient KL loss; stop by token id; step counts 400 / 1000 / 200)."""
 
 from __future__ import annotations
 
@@ -44,8 +43,8 @@ def test_grpo_paper_settings(load, name):
 @pytest.mark.parametrize("name", (*GRPO_RUNS, *OPD_RUNS))
 def test_paper_vs_code_decisions(load, name):
     f = flags(load(name))
-    assert "use-kl-loss" not in f and "kl-loss-coef" not in f  # T1
-    assert "rollout-stop" not in f and f["rollout-stop-token-ids"] == [151645]  # T2
+    assert "use-kl-loss" not in f and "kl-loss-coef" not in f  # no zero-coefficient KL loss
+    assert "rollout-stop" not in f and f["rollout-stop-token-ids"] == [151645]  # stop by token id
     assert f["ref-load"].endswith("/checkpoints/sft")  # init from the SFT checkpoint
     assert f["apply-chat-template"] is True and f["balance-data"] is True
     assert (f["attention-dropout"], f["hidden-dropout"]) == (0.0, 0.0)
@@ -59,8 +58,8 @@ def test_opd_paper_settings(load, name):
     assert (f["rollout-batch-size"], f["n-samples-per-prompt"], f["global-batch-size"]) == (256, 4, 1024)
     assert f["rollout-max-response-len"] == 16384 and f["lr"] == "1e-6"
     assert "use-tis" not in f and "eps-clip-high" not in f and f["tensor-model-parallel-size"] == 8
-    assert f["rollout-sample-hook-path"] == ["m2rl_slime.opd.attach_teacher_log_probs"]
-    assert f["data-source-path"] == "m2rl_slime.data.MultiDomainDataSource"
+    assert f["rollout-sample-hook-path"] == ["m2rl_slime.hooks.attach_teacher_log_probs"]
+    assert f["data-source-path"] == "m2rl_slime.hooks.MultiDomainDataSource"
     opd = recipe.plugin["m2rl_opd"]
     assert opd["task_reward"] == "zero" and sorted(opd["teachers"]) == ["agent", "code", "if", "math", "science"]
     if name == "opd":
@@ -68,7 +67,7 @@ def test_opd_paper_settings(load, name):
         assert "loss-type" not in f and "use-rollout-logprobs" not in f  # slime's shaping needs old log-probs
     else:
         assert "use-opd" not in f and f["loss-type"] == "custom_loss"
-        assert f["custom-loss-function-path"] == "m2rl_slime.opd.opd_loss"
+        assert f["custom-loss-function-path"] == "m2rl_slime.hooks.opd_loss"
         assert f["use-rollout-logprobs"] is True  # opd_loss never reads the old-policy forward slime would run
     (service,) = recipe.services
     assert service.command[:4] == ("python3", "-m", "m2rl_slime.opd", "serve-teachers")
@@ -80,14 +79,14 @@ def test_fixed_hook_paths(load, name):
     recipe = load(name)
     f = flags(recipe)
     if name != "sft":
-        assert f["custom-rm-path"] == "m2rl_slime.rewards.reward"
+        assert f["custom-rm-path"] == "m2rl_slime.hooks.reward"
     if name not in ("sft", "eval"):  # an eval-only run has no training rollouts to log
-        assert f["custom-rollout-log-function-path"] == "m2rl_slime.rewards.metrics.log_rollout"
+        assert f["custom-rollout-log-function-path"] == "m2rl_slime.hooks.log_rollout"
     if name in ("rl_agent", "rl_multi", *OPD_RUNS):
-        assert f["custom-generate-function-path"] == "m2rl_slime.agent.generate"
+        assert f["custom-generate-function-path"] == "m2rl_slime.hooks.generate"
         assert recipe.plugin["m2rl_agent"]["max_turns"] == 6
     if name in ("rl_multi", *OPD_RUNS):
-        assert f["data-source-path"] == "m2rl_slime.data.MultiDomainDataSource" and "prompt-data" not in f
+        assert f["data-source-path"] == "m2rl_slime.hooks.MultiDomainDataSource" and "prompt-data" not in f
         assert sorted(recipe.plugin["m2rl_data"]["prompt_files"]) == ["agent", "code", "if", "math", "science"]
         assert recipe.plugin["m2rl_data"]["mixture"] == "natural"
     elif name.startswith("rl_"):

@@ -21,26 +21,18 @@ VOCAB = 97
 
 def make_tiny_qwen3(seed: int):
     """A 2-layer random Qwen3 (vocab 97) with weights drawn from a seeded generator."""
-    from transformers import Qwen3Config, Qwen3ForCausalLM
+    from m2rl_slime.tiny_models import tiny_qwen3
 
-    config = Qwen3Config(
+    return tiny_qwen3(
+        seed,
+        scale=0.3,
         vocab_size=VOCAB,
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
         head_dim=8,
         max_position_embeddings=256,
         tie_word_embeddings=False,
     )
-    with torch.random.fork_rng(devices=[]):  # construction draws from the global RNG: keep it isolated
-        model = Qwen3ForCausalLM(config)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.copy_(torch.randn(param.shape, generator=generator) * 0.3)
-    return model.eval()
 
 
 def direct_log_probs(model, tokens: list[int], response_length: int, temperature: float) -> list[float]:

@@ -21,7 +21,7 @@ from m2rl_slime.opd.loss import (
     response_log_probs,
     upstream_shaped_advantages,
 )
-from m2rl_slime.opd.slime_hook import opd_loss
+from m2rl_slime.opd.slime_hooks import opd_loss
 
 VOCAB = 13
 TEMPERATURE = 0.8

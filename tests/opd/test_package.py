@@ -24,11 +24,11 @@ def test_hook_paths_resolve_like_slimes_load_function():
     import importlib
 
     from m2rl_slime import opd
-    from m2rl_slime.opd import slime_hook
+    from m2rl_slime.opd import slime_hooks
 
     for path in ("m2rl_slime.opd.attach_teacher_log_probs", "m2rl_slime.opd.opd_loss"):
         module, _, attr = path.rpartition(".")
-        assert getattr(importlib.import_module(module), attr) is getattr(slime_hook, attr)
+        assert getattr(importlib.import_module(module), attr) is getattr(slime_hooks, attr)
     assert sorted(opd.__all__) == ["OPDConfig", "attach_teacher_log_probs", "opd_loss", "rollout_metrics"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = opd.nope

@@ -37,3 +37,12 @@ def raise_error(response, label, metadata, config=None):
 def allocate(response, label, metadata, config=None):
     blob = bytearray(int(label) * 1024 * 1024)
     return Result.correct(size=len(blob))
+
+
+def normalise(text):
+    return text.strip()
+
+
+async def async_normalised(response, label, metadata, config=None):
+    """An async (not pooled) verifier whose inner `normalise` the tests patch to raise."""
+    return Result.correct(answer=normalise(response))

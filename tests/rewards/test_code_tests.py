@@ -329,19 +329,25 @@ def test_call_based_tests_end_to_end(real):
 # ---- end to end: the shipped Nemotron code rows through the router ---------------------------------------
 
 
-def _examples(shared_data: Path) -> list[tuple[dict, dict]]:
+# Unit tests of each set's rows (tests/conftest.py), all run by the embedded test below.
+TESTS_PER_SET = {"nemo_gym": 283, "repo": 18}
+
+
+def _examples(example_data: Path) -> list[tuple[dict, dict]]:
     rows = {}
-    for line in (shared_data / "nemo_gym_examples" / "code_gen.jsonl").read_text().splitlines():
+    for line in (example_data / "nemo_gym_examples" / "code_gen.jsonl").read_text().splitlines():
         row = json.loads(line)
         rows[row["hash_id"]] = row
     solutions = [json.loads(line) for line in (DATA / "code_gen_solutions.jsonl").read_text().splitlines()]
-    return [(rows[s["hash_id"]], s) for s in solutions]
+    pairs = [(rows[s["hash_id"]], s) for s in solutions if s["hash_id"] in rows]
+    assert len(pairs) == len(rows), "every example row needs its solution in code_gen_solutions.jsonl"
+    return pairs
 
 
-def _score_examples(code_config: CodeConfig, shared_data: Path):
+def _score_examples(code_config: CodeConfig, example_data: Path):
     router = Router(RewardConfig(workers=1, code=code_config))
     items, expected = [], []
-    for row, solution in _examples(shared_data):
+    for row, solution in _examples(example_data):
         metadata = {"domain": "code", "unit_tests": row["verifier_metadata"]["unit_tests"]}
         items.append(Item("code", "<think>Let me solve it.</think>" + solution["response"], None, metadata))
         expected.append((solution["expected_score"], solution["expected_reason"]))
@@ -353,10 +359,10 @@ def _score_examples(code_config: CodeConfig, shared_data: Path):
     return [(r.score, r.reason.value) for r in results], expected, results
 
 
-def test_shipped_examples_through_the_router_embedded(real, shared_data):
-    got, expected, results = _score_examples(SMALL, shared_data)
+def test_shipped_examples_through_the_router_embedded(real, example_data, example_set):
+    got, expected, results = _score_examples(SMALL, example_data)
     assert got == expected, [r.details.get("first_failure") for r in results]
-    assert sum(r.details["tests_run"] for r in results[::2]) == 283  # every test of every row ran
+    assert sum(r.details["tests_run"] for r in results[::2]) == TESTS_PER_SET[example_set]  # every test of every row
 
 
 @pytest.fixture(scope="module")
@@ -384,8 +390,8 @@ def server_url():
     proc.wait(timeout=30)
 
 
-def test_shipped_examples_through_the_router_and_the_server(server_url, shared_data):
+def test_shipped_examples_through_the_router_and_the_server(server_url, example_data):
     config = CodeConfig(sandbox_url=server_url + "/run_code", max_tests=3, test_selection="evenly_spaced")
-    got, expected, results = _score_examples(config, shared_data)
+    got, expected, results = _score_examples(config, example_data)
     assert got == expected
     assert {r.details["sandbox"] for r in results} == {server_url + "/run_code"}

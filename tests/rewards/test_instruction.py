@@ -23,7 +23,7 @@ from m2rl_slime.rewards.result import Reason
 CASES_PATH = Path(__file__).parent / "data" / "ifeval_cases.jsonl"
 CASES = [json.loads(line) for line in CASES_PATH.read_text(encoding="utf-8").splitlines() if line.strip()]
 
-# m2rl_official.md §1.4: the 25 IFEval ids and the 29 IFEvalG additions.
+# The 25 IFEval ids and the 29 that IFEvalG (allenai/open-instruct) adds.
 IFEVAL_25 = {
     "keywords:existence", "keywords:frequency", "keywords:forbidden_words", "keywords:letter_frequency",
     "language:response_language", "length_constraints:number_sentences", "length_constraints:number_paragraphs",
@@ -348,9 +348,9 @@ def test_config_parses_and_pickles():
         parse_dataclass(IFConfig, {"strict": True}, "m2rl_reward.if")
 
 
-# --- NeMo-Gym example rows -----------------------------------------------------------------------
+# --- the example rows of each set (tests/conftest.py): a followed and a not-followed response per row ---------
 
-_RESPONSES = {
+_NEMO_GYM_RESPONSES = {
     # nth_paragraph_first_word (4 paragraphs, 3rd starts with "crash") + last word "contest"
     17616: (
         (
@@ -391,16 +391,51 @@ _RESPONSES = {
 }
 
 
-def _rows(shared_data, name):
-    path = shared_data / "nemo_gym_examples" / name
+_REPO_RESPONSES = {
+    # no commas + ends with "Thank you."
+    901: (
+        "Dear neighbour\n\nOur grey cat Pepper has been missing since Tuesday. She is shy and wears a red collar. If "
+        "you see her please knock on the blue door at the corner. Thank you.",
+        "Dear neighbour, our grey cat Pepper has been missing since Tuesday. If you see her please knock on the blue "
+        "door. Thank you.",
+    ),
+    # exactly 3 bullets + all lowercase
+    902: (
+        "* water only when the top of the soil is dry\n* give them bright but indirect light\n* wipe the leaves now",
+        "* Water only when the top of the soil is dry\n* Give them bright but indirect light\n* Wipe the leaves now",
+    ),
+    # fewer than 40 words + the keywords gull and tide
+    903: (
+        "The tide slides out under a pale sky while a lone gull circles the quiet boats.",
+        "A lone gull circles the quiet boats under a pale sky.",
+    ),
+    # a <<title>> (kwargs null) + neither wet nor cloud
+    904: (
+        "<<Rain on the Roof>>\nSoft drums above my head,\nthe street shines like glass,\nand the garden drinks.",
+        "<<Rain>>\nThe street is wet and shining under a grey cloud.",
+    ),
+    # 2 paragraphs split by *** + wrapped in double quotes
+    905: (
+        '"Sunlight is scattered by the gas molecules of the air, and blue light is scattered the most.\n***\n'
+        'So when we look up, blue light reaches us from every part of the sky."',
+        "Sunlight is scattered by the gas molecules of the air, and blue light is scattered the most.\n***\n"
+        "So when we look up, blue light reaches us from every part of the sky.",
+    ),
+}
+_RESPONSES = {"nemo_gym": _NEMO_GYM_RESPONSES, "repo": _REPO_RESPONSES}
+
+
+def _rows(example_data, name):
+    path = example_data / "nemo_gym_examples" / name
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def test_nemo_gym_instruction_following_rows(shared_data):
-    rows = _rows(shared_data, "instruction_following.jsonl")
-    assert {row["id"] for row in rows} == set(_RESPONSES)
+def test_nemo_gym_instruction_following_rows(example_data, example_set):
+    rows = _rows(example_data, "instruction_following.jsonl")
+    responses = _RESPONSES[example_set]
+    assert {row["id"] for row in rows} == set(responses)
     for row in rows:
-        followed, not_followed = _RESPONSES[row["id"]]
+        followed, not_followed = responses[row["id"]]
         md = {"instruction_id_list": row["instruction_id_list"], "kwargs": row["kwargs"], "prompt_text": row["prompt"]}
         good = verify(followed, None, md)
         assert good.reason is Reason.OK, (row["id"], good.details)
@@ -408,8 +443,8 @@ def test_nemo_gym_instruction_following_rows(shared_data):
         assert bad.reason is Reason.WRONG, (row["id"], bad.details)
 
 
-def test_ifbench_rows_are_scored_by_the_ifbench_checkers(shared_data):
-    rows = _rows(shared_data, "ifbench.jsonl")
+def test_ifbench_rows_are_scored_by_the_ifbench_checkers(example_data):
+    rows = _rows(example_data, "ifbench.jsonl")
     assert rows
     for row in rows:
         md = {"instruction_id_list": row["instruction_id_list"], "kwargs": row["kwargs"]}

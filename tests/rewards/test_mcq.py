@@ -1,10 +1,12 @@
-"""Science verifier: strict, case-sensitive letter extraction (last box or Answer line), valid letters, short answers.
+"""Science verifier: letters from the final answer only, valid letters, hedges, short answers.
 
-The pitfalls come from reward_anchors.md §5 (slime gpqa.py and M2RL's variant, openbench #348,
-NeMo-Skills PR #1526, simple-evals #33, lm-eval PR #4188); the rows from NeMo-Gym's mcqa/gpqa examples.
+The pitfalls come from slime's gpqa.py and M2RL's variant, openbench #348, NeMo-Skills PR #1526,
+simple-evals #33 and lm-eval PR #4188, and from policy outputs (hedge lists, lowercase letters);
+the table is data/mcq_cases.jsonl; the rows from NeMo-Gym's mcqa/gpqa examples.
 """
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -14,35 +16,13 @@ from m2rl_slime.rewards.result import Reason
 ABCD = {"valid_letters": "ABCD"}
 
 
-@pytest.mark.parametrize(
-    "response,label,expected",
-    [
-        ("The final answer is \\boxed{B}.", "B", Reason.OK),  # slime's gpqa.py reads "I" here
-        ("Looking at the answer choices, the correct one is B.\nAnswer: B", "B", Reason.OK),
-        ("The answer is a bit subtle.\nAnswer: B", "B", Reason.OK),
-        ("So the answer is B. Wait, no.\nAnswer: D", "D", Reason.OK),  # last statement wins
-        ("Antwort:\n\nAnswer: C", "C", Reason.OK),
-        ("Answer: $B$", "B", Reason.OK),  # the literal prompt form
-        ("Answer: (B)", "B", Reason.OK),
-        ("\\boxed{\\text{C}}", "C", Reason.OK),
-        ("\\boxed{C: 10^-4 eV}", "C", Reason.OK),
-        ("\\boxed{B}\nAnswer: C", "C", Reason.OK),
-        ("Answer: D", "B", Reason.WRONG),
-        ("The answer is clearly B.", "B", Reason.NO_ANSWER),  # no box, no Answer line
-        ("Answer: a", "A", Reason.NO_ANSWER),  # case-sensitive: the article "a" is not a letter
-        ("Answer: I think it is B", "B", Reason.NO_ANSWER),
-        ("\\boxed{A, B}", "A", Reason.AMBIGUOUS),
-        ("Answer: A or B", "A", Reason.AMBIGUOUS),
-        ("\\boxed{E}", "B", Reason.NO_ANSWER),  # E is not a valid letter of an ABCD task
-    ],
-)
-def test_letter_grading(response, label, expected):
-    assert verify(response, label, ABCD).reason is expected
+CASES = [json.loads(line) for line in (Path(__file__).parent / "data" / "mcq_cases.jsonl").read_text().splitlines()]
 
 
-def test_box_with_other_letters_inside_math_does_not_leak():
-    response = "We get \\boxed{\\langle H\\rangle \\ll \\Delta E}\nAnswer: D"
-    assert verify(response, "D", ABCD).reason is Reason.OK
+@pytest.mark.parametrize("case", CASES, ids=[c["why"][:60] for c in CASES])
+def test_letter_table(case):
+    result = verify(case["response"], case["label"], ABCD)
+    assert result.reason.value == case["reason"], (result, case["why"])
 
 
 def test_valid_letters_sources():
@@ -80,12 +60,21 @@ def test_extract_letter_wrappers():
     assert extract_letter("**C**") == ("C", False)
     assert extract_letter("B, because") == ("B", False)
     assert extract_letter("Because") == (None, False)
+    assert extract_letter("$\\mathrm{b}$") == ("B", False)
+    assert extract_letter("A, B") == (None, True)
 
 
-def test_nemo_gym_rows(shared_data):
+def test_hedge_details_and_invalid_letters():
+    result = verify("Answer: A or B", "A", ABCD)
+    assert result.score == 0.0 and result.details["letter"] is None
+    assert verify("Answer: F or G", "A", {"valid_letters": "ABCDEFG"}).reason is Reason.AMBIGUOUS
+    assert verify("Answer: I", "I", {}).reason is Reason.OK  # default letters A-J include I
+
+
+def test_nemo_gym_rows(example_data):
     """The mcqa and GPQA-Diamond example rows, with answers in each row's requested format."""
     for name in ("mcqa.jsonl", "gpqa_diamond.jsonl"):
-        for line in (shared_data / "nemo_gym_examples" / name).read_text().splitlines():
+        for line in (example_data / "nemo_gym_examples" / name).read_text().splitlines():
             row = json.loads(line)
             metadata = {"options": row["options"]}
             gold = row["expected_answer"]

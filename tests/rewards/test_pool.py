@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from m2rl_slime.errors import ConfigError
 from m2rl_slime.rewards.pool import Task, VerifierPool
 from m2rl_slime.rewards.result import Reason
 
@@ -43,7 +44,7 @@ def test_deadline_kills_the_worker_and_the_pool_still_serves(pool, name):
     result = run(pool, name, deadline=0.5)
     elapsed = time.monotonic() - start
     assert result.reason is Reason.TIMEOUT
-    assert elapsed < 0.5 + 1.0
+    assert elapsed < 0.5 + 5.0  # these never end without the kill; the slack is for a loaded machine
     assert run(pool, "echo").reason is Reason.OK
 
 
@@ -84,13 +85,16 @@ def test_workers_that_cannot_start_break_the_pool_loudly(monkeypatch):
 
     monkeypatch.setattr(sys, "executable", shutil.which("false"))
     pool = VerifierPool(1, warm=())
+    error = None
     try:
         deadline = time.monotonic() + 20
-        result = pool.submit(Task("math", "r", "1", {}), 1.0).result(timeout=30)
-        while "config_error" not in result.details and time.monotonic() < deadline:
-            time.sleep(0.05)
-            result = pool.submit(Task("math", "r", "1", {}), 1.0).result(timeout=30)
+        while error is None and time.monotonic() < deadline:
+            try:
+                pool.submit(Task("math", "r", "1", {}), 1.0).result(timeout=30)
+                time.sleep(0.05)
+            except ConfigError as exc:  # the typed channel: a broken pool raises in the caller
+                error = exc
     finally:
         pool.close()
-    assert result.reason is Reason.INTERNAL_ERROR
-    assert "start-up" in result.details["config_error"]
+    assert error is not None
+    assert "start-up" in str(error)

@@ -71,7 +71,7 @@ def test_malformed_science_metadata_is_not_an_exception(router):
 @pytest.mark.parametrize(
     "pred",
     [
-        "\\boxed{9^{9^{9}}}",  # verify hangs without a kill (reward_anchors §0)
+        "\\boxed{9^{9^{9}}}",  # math-verify never finishes this without a kill
         "\\boxed{\\dfrac{5^{5^{5^{5^{5}}}} - 5}{16}}",  # Math-Verify issue #65
         "\\boxed{(10^{100})!}",
     ],
@@ -81,7 +81,8 @@ def test_pathological_math_finishes_within_deadline_and_pool_still_serves(router
     result = router.score(Item("math", "</think>" + pred, "3"))
     elapsed = time.monotonic() - start
     assert result.reason in (Reason.TIMEOUT, Reason.WRONG, Reason.PARSE_ERROR)
-    assert elapsed < router.config.deadline_s + 1.0
+    # Without the kill these never finish; the slack is for a loaded shared machine, not for the verdict.
+    assert elapsed < 2 * router.config.deadline_s + 5.0
     assert router.score(Item("math", "</think>\\boxed{3}", "3")).reason is Reason.OK
 
 

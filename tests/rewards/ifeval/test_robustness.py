@@ -85,9 +85,9 @@ def test_pathological_inputs_run_in_linear_time(name):
     on several of these, each on its own)."""
     ids = NON_LANGUAGE_IDS
     md = {"instruction_id_list": ids, "kwargs": [KWARGS.get(i, {}) for i in ids]}
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time of this process: the checkers run in-process
     result = verify(HOSTILE[name], None, md)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert result.reason in (Reason.OK, Reason.WRONG, Reason.EMPTY_RESPONSE)
     assert elapsed < 2.0, f"{name}: {elapsed:.2f}s"
 
@@ -96,7 +96,7 @@ def test_deep_json_is_not_json():
     assert REGISTRY["detectable_format:json_format"].check(Doc(HOSTILE["deep_json"])) is False
 
 
-def test_32k_response_with_five_constraints_takes_a_few_ms():
+def test_32k_response_with_five_constraints_takes_a_few_ms_of_cpu():
     sentence = "Reinforcement learning with verifiable rewards trains a policy, e.g. on math, at 5 p.m. daily. "
     response = (sentence * 400)[:32_000]
     md = {
@@ -118,11 +118,11 @@ def test_32k_response_with_five_constraints_takes_a_few_ms():
     verify(response, None, md)
     timings = []
     for _ in range(15):
-        start = time.perf_counter()
+        start = time.process_time()
         verify(response, None, md)
-        timings.append(time.perf_counter() - start)
-    # About 2.5 ms on a 2-core dev box (docs/rewards_if.md). The best of 15 runs is robust to a busy
-    # machine; the bound still fails for anything super-linear or a per-call setup cost.
+        timings.append(time.process_time() - start)
+    # About 2.5 ms of CPU on a 2-core dev box (docs/rewards_if.md). CPU time, best of 15, so a busy machine
+    # does not decide the verdict; the bound still fails for anything super-linear or a per-call setup cost.
     assert min(timings) < 0.010, (
         f"best {min(timings) * 1000:.1f} ms, median {statistics.median(timings) * 1000:.1f} ms"
     )

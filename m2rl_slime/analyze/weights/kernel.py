@@ -1,0 +1,230 @@
+"""Exact statistics of one block of one tensor across the base and every expert.
+
+For expert i, with delta_i = w_i - w_base computed in float32 (float64 for F64 storage):
+
+* changed mask m_i = |delta_i| > eta * max(|w_i|, |w_base|), over finite elements only. When the storage
+  dtype makes the rule equal to "the stored value differs" (`config.bitwise_equivalent`), m_i is
+  computed as delta_i != 0, which is the same mask;
+* counts: |m_i|, |m_i ∧ m_j| (bit-packed masks, popcount), and for each permutation draw t
+  |m_i ∧ roll_t(m_j)|, where roll_t rotates every 65536-element group of the tensor by a seeded offset;
+* shift sums: dot_ij = Σ d_i d_j and sq_ij = Σ d_i^2 m_j with d_i = delta_i ⊙ m_i (float32 matmuls per
+  block, float64 across blocks);
+* optionally the SRHT partial projections of d_i ⊙ m_j and d_j ⊙ m_i for every pair (per seed).
+
+Counts are integers, so they do not depend on blocks or threads; float sums depend on them only through
+rounding (blocks are summed in a fixed order, so a run is reproducible).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import GROUP
+from .srht import Srht, popcount
+from .workspace import scratch
+
+_SUB = 8192  # elements per float32 partial sum of the shift sums
+
+
+@dataclass(frozen=True, slots=True)
+class TensorJob:
+    """What to compute for one tensor: the rule, the permutation offsets and the projections (if any)."""
+
+    name: str
+    numel: int
+    eta: float
+    bitwise: bool
+    wide: bool  # float64 arithmetic (F64 storage)
+    shifts: tuple[int, ...]
+    pairs: tuple[tuple[int, int], ...]
+    projections: tuple[Srht, ...] = ()
+
+
+@dataclass(slots=True)
+class Sums:
+    """Accumulated statistics of one tensor (numpy arrays; `add` in block order)."""
+
+    n: int
+    draws: int
+    vectors: int
+    seeds: int
+    k: int
+    changed: Any = None
+    nonfinite: Any = None
+    inter: Any = None
+    dot: Any = None
+    sq: Any = None
+    perm: Any = None
+    proj: Any = None
+    blocks: int = field(default=0)
+
+    def __post_init__(self) -> None:
+        import numpy as np
+
+        e = self.n
+        self.changed = np.zeros(e, np.int64)
+        self.nonfinite = np.zeros(e + 1, np.int64)
+        self.inter = np.zeros((e, e), np.int64)
+        self.dot = np.zeros((e, e), np.float64)
+        self.sq = np.zeros((e, e), np.float64)
+        self.perm = np.zeros((self.draws, e, e), np.int64)
+        self.proj = np.zeros((self.seeds, self.vectors, self.k), np.float64) if self.seeds else None
+
+    def add(self, other: Sums) -> Sums:
+        for name in ("changed", "nonfinite", "inter", "dot", "sq", "perm"):
+            getattr(self, name).__iadd__(getattr(other, name))
+        if self.proj is not None:
+            self.proj += other.proj
+        self.blocks += 1
+        return self
+
+
+def _pack(mask: Any) -> Any:
+    """(E, n) bool -> (E, ceil(n/64)) uint64, bit b of word w = element 64w + b."""
+    import numpy as np
+
+    e, n = mask.shape
+    pad = -n % 64
+    if pad:
+        mask = np.concatenate([mask, np.zeros((e, pad), dtype=bool)], axis=1)
+    return np.packbits(mask, axis=1, bitorder="little").view(np.uint64)
+
+
+def _intersections(a: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
+    """|a_i ∧ a_j| for packed masks a (E, words) over the diagonal and `pairs` -> (E, E) int64, 0 elsewhere."""
+    import numpy as np
+
+    e = a.shape[0]
+    out = np.zeros((e, e), np.int64)
+    idx = [(i, i) for i in range(e)] + list(pairs)
+    i, j = np.array([p[0] for p in idx]), np.array([p[1] for p in idx])
+    out[i, j] = popcount(a[i] & a[j]).sum(-1, dtype=np.int64)
+    return out
+
+
+def _roll(mask: Any, start: int, numel: int, shift: int) -> Any:
+    """Rotate every GROUP-element group of the tensor (the last one may be shorter) by `shift` elements."""
+    import numpy as np
+
+    e, n = mask.shape
+    full = min(n, (numel - start) // GROUP * GROUP)
+    parts = []
+    if full:
+        parts.append(np.roll(mask[:, :full].reshape(e, -1, GROUP), shift, axis=2).reshape(e, full))
+    if n > full:
+        parts.append(np.roll(mask[:, full:], shift % (n - full), axis=1))
+    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+
+def _permuted(mask: Any, packed: Any, start: int, numel: int, shifts: tuple[int, ...], pairs: Any) -> Any:
+    """|m_i ∧ roll_t(m_j)| for every pair and draw t -> (T, E, E) int64.
+
+    The full 65536-element groups are rotated in packed form (word gather + bit carry), all draws at
+    once; a short last group of the tensor is rotated as booleans.
+    """
+    import numpy as np
+
+    e, n = mask.shape
+    out = np.zeros((len(shifts), e, e), np.int64)
+    if not pairs or not shifts:
+        return out
+    i, j = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    full = min(n, (numel - start) // GROUP * GROUP)
+    if full:
+        w, per = full // 64, GROUP // 64
+        q, r = np.divmod(np.asarray(shifts, dtype=np.int64), 64)
+        lo_idx = (np.arange(per)[None, :] - q[:, None]) % per  # (T, per): word w comes from word w - q
+        side, pos = np.unique(j, return_inverse=True)  # rotate each second-of-a-pair mask once
+        words = packed[side, :w].reshape(len(side), -1, per)
+        lo, hi = words[:, :, lo_idx], words[:, :, (lo_idx - 1) % per]  # (experts, groups, T, per)
+        r = r.astype(np.uint64)[None, None, :, None]
+        rolled = (lo << r) | np.where(r > 0, hi >> (np.uint64(64) - r), np.uint64(0))
+        fixed = packed[i, :w].reshape(len(i), -1, 1, per)
+        out[:, i, j] += popcount(fixed & rolled[pos]).sum(axis=(1, 3), dtype=np.int64).T
+    if n > full:
+        tail = mask[:, full:]
+        packed_tail = _pack(tail)
+        for t, shift in enumerate(shifts):
+            rolled_tail = _pack(np.roll(tail, shift % (n - full), axis=1))
+            out[t, i, j] += popcount(packed_tail[i] & rolled_tail[j]).sum(-1, dtype=np.int64)
+    return out
+
+
+def _gram(x: Any, y: Any) -> Any:
+    """Σ_k x[:, k] y[:, k]^T as float64 numpy, from float32 matmuls over _SUB-element pieces (short fp32 sums)."""
+    import torch
+
+    e, n = x.shape
+    full = n // _SUB * _SUB
+    out = torch.zeros(e, y.shape[0], dtype=torch.float64)
+    if full:
+        xs, ys = x[:, :full].view(e, -1, _SUB).transpose(0, 1), y[:, :full].view(y.shape[0], -1, _SUB).transpose(0, 1)
+        out += torch.matmul(xs, ys.transpose(1, 2)).sum(0, dtype=torch.float64)
+    if n > full:
+        out += (x[:, full:] @ y[:, full:].T).double()
+    return out.numpy()
+
+
+def _deltas(job: TensorJob, base: Any, experts: list[Any], checked: bool = False) -> tuple[Any, Any, Any]:
+    """(delta (E, n), changed mask (E, n) bool numpy, nonfinite counts (E+1,)) for one block.
+
+    Unchecked (the fast path), NaN/Inf propagate into the deltas and `block_sums` notices them in
+    sum(delta^2); `checked` counts them per model and neutralises them (delta 0: never changed, never summed).
+    """
+    import numpy as np
+    import torch
+
+    dtype = torch.float64 if job.wide else torch.float32
+    b = scratch("base", 1, base.numel(), dtype)[0].copy_(base)
+    x = scratch("delta", len(experts), b.numel(), dtype)
+    nonfinite = np.zeros(len(experts) + 1, np.int64)
+    for i, e in enumerate(experts):
+        x[i].copy_(e)  # upcast: exact
+    if job.bitwise and not checked:
+        d = x.sub_(b)
+        return d, d.numpy() != 0, nonfinite
+    if checked:
+        ok_b, ok = torch.isfinite(b), torch.isfinite(x)
+        nonfinite[0] = int((~ok_b).sum())
+        nonfinite[1:] = (~ok).sum(1).numpy()
+        b = torch.where(ok_b, b, 0.0)
+        x = torch.where(ok & ok_b, x, b)
+    if job.bitwise:
+        d = x.sub_(b)
+        return d, d.numpy() != 0, nonfinite
+    limit = torch.maximum(x.abs(), b.abs()).mul_(job.eta)
+    d = x.sub_(b)
+    mask = d.abs().numpy() > limit.numpy()
+    d.mul_(torch.from_numpy(mask))
+    return d, mask, nonfinite
+
+
+def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sums:
+    """The statistics of elements [start, start + len(base)) of one tensor (a `Sums` for one block)."""
+    import numpy as np
+    import torch
+
+    d, mask, nonfinite = _deltas(job, base, experts)
+    dot = _gram(d, d)
+    if not np.isfinite(dot.diagonal()).all():  # a NaN/Inf somewhere in this block: count and exclude it
+        d, mask, nonfinite = _deltas(job, base, experts, checked=True)
+        dot = _gram(d, d)
+    k = job.projections[0].k if job.projections else 0
+    out = Sums(len(experts), len(job.shifts), 2 * len(job.pairs), len(job.projections), k)
+    out.nonfinite += nonfinite
+    packed = _pack(mask)
+    out.inter += _intersections(packed, job.pairs)
+    out.changed += out.inter.diagonal()
+    out.perm += _permuted(mask, packed, start, job.numel, job.shifts, job.pairs)
+    m = scratch("mask", *d.shape, d.dtype)
+    m.numpy()[...] = mask
+    out.dot += dot
+    out.sq += _gram(torch.mul(d, d, out=scratch("square", *d.shape, d.dtype)), m)
+    if job.projections and job.pairs:
+        i = [p[0] for p in job.pairs] + [p[1] for p in job.pairs]
+        j = [p[1] for p in job.pairs] + [p[0] for p in job.pairs]
+        vectors = (d[i] * m[j]).float()  # d_i on the overlap with j, then d_j on the overlap with i
+        for s, proj in enumerate(job.projections):
+            out.proj[s] += proj.project(vectors, start).numpy()
+    return out

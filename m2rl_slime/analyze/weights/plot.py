@@ -1,0 +1,167 @@
+"""Figures of the weight analysis, drawn from ``weights.json`` alone (matplotlib, the ``[analysis]`` extra).
+
+* ``fig3_cosine.png``: Fig. 3, lower-triangle heat maps of the exact shift cosine on the overlap
+  (attention and FFN pools of the Table 5 layer; the value in every cell);
+* ``fig3_cosine_projected.png``: the same for the projected (SRHT) cosine, mean over seeds, when computed;
+* ``fig3_jaccard.png``: the Jaccard index, with the independent-mask reference in brackets;
+* ``layers.png``: per-layer curves of the Jaccard (with its references) and the exact cosine.
+
+Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global state) and written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConfigError
+from ...merge.io import write_atomic
+
+log = logging.getLogger(__name__)
+HINT = 'pip install -e ".[analysis]" (or pip install matplotlib), then: python -m m2rl_slime.analyze plot DIR'
+_PANELS = (("attention", "attention (q, k, v, o)"), ("ffn", "FFN (gate, up, down)"))
+
+
+def _figure(width: float, height: float) -> Any:
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ConfigError(f"figures need matplotlib, which is not installed: {HINT}") from None
+    fig = Figure(figsize=(width, height), dpi=100)  # placed by hand: a layout engine doubles the drawing time
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    write_atomic(path, buf.getvalue())
+    return path
+
+
+def _matrix(group: Mapping[str, Any], names: list[str], metric: str) -> list[list[float | None]]:
+    e = len(names)
+    m: list[list[float | None]] = [[None] * e for _ in range(e)]
+    for pair in group["pairs"].values():
+        i, j = names.index(pair["a"]), names.index(pair["b"])
+        m[max(i, j)][min(i, j)] = pair[metric]
+    return m
+
+
+def _heatmaps(weights: Mapping[str, Any], metric: str, title: str, path: Path, note: str | None = None) -> Path:
+    import numpy as np
+
+    names = list(weights["experts"])
+    groups = weights["table"]["groups"]
+    panels = [(key, label) for key, label in _PANELS if key in groups]
+    fig = _figure(4.2 * len(panels) + 0.8, 4.0)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    jaccard = metric == "jaccard"
+    for ax, (key, label) in zip(axes, panels):
+        m = _matrix(groups[key], names, metric)
+        data = np.array([[np.nan if v is None else v for v in row] for row in m], dtype=float)
+        finite = data[np.isfinite(data)]
+        if jaccard:
+            lo, hi, cmap = 0.0, 1.0, "viridis"
+        else:
+            top = max(float(np.abs(finite).max()) if finite.size else 1.0, 1e-6)
+            lo, hi, cmap = -top, top, "RdBu_r"
+        im = ax.imshow(np.ma.masked_invalid(data), vmin=lo, vmax=hi, cmap=cmap)
+        ref = _matrix(groups[key], names, "jaccard_indep") if jaccard else None
+        for i in range(len(names)):
+            for j in range(i):
+                if m[i][j] is None:
+                    continue
+                text = f"{m[i][j]:.2f}" + (f"\n({ref[i][j]:.2f})" if ref and ref[i][j] is not None else "")
+                dark = m[i][j] < 0.6 if jaccard else abs(m[i][j]) > 0.6 * hi  # keep the text readable
+                ax.text(j, i, text, ha="center", va="center", fontsize=8, color="white" if dark else "black")
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+        ax.set_yticks(range(len(names)), names)
+        ax.set_title(label, fontsize=10)
+        fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.suptitle(f"{title}, {weights['table']['scope']}" + (f"\n{note}" if note else ""), fontsize=10)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.2, top=0.82, wspace=0.3)
+    return _save(fig, path)
+
+
+def _layer_curves(weights: Mapping[str, Any], path: Path) -> Path:
+    from matplotlib.ticker import MaxNLocator
+
+    layers = sorted(int(x) for x in weights["layers"])
+    fig = _figure(10, 6.5)
+    axes = fig.subplots(2, 2, sharex=True, squeeze=False)
+    for col, (key, label) in enumerate(_PANELS):
+        for row, metric in enumerate(("jaccard", "cosine")):
+            ax = axes[row][col]
+            xs = [x for x in layers if key in weights["layers"][str(x)]]
+            if not xs:
+                ax.set_visible(False)
+                continue
+            pairs = weights["layers"][str(xs[0])][key]["pairs"]
+            for pkey, pair in pairs.items():
+                ys = [weights["layers"][str(x)][key]["pairs"][pkey][metric] for x in xs]
+                ys = [math.nan if y is None else y for y in ys]
+                ax.plot(xs, ys, lw=1, marker="." if len(xs) < 40 else None, label=f"{pair['a']}-{pair['b']}")
+            if metric == "jaccard":
+                for ref, style in (("jaccard_indep", "--"), ("jaccard_perm", ":")):
+                    mean = [_pair_mean(weights["layers"][str(x)][key]["pairs"], ref) for x in xs]
+                    ax.plot(xs, mean, "k" + style, lw=1.5, label=f"{ref} (mean over pairs)")
+            ax.set_title(f"{label}: {metric}", fontsize=10)
+            ax.grid(alpha=0.3)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            if row == 1:
+                ax.set_xlabel("layer (0-based HF index)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper right", fontsize=7)
+    fig.subplots_adjust(left=0.07, right=0.78, bottom=0.08, top=0.95, hspace=0.25, wspace=0.22)
+    return _save(fig, path)
+
+
+def _pair_mean(pairs: Mapping[str, Any], metric: str) -> float:
+    values = [p[metric] for p in pairs.values() if p[metric] is not None]
+    return math.fsum(values) / len(values) if values else math.nan
+
+
+def plot(path: Path, out: Path) -> list[Path]:
+    """Draw every figure of a ``weights.json`` into `out`; returns the files written.
+
+    Raises:
+        ConfigError: matplotlib is missing, or the file is not a weights analysis.
+    """
+    try:
+        weights = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(weights, dict) or weights.get("analysis") != "weights":
+        raise ConfigError(f"{path}: not the output of analyze weights")
+    out = Path(out)
+    files = []
+    if len(weights["experts"]) > 1:
+        files.append(_heatmaps(weights, "cosine", "exact shift cosine on the overlap", out / "fig3_cosine.png"))
+        pairs = next(iter(weights["table"]["groups"].values()))["pairs"]
+        if any(p["cosine_projected"] is not None for p in pairs.values()):
+            k, seeds = weights["options"]["proj_dim"], weights["options"]["seeds"]
+            title = f"projected cosine (SRHT to {k} rows per tensor, mean of {seeds} seeds)"
+            files.append(_heatmaps(weights, "cosine_projected", title, out / "fig3_cosine_projected.png"))
+        note = "in brackets: independent masks of the same densities"
+        files.append(_heatmaps(weights, "jaccard", "Jaccard of the changed masks", out / "fig3_jaccard.png", note))
+        if weights["layers"]:
+            files.append(_layer_curves(weights, out / "layers.png"))
+    return files
+
+
+def try_plot(path: Path, out: Path) -> list[Path]:
+    """`plot`, or one log line saying how to get the figures when matplotlib is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log.warning("figures skipped (matplotlib is not installed): %s", HINT)
+        return []
+    return plot(path, out)

@@ -1,0 +1,73 @@
+"""The ``prepare-sft`` subcommand of ``python -m m2rl_slime.data`` (see `m2rl_slime.data.sft_blend`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from .sft_rules import FORMATS
+
+DEFAULT_SEED = 42
+
+
+def add_prepare_sft(sub: Any) -> None:
+    """Register ``prepare-sft`` on the subparsers of the data CLI."""
+    sft = sub.add_parser(
+        "prepare-sft",
+        help="SFT sources -> one sharded, validated, exactly counted blend for SFTDataSource",
+        description="Stream SFT conversation files into one blend: PATH::NAME[:RULE] sources or a blend YAML "
+        "(e.g. recipes/data/sft_table1.yaml, the paper's Table 1). Rules: all, repeat=K, sample=N, fraction=F.",
+    )
+    given = sft.add_mutually_exclusive_group(required=True)
+    given.add_argument(
+        "--source",
+        nargs="+",
+        action="extend",
+        metavar="PATH::NAME[:RULE]",
+        help="a source: a .jsonl/.parquet file, a directory of them or a glob, its name, its rule (default all)",
+    )
+    given.add_argument("--blend", type=Path, help="blend YAML (seed and sources: name -> path, rule, share, rows)")
+    sft.add_argument("--inputs", type=Path, help="directory that relative source paths start from (default: .)")
+    sft.add_argument("--out", required=True, type=Path, help="output directory (new, empty, or a previous blend)")
+    sft.add_argument("--seed", type=int, help=f"seed of the draws (default: the blend's, else {DEFAULT_SEED})")
+    sft.add_argument("--format", choices=FORMATS, help="shard format (default parquet; jsonl without pyarrow)")
+    sft.add_argument("--shard-rows", type=int, default=100_000, help="rows per shard (default 100000)")
+    sft.add_argument("--row-group-rows", type=int, default=32, help="rows per parquet row group (default 32)")
+    sft.add_argument(
+        "--workers",
+        type=int,
+        default=min(8, os.cpu_count() or 1),
+        help="processes that parse and check jsonl rows (default: min(8, cores); 1 = none)",
+    )
+    sft.add_argument("--limit", type=int, help="read at most this many input rows per source (quick trial)")
+    sft.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
+    sft.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run_prepare_sft(args: argparse.Namespace) -> int:
+    """Run ``prepare-sft`` from parsed flags; prints the summary table and returns 0."""
+    from .sft_blend import SFTOptions, prepare_sft
+    from .sft_rules import SourceSpec, load_blend
+
+    if args.blend is not None:
+        sources, seed = load_blend(args.blend)
+    else:
+        sources, seed = [SourceSpec.parse(text) for text in args.source], None
+    options = SFTOptions(
+        seed=args.seed if args.seed is not None else (seed if seed is not None else DEFAULT_SEED),
+        fmt=args.format,
+        shard_rows=args.shard_rows,
+        row_group_rows=args.row_group_rows,
+        limit=args.limit,
+        strict=args.strict,
+        progress=False if args.no_progress else None,
+        root=args.inputs,
+        workers=args.workers,
+    )
+    summary = prepare_sft(sources, args.out, options)
+    print(summary.table())
+    manifest = summary.manifest
+    print(f"wrote {summary.out_dir} ({manifest['total_rows']} rows, {manifest['format']}, seed {manifest['seed']})")
+    return 0
