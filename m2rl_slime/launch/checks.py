@@ -23,6 +23,10 @@ from .model import GROUPS, Recipe, Service, display, where_text
 # Flags the launcher writes itself, and the recipe section that feeds each.
 GENERATED_FLAGS = {"custom-config-path": "plugin", "eval-config": "eval"}
 ENTRYPOINTS = ("train.py", "train_async.py")
+# The ``suite`` section is rendered by the eval package, named by dotted path (as recipes name hooks) so
+# that launch, which eval builds on (run records), never imports it.
+SUITE_RENDERER = "m2rl_slime.eval.slime_config.recipe_eval_section"
+SUITE_PRUNER = "m2rl_slime.eval.slime_config.drop_missing"
 
 
 def build_recipe(
@@ -85,9 +89,9 @@ def expand_suite(
         return resolved, raw, None
     if resolved.get("eval") is not None:
         raise ConfigError(f"{where('suite')}: a recipe has either `suite` or `eval`, not both")
-    from ..eval.slime_config import recipe_eval_section
+    from .._dotted import load_dotted
 
-    eval_cfg, reward, suite = recipe_eval_section(resolved["suite"], where("suite"))
+    eval_cfg, reward, suite = load_dotted(SUITE_RENDERER)(resolved["suite"], where("suite"))
     plugin, raw_plugin = dict(resolved.get("plugin") or {}), dict(raw.get("plugin") or {})
     if reward:
         plugin["m2rl_reward"] = {**reward, **(plugin.get("m2rl_reward") or {})}

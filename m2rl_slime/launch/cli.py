@@ -116,9 +116,10 @@ def _launch(argv: Sequence[str]) -> int:
         return cluster.run_worker(node, SystemRunner(), launch_opts)
     if not opts.no_path_check:
         if recipe.suite is not None:  # an eval run: benchmarks whose prepared rows are missing are left out
-            from ..eval.slime_config import drop_missing
+            from .._dotted import load_dotted
+            from .checks import SUITE_PRUNER
 
-            recipe = drop_missing(recipe)
+            recipe = load_dotted(SUITE_PRUNER)(recipe)
             nvlink = has_nvlink(recipe.variables["HAS_NVLINK"])
             rendered = render(recipe, has_nvlink=nvlink, dashboard_port=node.dashboard_port)
         check_inputs(recipe)
