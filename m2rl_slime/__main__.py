@@ -9,9 +9,9 @@ COMMANDS = {
     "rewards": "score a JSONL file of rollouts (python -m m2rl_slime.rewards score FILE)",
     "sandbox": "serve or run the code sandbox (python -m m2rl_slime.sandbox serve|run)",
     "merge": "merge expert checkpoints (python -m m2rl_slime.merge --help)",
+    "eval": "evaluate checkpoints with Avg@K, compare them (python -m m2rl_slime.eval run|collect|compare|bfcl-env)",
     "opd": "start and wait for OPD teachers (python -m m2rl_slime.opd serve-teachers|wait-teachers)",
     "agent": "workplace-assistant environment: serve, score, tools (python -m m2rl_slime.agent)",
-    "eval": "benchmark evaluation tools (python -m m2rl_slime.eval bfcl-env DIR)",
 }
 
 if __name__ == "__main__":

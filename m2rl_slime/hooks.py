@@ -13,6 +13,7 @@
 | ``--custom-generate-function-path`` | ``generate`` | `m2rl_slime.agent.slime_hooks` |
 | ``--rollout-sample-hook-path`` | ``attach_teacher_log_probs`` | `m2rl_slime.opd.slime_hooks` |
 | ``--custom-loss-function-path`` | ``opd_loss`` | `m2rl_slime.opd.slime_hooks` |
+| ``custom_rm_path`` of an ``--eval-config`` dataset | ``deferred_reward`` | `m2rl_slime.eval.slime_hooks` |
 
 Each hook also keeps the paths of earlier versions (`Hook.legacy`, e.g. ``m2rl_slime.rewards.reward``), so
 existing recipes keep working. Importing this module imports neither slime, torch nor aiohttp: a hook is
@@ -85,6 +86,7 @@ HOOKS: dict[str, Hook] = {
         "m2rl_slime.opd.slime_hooks.opd_loss",
         ("m2rl_slime.opd.opd_loss", "m2rl_slime.opd.slime_hook.opd_loss"),
     ),
+    "deferred_reward": Hook("--eval-config custom_rm_path", "m2rl_slime.eval.slime_hooks.deferred_reward"),
 }
 
 __all__ = sorted(HOOKS)

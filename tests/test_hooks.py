@@ -23,7 +23,7 @@ def load(path: str):
 def test_the_index_covers_every_hook_and_its_flag():
     assert sorted(HOOKS) == sorted(
         ["reward", "log_rollout", "log_eval", "MultiDomainDataSource", "observe", "keep_domain_quota",
-         "SFTDataSource", "generate_rollout", "generate", "attach_teacher_log_probs", "opd_loss"]
+         "SFTDataSource", "generate_rollout", "generate", "attach_teacher_log_probs", "opd_loss", "deferred_reward"]
     )  # fmt: skip
     assert all(hook.flag.startswith("--") for hook in HOOKS.values())
     assert "m2rl_slime.hooks.opd_loss" in accepted_paths("opd_loss")

@@ -1,4 +1,4 @@
-"""``python -m m2rl_slime.eval`` (see `m2rl_slime.eval.cli`)."""
+"""``python -m m2rl_slime.eval``."""
 
 import sys
 

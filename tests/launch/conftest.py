@@ -8,7 +8,18 @@ from pathlib import Path
 
 import pytest
 
-RECIPES = ("rl_math", "rl_code", "rl_science", "rl_if", "rl_agent", "rl_multi", "opd", "opd_custom_loss", "sft")
+RECIPES = (
+    "rl_math",
+    "rl_code",
+    "rl_science",
+    "rl_if",
+    "rl_agent",
+    "rl_multi",
+    "opd",
+    "opd_custom_loss",
+    "sft",
+    "eval",
+)
 CLUSTER_ROOT = "/cluster"  # what the tmp work dir is shown as in golden files
 
 

@@ -80,6 +80,7 @@ def test_fixed_hook_paths(load, name):
     f = flags(recipe)
     if name != "sft":
         assert f["custom-rm-path"] == "m2rl_slime.hooks.reward"
+    if name not in ("sft", "eval"):  # an eval-only run has no training rollouts to log
         assert f["custom-rollout-log-function-path"] == "m2rl_slime.hooks.log_rollout"
     if name in ("rl_agent", "rl_multi", *OPD_RUNS):
         assert f["custom-generate-function-path"] == "m2rl_slime.hooks.generate"
