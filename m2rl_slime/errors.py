@@ -40,3 +40,11 @@ class SandboxError(M2RLError):
 
 class TeacherError(M2RLError):
     """A distillation teacher could not be reached or returned unusable log-probs."""
+
+
+class ServerError(M2RLError):
+    """An inference server (SGLang, OpenAI-compatible) rejected a request or stayed unreachable."""
+
+
+class UnavailableError(M2RLError):
+    """A component (a scorer, an episode driver) cannot run in this installation or with these settings."""

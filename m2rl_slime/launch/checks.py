@@ -4,7 +4,8 @@
   and type the parser expects; a flag may appear in one group only; the flags the launcher generates
   (``--custom-config-path``, ``--eval-config``) may not be set by hand.
 - ``plugin``: each key must be one of `m2rl_slime.config.PLUGIN_SETTINGS` and parse with its dataclass.
-- ``eval``: only keys slime's ``--eval-config`` accepts (from the same generated table).
+- ``eval``: only keys slime's ``--eval-config`` accepts (from the same generated table); a ``suite``
+  section is rendered into it first (`expand_suite`).
 - ``services``: parsed into `Service`.
 """
 
@@ -42,6 +43,7 @@ def build_recipe(
 
     table = slime_flags()
     slime = check_slime(resolved.get("slime") or {}, where, table)
+    resolved, raw, suite = expand_suite(resolved, raw, where)
     plugin = check_plugin(resolved.get("plugin") or {}, where)
     eval_cfg = check_eval(resolved.get("eval"), where, table)
     if eval_cfg is None and "eval-interval" in slime.get("eval", {}) and "eval-prompt-data" not in slime["eval"]:
@@ -71,7 +73,28 @@ def build_recipe(
         defaults=dict(defaults),
         raw=raw,
         origin=dict(origin),
+        suite=suite,
     )
+
+
+def expand_suite(
+    resolved: Mapping[str, Any], raw: Mapping[str, Any], where: Any
+) -> tuple[Mapping[str, Any], Mapping[str, Any], dict[str, Any] | None]:
+    """Render a ``suite:`` section into ``eval`` (and the suite's reward settings into
+    ``plugin.m2rl_reward``, under the recipe's own); `raw` gets the rendered ``eval`` for ``--emit-script``."""
+    if resolved.get("suite") is None:
+        return resolved, raw, None
+    if resolved.get("eval") is not None:
+        raise ConfigError(f"{where('suite')}: a recipe has either `suite` or `eval`, not both")
+    from ..eval.slime_config import recipe_eval_section
+
+    eval_cfg, reward, suite = recipe_eval_section(resolved["suite"], where("suite"))
+    plugin, raw_plugin = dict(resolved.get("plugin") or {}), dict(raw.get("plugin") or {})
+    if reward:
+        plugin["m2rl_reward"] = {**reward, **(plugin.get("m2rl_reward") or {})}
+        raw_plugin["m2rl_reward"] = {**reward, **(raw_plugin.get("m2rl_reward") or {})}
+    raw = {**raw, "eval": eval_cfg, "plugin": raw_plugin}
+    return {**resolved, "eval": eval_cfg, "plugin": plugin}, raw, suite
 
 
 def check_slime(groups: Mapping[str, Any], where: Any, table: SlimeFlags) -> dict[str, dict[str, Any]]:

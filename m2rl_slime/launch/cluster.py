@@ -3,7 +3,8 @@ that lists exactly those steps.
 
 Head (``NODE_RANK=0``): write the generated YAML files, start a Ray head unless one already answers at
 ``MASTER_ADDR:RAY_PORT``, wait (with a timeout) until ``NNODES`` nodes have joined, start/wait for the
-recipe's services, ``ray job submit`` and wait for the job. Afterwards it stops what it started itself:
+recipe's services, ``ray job submit`` and wait for the job, recording the run's start, end, nodes and GPUs
+in ``m2rl_run_record.json`` next to its checkpoints (`records`). Afterwards it stops what it started itself:
 services it spawned (their own process groups) and the Ray head (``ray stop``) unless ``--keep-ray``.
 Workers wait for the head's port, then ``ray start --address=... --block`` until the cluster goes away.
 No process the launcher did not start is ever signalled (no ``pkill``).
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import M2RLError
+from . import records
 from .model import NodeSettings, Recipe, Service, display
 from .render import GeneratedFile, Rendered
 from .runner import ProcessHandle, Runner
@@ -199,7 +201,7 @@ def run_head(recipe: Recipe, rendered: Rendered, node: NodeSettings, runner: Run
             wait_for_nodes(node, runner, opts)
         bring_up_services(recipe, runner, opts, services)
         logger.info("submitting %s", display(recipe.path))
-        return runner.call(rendered.submit_command)
+        return submit_recorded(recipe, rendered, node, runner)
     finally:
         for service, handle in services:
             logger.info("stopping service %s (started by this launcher)", service.name)
@@ -207,6 +209,37 @@ def run_head(recipe: Recipe, rendered: Rendered, node: NodeSettings, runner: Run
         if started_ray and not opts.keep_ray:
             logger.info("stopping the Ray head this launcher started (ray stop)")
             runner.call(["ray", "stop"])
+
+
+def record_dir(recipe: Recipe) -> str | None:
+    """Where the run record goes: the run's save directory (``--save``), else an eval run's ``suite.out``."""
+    save = recipe.slime.get("ckpt", {}).get("save")
+    if isinstance(save, str) and save:
+        return save
+    return (recipe.suite or {}).get("out")
+
+
+def submit_recorded(recipe: Recipe, rendered: Rendered, node: NodeSettings, runner: Runner) -> int:
+    """Submit the job, with a run-record segment (start, end, nodes, GPUs, status) around it."""
+    directory = record_dir(recipe)
+    record = None
+    if directory:
+        try:
+            run_name = recipe.variables.get("RUN_NAME") or recipe.name
+            record = records.open_segment(directory, run_name, display(recipe.path), node.nnodes, node.gpus_per_node)
+        except (OSError, M2RLError) as exc:  # cost accounting must never stop a run
+            logger.warning("cannot write the run record in %s: %s", directory, exc)
+    status = "interrupted"
+    try:
+        code = runner.call(rendered.submit_command)
+        status = "ok" if code == 0 else "failed"
+        return code
+    finally:
+        if record is not None:
+            try:
+                records.close_segment(record, status)
+            except (OSError, M2RLError) as exc:
+                logger.warning("cannot close the run record %s: %s", record, exc)
 
 
 def run_worker(node: NodeSettings, runner: Runner, opts: LaunchOptions) -> int:

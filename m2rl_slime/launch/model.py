@@ -32,6 +32,7 @@ TOP_KEYS = (
     "slime",
     "plugin",
     "eval",
+    "suite",
     "services",
     "env",
 )
@@ -84,6 +85,8 @@ class Recipe:
         defaults: each declared variable's value before the environment is consulted (``--set``, else the
             launcher's computed value, else the declared default template; None = required), for
             ``--emit-script``.
+        suite: the ``suite:`` section (an eval-only run): name, data_dir, out, model, model_id, only and
+            ``skipped`` (benchmarks left out of the slime run); `eval` is rendered from it.
     """
 
     name: str
@@ -101,6 +104,7 @@ class Recipe:
     defaults: Mapping[str, str | None]
     raw: Mapping[str, Any]
     origin: Mapping[str, str]
+    suite: Mapping[str, Any] | None = None
 
     def where(self, key: str) -> str:
         """``"<recipe>: <key>"`` for error messages, plus the base file or ``--set`` that set `key`."""

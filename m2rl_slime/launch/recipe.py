@@ -12,6 +12,8 @@ A recipe file has these top-level keys (any other key is an error naming it and 
 - ``plugin``: our settings (``m2rl_reward``, ``m2rl_data``, ``m2rl_opd``, ``m2rl_agent``), written to the
   ``--custom-config-path`` YAML and validated with the dataclasses in `m2rl_slime.config.PLUGIN_SETTINGS`;
 - ``eval``: slime's ``--eval-config`` body (``defaults``, ``datasets``), written to a generated YAML;
+- ``suite``: instead of ``eval``, a benchmark suite rendered into it (an eval-only run; see
+  `m2rl_slime.eval.slime_config`);
 - ``services``: servers the job needs (e.g. the OPD teachers): ``name``, ``command``, ``env``,
   ``health_urls``, ``wait_command``, ``timeout_s`` (see `model.Service`);
 - ``env``: extra environment variables for the Ray job (``runtime_env.env_vars``).
@@ -35,7 +37,7 @@ from .model import GROUPS, TOP_KEYS, Recipe, display, where_text
 from .overrides import apply_sets, split_sets
 from .variables import BUILTINS, Resolver, VariableScope, resolve_tree
 
-_DEEP = ("plugin", "eval", "env")
+_DEEP = ("plugin", "eval", "suite", "env")
 _UNRESOLVED = ("extends", "variables")
 
 
