@@ -79,8 +79,13 @@ def _format(report: dict[str, Any]) -> str:
             else:
                 text.append(f"{e['cos']:.3f} [{e['low']:.2f},{e['high']:.2f}]".rjust(24))
         lines.append(f"{bench:<14} {res['n_items']:>5} " + "".join(text))
-        for name, m in res.get("mismatch", {}).items():
-            lines.append(f"{'':<14}  {name}: {m['missing']} items missing, {m['not_common']} not in every input")
+        mismatch = res.get("mismatch", {})
+        for name, m in mismatch.items():
+            if m["missing"]:
+                lines.append(f"{'':<14}  {name} lacks {m['missing']} item(s), e.g. {', '.join(m['missing_examples'])}")
+        dropped = max((m["not_common"] for m in mismatch.values()), default=0)
+        if dropped:
+            lines.append(f"{'':<14}  up to {dropped} item(s) of an input dropped: not evaluated by every input")
     return "\n".join(lines)
 
 

@@ -43,5 +43,5 @@ def plot(json_path: Path, out_dir: Path) -> list[Path]:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("cos(g_union, g_model)")
     ax.set_title(f"Gain consistency; whiskers: {int(100 * report['level'])}% bootstrap over items", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return [save_png(fig, Path(out_dir) / "fig5_gains.png")]
