@@ -75,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     j.add_argument("--top-p", type=float, default=0.95, help="judge top_p (default 0.95)")
     j.add_argument("--max-tokens", type=int, default=16384, metavar="N", help="judge budget (default 16384)")
     j.add_argument("--chat-template-kwargs", default="{}", metavar="JSON", help="e.g. '{\"enable_thinking\": true}'")
-    j.add_argument("--seed", type=int, default=0, help="base of the per-verdict seeds and the bootstrap")
+    j.add_argument("--seed", type=int, default=0, help="base of the per-verdict seeds (default 0)")
     c = parser.add_argument_group("client and report")
     c.add_argument("--concurrency", type=int, default=16, metavar="N", help="requests in flight per URL")
     c.add_argument("--retries", type=int, default=5, metavar="N", help="retries of a failed request")
@@ -83,6 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--max-failures", type=int, default=50, metavar="N", help="stop after N failed requests")
     c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.add_argument("--resamples", type=int, default=10_000, help="bootstrap resamples of the correlations")
+    c.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     c.add_argument("--fig8", metavar="M1,M2", help="models of Fig. 8, e.g. rl_multi,ties,mt_opd (default: all)")
 
 
@@ -172,7 +173,8 @@ def run(opts: argparse.Namespace) -> int:
     out = Path(opts.out)
     meta = {"protocol": settings.protocol(), "k": settings.k, "max_per_item": opts.max_per_item,
             "threshold": opts.threshold, "models_dirs": models,
-            "templates": {"version": templates.version, "sha": templates.sha, "path": opts.templates or "shipped"},
+            "templates": {"version": templates.version, "sha": templates.sha},
+            "templates_path": opts.templates or "shipped",
             "m2rl_slime": __version__}  # fmt: skip
     work = None
     with locked(out, "selfverify"):
@@ -185,7 +187,7 @@ def run(opts: argparse.Namespace) -> int:
         generation = {name: generation_scores(path, benchmarks) for name, path in models.items()}
         fig8 = _list(opts.fig8, "--fig8") if opts.fig8 else list(models)
         report = build_report(out, list(models), modes, benchmarks, generation, meta, k=settings.k,
-                              max_per_item=opts.max_per_item, resamples=opts.resamples, seed=opts.seed, fig8=fig8)  # fmt: skip
+                              max_per_item=opts.max_per_item, resamples=opts.resamples, seed=opts.bootstrap_seed, fig8=fig8)  # fmt: skip
         write_report(out, report)
     print(format_report(report))
     for path in draw_figures(plot, out / SELFVERIFY_JSON, logger):
