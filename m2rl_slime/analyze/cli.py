@@ -24,6 +24,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "m2rl_slime.analyze.weights.cli",
         "weight-shift footprints of RL experts vs their SFT base: Jaccard, cosines (Table 5, Fig. 3)",
     ),
+    "kl": (
+        "m2rl_slime.analyze.neighbours.cli",
+        "KL cross-comparison of experts and multi-domain models, policy neighbourhoods (Fig. 4, Eq. 1)",
+    ),
+    "subsets": (
+        "m2rl_slime.analyze.neighbours.subsets",
+        "merge recipes of each domain with each candidate neighbour (the Table 6 ablation)",
+    ),
+    "gains": ("m2rl_slime.analyze.gains.cli", "gain consistency: per-item gains over SFT vs the experts' (Fig. 5)"),
+    "selfverify": (
+        "m2rl_slime.analyze.selfverify.cli",
+        "each model judges its own trajectories, outcome and process mode (Table 7, Figs. 6-8)",
+    ),
     "plot": ("m2rl_slime.analyze.plot", "redraw every figure from the JSON results in a directory"),
 }
 

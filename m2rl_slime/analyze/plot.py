@@ -15,6 +15,9 @@ from ..errors import ConfigError
 PLOTTERS: dict[str, str] = {
     "curves.json": "m2rl_slime.analyze.curves.plot.plot",
     "weights.json": "m2rl_slime.analyze.weights.plot.plot",
+    "kl.json": "m2rl_slime.analyze.neighbours.plot.plot",
+    "gains.json": "m2rl_slime.analyze.gains.plot.plot",
+    "selfverify.json": "m2rl_slime.analyze.selfverify.plot.plot",
 }
 
 
