@@ -215,16 +215,19 @@ class FillIndex:
             return
         base, found = 0, 0
         for file in files:
-            for pos, row in _READERS[file.suffix](fmt, file, positions, base):
-                if pos < 0:
-                    base += row["rows"]
-                    continue
-                question = fmt.question(row)
-                if question is None:
-                    self.failed[(name, split, pos)] = f"{file}: the problem at position {pos} has no statement"
-                else:
-                    self.questions[(name, split, pos)] = question
-                    found += 1
+            try:
+                for pos, row in _READERS[file.suffix](fmt, file, positions, base):
+                    if pos < 0:
+                        base += row["rows"]
+                        continue
+                    question = fmt.question(row)
+                    if question is None:
+                        self.failed[(name, split, pos)] = f"{file}: the problem at position {pos} has no statement"
+                    else:
+                        self.questions[(name, split, pos)] = question
+                        found += 1
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise ConfigError(f"fill source {name}: cannot read {file} ({exc}); download it again") from None
             self.read[name].append({"path": str(file), "bytes": file.stat().st_size, "split": split})
         for pos in positions:
             if pos >= base:

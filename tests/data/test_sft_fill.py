@@ -327,3 +327,7 @@ def test_arrow_random_access_files_are_read_too(tmp_path, monkeypatch):
     assert index.question(Reference("taco", "train", 3)) == "q3"
     monkeypatch.setattr(sft_fill_index, "_READERS", {})  # nothing is read for an already-known problem
     index.resolve([Reference("taco", "train", 3)])
+    monkeypatch.undo()
+    path.write_bytes(b"not arrow at all")
+    with pytest.raises(ConfigError, match=r"fill source taco: cannot read .*data-00000-of-00001.arrow"):
+        FillIndex(fill(f"taco={tmp_path}")).resolve([Reference("taco", "train", 0)])
