@@ -62,8 +62,9 @@ def _source_files(source: FillSource, root: Path | None) -> list[tuple[Path, Pat
             files = [(b, p) for b, p in files if p.is_file() and p.suffix in FILL_SUFFIXES]
         if not files:
             raise ConfigError(
-                f"fill source {source.name}: {path} matches no .parquet/.arrow/.jsonl file (download it: hf download "
-                f"{hub} --repo-type dataset --local-dir {path}; or give --fill-source {source.name}=PATH, or --no-fill)"
+                f"fill source {source.name}: {path} matches no .arrow/.parquet/.jsonl file (download it: hf download "
+                f"{hub} --repo-type dataset --local-dir {root / hub if root else hub}; or give --fill-source "
+                f"{source.name}=PATH, or --no-fill)"
             )
         found.extend(files)
     return found

@@ -227,7 +227,9 @@ def test_parquet_conversations_are_filled_in_process(raw, tmp_path):
 
 
 def test_a_missing_download_is_a_one_line_error_before_any_work(raw, tmp_path, capsys):
-    with pytest.raises(ConfigError, match=r"fill source apps: .*nope matches no .*hf download codeparrot/apps"):
+    with pytest.raises(
+        ConfigError, match=r"fill source apps: .*nope matches no .*hf download codeparrot/apps .*raw/codeparrot/apps;"
+    ):
         prepare_sft([SourceSpec.parse("cp::code")], tmp_path / "o", options(raw, "apps=nope"))
     assert not (tmp_path / "o").exists()
     argv = ["prepare-sft", "--source", "cp::code", "--inputs", str(raw), "--out", str(tmp_path / "p")]
