@@ -41,6 +41,21 @@ def add_prepare_sft(sub: Any) -> None:
         default=min(8, os.cpu_count() or 1),
         help="processes that parse and check jsonl rows (default: min(8, cores); 1 = none)",
     )
+    sft.add_argument(
+        "--fill-source",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME[:SPLIT]=PATH",
+        help="a local download that fills the '-' placeholder user turns of Nemotron-Competitive-Programming-v1: "
+        "NAME one of taco, apps, code_contests, codeforces; PATH a file, folder or glob of its split files "
+        "(replaces the blend's fill_sources entry of NAME). Without any, such rows are dropped",
+    )
+    sft.add_argument(
+        "--no-fill",
+        action="store_true",
+        help="drop the rows with a '-' placeholder user turn instead of filling them (ignores the blend's fill_sources)",
+    )
     sft.add_argument("--limit", type=int, help="read at most this many input rows per source (quick trial)")
     sft.add_argument("--strict", action="store_true", help="fail on the first bad row instead of dropping it")
     sft.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -48,13 +63,19 @@ def add_prepare_sft(sub: Any) -> None:
 
 def run_prepare_sft(args: argparse.Namespace) -> int:
     """Run ``prepare-sft`` from parsed flags; prints the summary table and returns 0."""
+    from ..errors import ConfigError
     from .sft_blend import SFTOptions, prepare_sft
-    from .sft_rules import SourceSpec, load_blend
+    from .sft_fill import FillSource, merge_fill
+    from .sft_rules import Blend, SourceSpec, read_blend
 
     if args.blend is not None:
-        sources, seed = load_blend(args.blend)
+        blend = read_blend(args.blend)
     else:
-        sources, seed = [SourceSpec.parse(text) for text in args.source], None
+        blend = Blend(tuple(SourceSpec.parse(text) for text in args.source))
+    if args.no_fill and args.fill_source:
+        raise ConfigError("--no-fill and --fill-source exclude each other: drop the placeholder rows or fill them")
+    fill = () if args.no_fill else merge_fill(blend.fill, [FillSource.parse(text) for text in args.fill_source])
+    sources, seed = list(blend.sources), blend.seed
     options = SFTOptions(
         seed=args.seed if args.seed is not None else (seed if seed is not None else DEFAULT_SEED),
         fmt=args.format,
@@ -65,6 +86,7 @@ def run_prepare_sft(args: argparse.Namespace) -> int:
         progress=False if args.no_progress else None,
         root=args.inputs,
         workers=args.workers,
+        fill=fill,
     )
     summary = prepare_sft(sources, args.out, options)
     print(summary.table())

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import ConfigError
+from .sft_fill import FillSource, parse_blend_fill
 
 RuleKind = Literal["all", "repeat", "sample", "fraction"]
 SOURCE_SEPARATOR = "::"
@@ -142,8 +143,18 @@ def resolve_files(spec: SourceSpec, root: Path | None = None) -> list[Path]:
     return files
 
 
-def load_blend(path: str | Path) -> tuple[list[SourceSpec], int | None]:
-    """Sources and seed of a blend YAML: ``seed`` and ``sources: {name: {path|paths, rule, share, rows}}``.
+@dataclass(frozen=True, slots=True)
+class Blend:
+    """A blend YAML: its sources, seed and the sets that fill placeholder user turns (`sft_fill`)."""
+
+    sources: tuple[SourceSpec, ...]
+    seed: int | None = None
+    fill: tuple[FillSource, ...] = ()
+
+
+def read_blend(path: str | Path) -> Blend:
+    """A blend YAML: ``seed``, ``sources: {name: {path|paths, rule, share, rows}}`` and ``fill_sources:
+    {NAME[:SPLIT]: path or [paths]}``.
 
     Raises:
         ConfigError: naming the bad key.
@@ -155,13 +166,23 @@ def load_blend(path: str | Path) -> tuple[list[SourceSpec], int | None]:
             document = yaml.safe_load(f) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"--blend {path}: cannot read YAML ({exc})") from None
-    unknown = sorted(set(document) - {"seed", "sources", "description"}) if isinstance(document, dict) else []
+    keys = {"seed", "sources", "description", "fill_sources"}
+    unknown = sorted(set(document) - keys) if isinstance(document, dict) else []
     if not isinstance(document, dict) or not isinstance(document.get("sources"), dict) or unknown:
-        raise ConfigError(f"--blend {path}: expected top-level keys seed, sources (a mapping), description")
+        raise ConfigError(f"--blend {path}: expected top-level keys {', '.join(sorted(keys))} (sources a mapping)")
     seed = document.get("seed")
     if seed is not None and not isinstance(seed, int):
         raise ConfigError(f"--blend {path}: seed must be an integer")
-    return [_blend_source(name, entry, f"{path}: sources.{name}") for name, entry in document["sources"].items()], seed
+    sources = tuple(
+        _blend_source(name, entry, f"{path}: sources.{name}") for name, entry in document["sources"].items()
+    )
+    return Blend(sources, seed, parse_blend_fill(document.get("fill_sources"), f"{path}: fill_sources"))
+
+
+def load_blend(path: str | Path) -> tuple[list[SourceSpec], int | None]:
+    """Sources and seed of a blend YAML (`read_blend`)."""
+    blend = read_blend(path)
+    return list(blend.sources), blend.seed
 
 
 def _blend_source(name: Any, entry: Any, where: str) -> SourceSpec:

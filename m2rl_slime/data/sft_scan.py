@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from .files import _import_parquet
+from .sft_fill import Reference, fill_row, reference_of
 from .sft_rows import SFTRowError, check_row, has_placeholder_turn
 
 CHUNK_BYTES = 4 << 20
@@ -27,8 +28,9 @@ class Record(NamedTuple):
     """One input row: where it is, its raw jsonl line (None for parquet), and what the check found.
 
     `code` is `INVALID`, `sft_rows.CLEAN` or `sft_rows.FIXED` (None when the row was not checked);
-    `fixed` the re-encoded row when it was FIXED and encoding was asked for; `row` the parsed object
-    (parquet only); `error` ``(reason, message)`` of an invalid row.
+    `fixed` the re-encoded row when it was FIXED and encoding was asked for (or the filled row, in a fill
+    pass); `row` the parsed object (parquet only); `error` ``(reason, message)`` of an invalid row; `ref` the
+    problem a valid row with a ``-`` placeholder user turn points at (`sft_fill.reference_of`).
     """
 
     where: str
@@ -36,7 +38,7 @@ class Record(NamedTuple):
     code: int | None = None
     fixed: bytes | None = None
     error: tuple[str, str] | None = None
-    placeholder: bool = False
+    ref: Reference | None = None
     row: Any = None
 
 
@@ -59,14 +61,19 @@ def clean_lines(lines: list[bytes], first_line: int) -> Iterator[tuple[int, byte
         yield first_line + i, line
 
 
-def check(row: Any, encode_fixed: bool) -> tuple[int, bytes | None, tuple[str, str] | None, bool]:
-    """(code, fixed encoding, error, placeholder) of one parsed row."""
+def check(row: Any, encode_fixed: bool) -> tuple[int, bytes | None, tuple[str, str] | None, Reference | None]:
+    """(code, fixed encoding, error, placeholder reference) of one parsed row."""
     try:
         code, checked = check_row(row)
     except SFTRowError as exc:
-        return INVALID, None, (exc.reason, str(exc)), False
+        return INVALID, None, (exc.reason, str(exc)), None
     fixed = encode(checked) if encode_fixed and checked is not row else None
-    return code, fixed, None, has_placeholder_turn(checked)
+    return code, fixed, None, reference_of(checked) if has_placeholder_turn(checked) else None
+
+
+def filled(row: Any, question: str) -> bytes:
+    """The encoding of a placeholder row (valid in the counting pass) with its ``-`` user turns filled."""
+    return encode(fill_row(check_row(row)[1], question))
 
 
 def classify_chunk(lines: list[bytes], first_line: int, encode_fixed: bool) -> list[tuple]:
@@ -76,7 +83,7 @@ def classify_chunk(lines: list[bytes], first_line: int, encode_fixed: bool) -> l
         try:
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            results.append((line_no, INVALID, None, ("invalid_json", f"invalid JSON ({exc})"), False))
+            results.append((line_no, INVALID, None, ("invalid_json", f"invalid JSON ({exc})"), None))
             continue
         results.append((line_no, *check(row, encode_fixed)))
     return results
@@ -121,6 +128,41 @@ def jsonl_records(path: Path, pool: Any, check_rows: bool, encode_fixed: bool, i
             pending.append((chunk, first, classify_chunk(chunk, first, encode_fixed)))
         else:
             pending.append((chunk, first, pool.submit(classify_chunk, chunk, first, encode_fixed)))
+        yield from drain(in_flight)
+    yield from drain(0)
+
+
+def fill_lines(lines: list[bytes], questions: list[str]) -> list[bytes]:
+    """Parse, fill and encode placeholder lines (runs in a worker process)."""
+    return [filled(json.loads(line), question) for line, question in zip(lines, questions)]
+
+
+def jsonl_filled_records(path: Path, pool: Any, fills: Any, in_flight: int = 0) -> Iterator[Record]:
+    """Raw records of a jsonl file (not parsed), except the placeholder rows to fill, which come back filled in
+    `Record.fixed` (parsed, filled and encoded by the `pool`, or here without one).
+
+    ``fills(n)`` is called once per chunk, in file order, with the chunk's number of rows; it returns
+    ``{row offset in the chunk: statement}`` for the rows to fill.
+    """
+    pending: deque = deque()
+
+    def drain(limit: int) -> Iterator[Record]:
+        while len(pending) > limit:
+            lines, wanted, result = pending.popleft()
+            done = dict(zip(wanted, result.result() if pool is not None and wanted else result))
+            for k, (line_no, line) in enumerate(lines):
+                yield Record(f"{path}:{line_no}", line, fixed=done.get(k))
+
+    in_flight = in_flight if pool is not None else 0
+    for first, chunk in iter_chunks(path):
+        lines = list(clean_lines(chunk, first))
+        questions = fills(len(lines))
+        wanted = sorted(questions)
+        args = ([lines[k][1] for k in wanted], [questions[k] for k in wanted])
+        if pool is None or not wanted:
+            pending.append((lines, wanted, fill_lines(*args) if wanted else []))
+        else:
+            pending.append((lines, wanted, pool.submit(fill_lines, *args)))
         yield from drain(in_flight)
     yield from drain(0)
 

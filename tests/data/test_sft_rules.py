@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from m2rl_slime.data.sft_rules import Rule, SourceSpec, check_sources, copies, load_blend, selection_rng
+from m2rl_slime.data.sft_rules import Rule, SourceSpec, check_sources, copies, load_blend, read_blend, selection_rng
 from m2rl_slime.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -87,6 +87,13 @@ def test_table1_blend_reproduces_the_papers_counts():
     # "repeat 10x": at the released sizes the sample is exactly ten copies of every row
     assert list(set(copies(226_334, by_name["science"].rows, selection_rng(42, "science")))) == [10]
     assert by_name["chat"].rule.wanted(430_978) == 10 * 430_978
+    fill = read_blend(REPO / "recipes" / "data" / "sft_table1.yaml").fill
+    assert {f.name: f.paths for f in fill} == {
+        "taco": ("BAAI/TACO",),
+        "apps": ("codeparrot/apps",),
+        "code_contests": ("deepmind/code_contests",),
+        "codeforces": ("open-r1/codeforces/data",),
+    }
 
 
 def test_blend_yaml_errors_name_the_key(tmp_path):
@@ -103,3 +110,9 @@ def test_blend_yaml_errors_name_the_key(tmp_path):
     bad.write_text("source: {}\n")
     with pytest.raises(ConfigError, match="top-level"):
         load_blend(bad)
+    bad.write_text("sources: {a: {path: x.jsonl}}\nfill_sources: {leetcode: x}\n")
+    with pytest.raises(ConfigError, match="fill_sources.leetcode: unknown fill source .*known: taco, apps"):
+        read_blend(bad)
+    bad.write_text("sources: {a: {path: x.jsonl}}\nfill_sources: {taco: 3}\n")
+    with pytest.raises(ConfigError, match="fill_sources.taco: expected a path"):
+        read_blend(bad)
