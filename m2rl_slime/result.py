@@ -71,3 +71,18 @@ class Result:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Result:
         return cls(float(data["score"]), Reason(data["reason"]), dict(data.get("details") or {}))
+
+
+def bounded(value: Any, *, chars: int = 300, items: int = 20) -> Any:
+    """A JSON-safe copy of verifier details with every string cut to `chars` characters (and "...") and
+    every mapping or list to its first `items` entries, at every depth; other objects become strings.
+    What rollout logs and eval records keep of `Result.details`."""
+    if isinstance(value, str):
+        return value if len(value) <= chars else value[:chars] + "..."
+    if isinstance(value, Mapping):
+        return {str(k): bounded(v, chars=chars, items=items) for k, v in list(value.items())[:items]}
+    if isinstance(value, (list, tuple)):
+        return [bounded(v, chars=chars, items=items) for v in value[:items]]
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    return bounded(str(value), chars=chars, items=items)

@@ -9,7 +9,6 @@ whole file in memory. `locked` keeps a second process off the same output direct
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._dirlock import hold
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -147,16 +147,5 @@ def locked(directory: str | Path, command: str) -> Iterator[None]:
     Raises:
         ConfigError: another process holds it.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"{directory} is in use by another `analyze {command}`; wait for it or use another --out"
-            ) from None
+    with hold(directory, LOCK, f"`analyze {command}`"):
         yield
-    finally:
-        os.close(fd)

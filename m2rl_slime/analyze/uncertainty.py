@@ -13,6 +13,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ..eval.stats import avg_at_k
+
 _EPS = 1e-15
 _TINY = 1e-300
 _MAX_TERMS = 500
@@ -29,19 +31,13 @@ class MeanSE:
 
 
 def mean_se(values: Sequence[float]) -> MeanSE:
-    """Mean and standard error (sample s.d. / sqrt(n)).
+    """Mean and standard error (sample s.d. / sqrt(n)): the eval runner's Avg@K estimator, over any units.
 
     Raises:
         ValueError: no values.
     """
-    n = len(values)
-    if n == 0:
-        raise ValueError("mean of no values")
-    mean = math.fsum(values) / n
-    if n == 1:
-        return MeanSE(mean, None, 1)
-    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    return MeanSE(mean, math.sqrt(var / n), n)
+    estimate = avg_at_k(values)
+    return MeanSE(estimate.avg, estimate.stderr, estimate.n)
 
 
 def ratio_se(numerators: Sequence[float], denominators: Sequence[float]) -> MeanSE:

@@ -14,7 +14,6 @@ counts as 0; items and summaries leave it out and say so.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._dirlock import hold
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -212,16 +212,5 @@ def locked(directory: str | Path) -> Iterator[None]:
     Raises:
         ConfigError: another process holds it.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError(
-                f"{directory} is in use by another `m2rl_slime.eval` process; wait for it or use another --out"
-            ) from None
+    with hold(directory, LOCK, "`m2rl_slime.eval` process"):
         yield
-    finally:
-        os.close(fd)

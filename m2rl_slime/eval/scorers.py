@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ConfigError, UnavailableError, UnknownNameError
+from ..result import bounded
+from ..rewards.mcq import prompt_text
 from ..rewards.result import Result
 
 logger = logging.getLogger(__name__)
@@ -111,26 +113,8 @@ def make_scorer(name: str, settings: ScorerSettings, options: Mapping[str, Any])
 
 
 def trim(value: Any) -> Any:
-    """A JSON-safe, bounded copy of verifier details (long strings and lists cut)."""
-    if isinstance(value, str):
-        return value if len(value) <= _DETAIL_CHARS else value[:_DETAIL_CHARS] + "..."
-    if isinstance(value, Mapping):
-        return {str(k): trim(v) for k, v in list(value.items())[:_DETAIL_ITEMS]}
-    if isinstance(value, (list, tuple)):
-        return [trim(v) for v in value[:_DETAIL_ITEMS]]
-    if isinstance(value, (int, float, bool)) or value is None:
-        return value
-    return trim(str(value))
-
-
-def prompt_text(prompt: Any) -> str | None:
-    """The user turns of a chat prompt, joined (what the science verifier reads the options from)."""
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        parts = [m.get("content") for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
-        return "\n".join(p for p in parts if isinstance(p, str)) or None
-    return None
+    """A JSON-safe, bounded copy of verifier details for eval records (longer than the rollout logs')."""
+    return bounded(value, chars=_DETAIL_CHARS, items=_DETAIL_ITEMS)
 
 
 class RewardScorer:

@@ -20,9 +20,10 @@ from ..config import parse_section
 from ..domains import domain_names
 from ..errors import M2RLError
 from .config import RewardConfig
+from .mcq import prompt_text
 from .result import Result
 from .router import Item, Router
-from .slime_hooks import _prompt_text, sample_domain
+from .slime_hooks import sample_domain
 
 
 def _load_settings(path: str | None) -> tuple[RewardConfig, Any]:
@@ -63,8 +64,8 @@ def _read_rows(path: str, default_domain: str | None) -> list[tuple[int, dict, I
             metadata = row.get("metadata")
             domain = sample_domain({"domain": row["domain"]} if row.get("domain") else metadata, default_domain, where)
             view = dict(metadata) if isinstance(metadata, dict) else {}
-            if domain == "science" and "prompt_text" not in view and _prompt_text(row.get("prompt")):
-                view["prompt_text"] = _prompt_text(row.get("prompt"))
+            if domain == "science" and "prompt_text" not in view and prompt_text(row.get("prompt")):
+                view["prompt_text"] = prompt_text(row.get("prompt"))
             rows.append((lineno, row, Item(domain, row["response"], row.get("label"), view)))
     if not rows:
         raise M2RLError(f"{path}: no rows")

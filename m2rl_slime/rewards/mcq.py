@@ -68,6 +68,17 @@ def _letters_from_options(options: Any) -> str | None:
     return letters or None
 
 
+def prompt_text(prompt: Any) -> str | None:
+    """The user turns of a chat prompt, joined: where the options are read from when a row's metadata
+    lists none (callers pass it as ``metadata["prompt_text"]``)."""
+    if isinstance(prompt, str):
+        return prompt
+    if isinstance(prompt, list):
+        parts = [m.get("content") for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
+        return "\n".join(p for p in parts if isinstance(p, str)) or None
+    return None
+
+
 def valid_letters(metadata: Mapping[str, Any], default: str) -> tuple[str, str]:
     """The task's valid letters and where they came from (metadata, options, choices, prompt, default)."""
     letters = metadata.get("valid_letters")

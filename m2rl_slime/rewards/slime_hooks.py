@@ -31,7 +31,9 @@ from .._dotted import load_dotted
 from ..config import parse_section, plugin_setting
 from ..domains import canonical_domain, domain_names
 from ..errors import ConfigError, UnknownNameError
+from ..result import bounded
 from .config import RewardConfig
+from .mcq import prompt_text
 from .metrics import domain_metrics
 from .pool import pool_stats
 from .result import Reason, Result
@@ -44,7 +46,6 @@ logger = logging.getLogger(__name__)
 # (``opd/<domain>/...``), the realised per-pool counts of the trained batch (``m2rl_data/<pool>/...``).
 ROLLOUT_METRICS = ("m2rl_slime.opd.metrics.rollout_metrics", "m2rl_slime.data.metrics.trained_batch_metrics")
 
-_DETAIL_CHARS = 300
 _routers: dict[int, tuple[Any, Router]] = {}
 _lock = threading.Lock()
 
@@ -82,27 +83,6 @@ def sample_domain(metadata: Any, default: str | None, where: str) -> str:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _trim(value: Any) -> Any:
-    if isinstance(value, str):
-        return value if len(value) <= _DETAIL_CHARS else value[:_DETAIL_CHARS] + "..."
-    if isinstance(value, Mapping):
-        return {str(k): _trim(v) for k, v in list(value.items())[:20]}
-    if isinstance(value, (list, tuple)):
-        return [_trim(v) for v in value[:20]]
-    if isinstance(value, (int, float, bool)) or value is None:
-        return value
-    return _trim(str(value))
-
-
-def _prompt_text(prompt: Any) -> str | None:
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        parts = [m.get("content") for m in prompt if isinstance(m, Mapping) and m.get("role") == "user"]
-        return "\n".join(p for p in parts if isinstance(p, str)) or None
-    return None
-
-
 def _aborted(sample: Any) -> bool:
     """slime's ``Sample.Status.ABORTED`` (compared by name: this module does not import slime)."""
     status = getattr(sample, "status", None)
@@ -122,7 +102,7 @@ async def _score_sample(router: Router, sample: Any, position: int) -> Result:
         return result
     view = dict(metadata) if isinstance(metadata, Mapping) else {}
     if domain == "science" and "prompt_text" not in view:
-        prompt = _prompt_text(getattr(sample, "prompt", None))
+        prompt = prompt_text(getattr(sample, "prompt", None))
         if prompt:
             view["prompt_text"] = prompt
     result = await router.ascore(Item(domain, sample.response, sample.label, view))
@@ -131,7 +111,7 @@ async def _score_sample(router: Router, sample: Any, position: int) -> Result:
             "domain": domain,
             "score": result.score,
             "reason": result.reason.value,
-            "details": json.loads(json.dumps(_trim(dict(result.details)), default=str)),
+            "details": json.loads(json.dumps(bounded(dict(result.details)), default=str)),
         }
     return result
 
