@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -37,8 +36,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "agent"))
+sys.path.insert(0, str(REPO / "tests"))
 
 from agent_harness import build_tokenizer, call_text, turn  # noqa: E402
+from loopback import Loopback  # noqa: E402
 from slime_parse_check import QWEN3_4B_HF_CONFIG as HF_CONFIG  # noqa: E402
 
 DOMAINS = ("math", "science", "if", "agent")
@@ -171,7 +172,7 @@ def parse_recipe(name: str, world: World, sets: list[str], run_name: str) -> Any
     return args
 
 
-class FakeSGLang:
+class FakeSGLang(Loopback):
     """A loopback SGLang server + router in its own thread (see the module docstring).
 
     Args:
@@ -201,42 +202,21 @@ class FakeSGLang:
         self.per_prompt: Counter = Counter()
         self._inflight: set = set()
         self._partials: dict[tuple, list[list[int]]] = {}  # prompt + partial ids -> full ids (FIFO)
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._init_loopback()
         self.port = 0
-
-    def __enter__(self) -> FakeSGLang:
-        self._thread.start()
-        self._ready.wait(30)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
 
     def _delay(self, domain: str, text: str) -> float:
         if callable(self.latency):
             return float(self.latency(domain, text))
         return float(self.latency.get(domain, 0.0))
 
-    def _serve(self) -> None:
-        from aiohttp import web
+    client_max_size = 1024**2  # aiohttp's default
 
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
+    def routes(self, app: Any) -> None:
         app.router.add_post("/generate", self._generate)
         app.router.add_post("/abort_request", self._abort)
         app.router.add_get("/workers", self._workers)
         app.router.add_get("/v1/loads", self._loads)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _workers(self, request):
         from aiohttp import web

@@ -15,10 +15,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from loopback import Loopback  # noqa: E402
 
 JUDGE_MARK = "You are grading an answer"
 
@@ -55,7 +61,7 @@ class FakeModel:
 
 
 @dataclass
-class FakeServer:
+class FakeServer(Loopback):
     """The server, in its own thread and event loop (see the module docstring)."""
 
     tokenizer: Any = None
@@ -72,40 +78,13 @@ class FakeServer:
     port: int = 0
 
     def __post_init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._init_loopback()
         self._lock = threading.Lock()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> FakeServer:
-        self._thread.start()
-        assert self._ready.wait(30), "fake server did not start"
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(30)
-
-    def _serve(self) -> None:
-        from aiohttp import web
-
-        asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+    def routes(self, app: Any) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/generate", self._generate)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
 
     def _should_fail(self) -> bool:
         with self._lock:
