@@ -91,6 +91,18 @@ class _Retryable(Exception):
     pass
 
 
+async def run_workers(count: int, worker: Callable[[], Awaitable[None]]) -> None:
+    """Run `count` (at least 1) copies of `worker` until all return. When one raises (or the caller is
+    cancelled), the others are cancelled and awaited before the error propagates: no request outlives it."""
+    tasks = [asyncio.ensure_future(worker()) for _ in range(max(1, count))]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 def base_url(url: str) -> str:
     """``http://host:port`` from a URL that may end in ``/v1`` or ``/``."""
     url = url.strip().rstrip("/")

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..data.files import atomic_writer
 from ..errors import ConfigError, ServerError, UnavailableError
 from .rows import EvalItem, load_items
 from .runner import build_scorers
@@ -128,9 +127,8 @@ async def _rewrite(path: Path, rescorer: _Rescorer, progress: bool | None) -> No
     from tqdm import tqdm
 
     bar = tqdm(total=sum(1 for _ in read_samples(path)), desc="scoring", unit="sample", disable=progress is False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with atomic_writer(path) as out:
             chunk: list[dict[str, Any]] = []
             for record in read_samples(path):
                 chunk.append(record)
@@ -140,12 +138,6 @@ async def _rewrite(path: Path, rescorer: _Rescorer, progress: bool | None) -> No
                     chunk = []
             out.writelines(await rescorer.chunk(chunk))
             bar.update(len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     finally:
         bar.close()
         for scorer in rescorer.scorers.values():

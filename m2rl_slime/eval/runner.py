@@ -26,7 +26,7 @@ from typing import Any, Literal
 from .. import __version__
 from ..errors import ConfigError, ServerError, UnavailableError
 from ..rewards.result import Result
-from .client import Client, ClientConfig, Completion, bind_chat
+from .client import Client, ClientConfig, Completion, bind_chat, run_workers
 from .drivers import Driver, final_response, load_driver, uses_driver
 from .identity import ckpt_sha, sample_seed, split_reasoning, utc_now
 from .rows import EvalItem, load_items
@@ -250,13 +250,9 @@ async def _generate(ctx: _Context, jobs: list[tuple[Benchmark, EvalItem, int]]) 
                 if counts["written"] % 16 == 0 or not queue.qsize():
                     bar.set_postfix(items=counts["items"], failed=counts["failed"], refresh=False)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(ctx.options.client.concurrency * len(ctx.client.urls))]
     try:
-        await asyncio.gather(*workers)
+        await run_workers(ctx.options.client.concurrency * len(ctx.client.urls), worker)
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
         bar.close()
     return counts["written"], counts["failed"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._dirlock import hold
+from ..data.files import atomic_writer
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -149,19 +149,9 @@ class SampleLog:
 
 
 def write_atomic(path: str | Path, lines: Iterable[str]) -> None:
-    """Write `lines` to `path` through a temporary file in the same directory, fsync'd, then renamed."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for line in lines:
-                handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `lines` to `path` through a temporary sibling (fsync'd) that replaces it only when all are written."""
+    with atomic_writer(path) as handle:
+        handle.writelines(lines)
 
 
 def write_json(path: str | Path, value: Any) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import ConfigError, ServerError, TeacherError
-from ...eval.client import Client, ClientConfig, generate_payload
+from ...eval.client import Client, ClientConfig, generate_payload, run_workers
 from ...eval.identity import sample_seed, utc_now
 from ...eval.suite import Sampling
 from ..keyed_log import KeyedLog
@@ -205,13 +205,9 @@ async def _drive(work: _Work, jobs: list[tuple[Prompt, int, str]]) -> None:
             bar.update(1)
             bar.set_postfix(sampled=work.counts["sampled"], failed=work.counts["failed"], refresh=False)
 
-    workers = [asyncio.ensure_future(worker()) for _ in range(max(1, work.plan.client.concurrency))]
     try:
-        await asyncio.gather(*workers)
+        await run_workers(work.plan.client.concurrency, worker)
     finally:
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*workers, return_exceptions=True)
         bar.close()
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import ConfigError, ServerError
-from ...eval.client import Client, ClientConfig
+from ...eval.client import Client, ClientConfig, run_workers
 from ...eval.identity import sample_seed, utc_now
 from ...eval.suite import Sampling
 from ..keyed_log import KeyedLog
@@ -161,13 +161,9 @@ async def _main(plan: JudgePlan, log: KeyedLog) -> _State:
                 bar.update(1)
 
         total = sum(plan.client.concurrency * len(plan.urls[m.name]) for m in plan.models)
-        workers = [asyncio.ensure_future(worker()) for _ in range(total)]
         try:
-            await asyncio.gather(*workers)
+            await run_workers(total, worker)
         finally:
-            for task in workers:
-                task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
             bar.close()
     finally:
         for client in clients.values():
