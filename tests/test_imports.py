@@ -152,3 +152,12 @@ def test_light_modules_import_neither_slime_torch_nor_aiohttp(module):
 def test_the_cycle_finder_finds_cycles():
     assert _cycle({"a": {"b": set()}, "b": {"c": set()}, "c": {"a": set()}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b": set()}, "b": {"c": set()}}) is None
+
+
+def test_the_command_index_lists_every_command_line():
+    """`python -m m2rl_slime` names every subpackage that has a `__main__`, and the demo."""
+    from m2rl_slime.__main__ import COMMANDS
+
+    mains = {path.parent.name for path in PACKAGE.glob("*/__main__.py")}
+    assert mains, "no subpackage command line found"
+    assert set(COMMANDS) == mains | {"demo"}
