@@ -191,7 +191,7 @@ class LocalExecutor:
             slot = Slot(index, uid_base + index, os.path.join(self._base, f"s{index}"),
                         os.path.join(self._base, f"r{index}"), cpu, keep=keep)  # fmt: skip
             if self.cgroups is not None:
-                slot.cgroup = self.cgroups.create_slot(index, s.max_processes)
+                slot.cgroup = self.cgroups.create_slot(index, s.max_processes + 1)  # + the slot's keeper
             self._make_storage(slot)
             self._slots.append(slot)
 
