@@ -122,14 +122,14 @@ def _keepers(sandbox) -> list[int]:
 
 
 def test_killed_keepers_are_replaced_and_their_slots_come_back(embedded):
+    async def batch():  # more runs than slots: both slots are used
+        return await asyncio.gather(*[embedded.run(RunSpec(f"print({i})")) for i in range(6)])
+
+    asyncio.run(batch())  # (a replaced spawner gives slots new keepers only as they are used)
     before = _keepers(embedded)
     assert len(before) == 2  # one per slot
     for pid in before:
         os.kill(pid, signal.SIGKILL)
-
-    async def batch():
-        return await asyncio.gather(*[embedded.run(RunSpec(f"print({i})")) for i in range(6)])
-
     results = asyncio.run(batch())
     assert [r.run_result.stdout for r in results] == [f"{i}\n" for i in range(6)], results
     after = _keepers(embedded)
