@@ -55,8 +55,6 @@ class Commands:
         """Run one command in `slot` to completion (or its limits) and collect its output and times."""
         namespaces = self.namespaces
         cap = self.settings.output_limit_mb << 20
-        if slot.cgroup is not None and limits.address_space is not None:
-            slot.cgroup.set_memory(limits.address_space)
         fds = tuple(os.memfd_create(name, os.MFD_CLOEXEC) for name in ("stdin", "stdout"))
         err_r, err_w = os.pipe()
         tail = None
@@ -65,10 +63,9 @@ class Commands:
                 os.write(fds[0], stdin.encode())
                 os.lseek(fds[0], 0, os.SEEK_SET)
             env = self._env(slot)
-            cpu_base = slot.cgroup.cpu_ns() if slot.cgroup is not None else None
             try:
-                child = await self._spawn(slot, argv, env, "/tmp" if namespaces else slot.work_dir, limits,
-                                          (*fds, err_w))  # fmt: skip
+                child, cpu_base = await self._spawn(slot, argv, env, "/tmp" if namespaces else slot.work_dir, limits,
+                                                    (*fds, err_w))  # fmt: skip
             finally:
                 os.close(err_w)
             tail = TailReader(err_r, self.settings.stderr_limit_kb << 10, asyncio.get_running_loop())
@@ -94,19 +91,31 @@ class Commands:
         return CommandResult("TimeLimitExceeded" if timed_out else "Finished", round(elapsed, 6), code, stdout, stderr,
                              truncated, None if cpu_time is None else round(cpu_time, 6))  # fmt: skip
 
-    async def _spawn(self, slot: Slot, argv: list[str], env: dict[str, str], cwd: str, limits: Limits, fds) -> Child:
-        """Start a program; if the spawner died before it started, once more with a new spawner."""
-        try:
-            return await self.spawner.spawn(slot, argv, env, cwd, limits, fds)
-        except SpawnerGone as exc:
-            logger.error("code sandbox: the spawner is gone (%s); starting a new one", exc)
-            return await self.spawner.spawn(slot, argv, env, cwd, limits, fds)
+    async def _spawn(
+        self, slot: Slot, argv: list[str], env: dict[str, str], cwd: str, limits: Limits, fds
+    ) -> tuple[Child, int | None]:
+        """Start a program (once more with a new keeper if the slot's died first); returns it and the CPU base.
 
-    @staticmethod
-    def _cpu_used(slot: Slot, cpu_base: int | None, pid: int) -> float | None:
-        """CPU seconds of the program so far: its slot cgroup's, else those of its first process (and reaped kids)."""
+        The slot's memory limit and CPU base are set once its keeper is there, since the keeper's
+        own share is taken out of both.
+        """
+        for attempt in (1, 2):
+            try:
+                await self.spawner.ready(slot)
+                if slot.cgroup is not None and limits.address_space is not None:
+                    slot.cgroup.set_memory(limits.address_space + slot.cgroup.keeper_allowance())
+                cpu_base = self.spawner.program_cpu_ns(slot)
+                return await self.spawner.spawn(slot, argv, env, cwd, limits, fds), cpu_base
+            except SpawnerGone as exc:
+                if attempt == 2:
+                    raise
+                logger.error("code sandbox: %s; starting a new one", exc)
+        raise AssertionError("unreachable")
+
+    def _cpu_used(self, slot: Slot, cpu_base: int | None, pid: int) -> float | None:
+        """CPU seconds of the program so far: its slot cgroup's (less its keeper's), else those of its first process."""
         if slot.cgroup is not None and cpu_base is not None:
-            now = slot.cgroup.cpu_ns()
+            now = self.spawner.program_cpu_ns(slot)
             return None if now is None else (now - cpu_base) / 1e9
         try:
             with open(f"/proc/{pid}/stat") as handle:

@@ -1,28 +1,43 @@
-"""The spawner: a tiny single-threaded helper process that owns the slots' namespaces and starts programs.
+"""The spawner and the slot keepers: small single-threaded helpers that own the slots' namespaces and start programs.
+
+Process layout: server -> spawner (one) -> a keeper per slot -> the slot's programs.
 
 Forking a Python process costs time proportional to its size (page tables, copy-on-write faults,
 teardown before exec): ~1.4 ms for this ~10 MB process against ~4 ms for the 40 MB server, per
-program. So the server sends spawn requests here over a SOCK_SEQPACKET socketpair, with the program's
-stdin/stdout/stderr attached (SCM_RIGHTS). At start (and on a ``rebuild`` request) the spawner builds
-each slot's namespaces in a forked holder: network (only a down loopback), UTS (hostname ``sandbox``)
-and mount, whose root is the minimal root of `_rootfs`; it keeps their fds, the holder exits.
+program. So programs are forked from here, never from the server. The spawner forks one **keeper**
+per slot (at start, on a ``keeper`` request). A keeper joins the slot's cgroups once, exempts itself
+from the OOM killer where it may (``oom_score_adj`` -1000, with CAP_SYS_RESOURCE), builds the slot's namespaces by entering them itself:
+network (only a down loopback), UTS (hostname ``sandbox``) and mount, whose root is the minimal root of
+`_rootfs`; it then serves spawn requests sent by the server directly over its own SOCK_SEQPACKET
+socket, with the program's stdin/stdout/stderr attached (SCM_RIGHTS).
 
-Per program the forked child joins the slot's cgroups, enters the slot's network, UTS and mount
-namespaces, unshares fresh mount, IPC and cgroup namespaces (so SysV/POSIX IPC objects never outlive
-a run and ``/proc`` is its own), mounts ``/proc`` inside its fresh PID namespace, applies rlimits, pins
-its CPU, drops to the slot uid, sets a parent-death signal and ``no_new_privs``, installs the seccomp
-filter and execs. The reply carries the pid and a pidfd (so the server can kill it); the exit status
-and CPU time follow as a message. Started as a script (``python -I -S _spawner.py``) so it imports only
-the standard library and its sibling modules. It dies with the server (parent-death signal), and its
-children die with it.
+Its children are born in the slot's cgroups and namespaces: a program is never moved between
+cgroups. (Moving a task write-locks the kernel's cgroup thread-group semaphore, which waits for an
+RCU grace period, ~10 ms, unless another move happened just before; forking inside the cgroup needs
+no such lock.) Per program the forked child unshares fresh mount, IPC and cgroup namespaces (so
+SysV/POSIX IPC objects never outlive a run and ``/proc`` is its own), mounts ``/proc`` inside its fresh
+PID namespace, sets ``oom_score_adj`` 1000 (the OOM killer takes programs first, their keeper
+last), applies rlimits, pins its CPU, drops to the slot
+uid, sets a parent-death signal and ``no_new_privs``, installs the seccomp filter and execs. The reply
+carries the pid and a pidfd (so the server can kill it); the exit status and CPU time follow as a
+message. The keeper's own usage in the slot's cgroup is taken out of each verdict by the server
+(`spawn`): its CPU time (read from ``/proc/<keeper>/schedstat``) is subtracted from the cgroup's, and
+its anonymous memory is added to the cgroup's limit.
+
+Started as a script (``python -I -S _spawner.py``) so it imports only the standard library and its
+sibling modules. The spawner dies with the server, keepers with the spawner, programs with their
+keeper (parent-death signals). A keeper whose socket closes kills and reaps its programs and exits;
+the spawner, once its own socket closes, waits for its keepers (so the slot cgroups are empty when
+the server removes them).
 
 Protocol (JSON messages, one per datagram):
-  start-up  -> {"op": "ready", "errors": {slot: message}}
-  request   {"op": "spawn", "id", "slot", "argv", "env", "cwd", "limits": [cpu, as|null, nproc, fsize, nofile,
-            stack]} + 3 fds (stdin, stdout, stderr)
-            {"op": "rebuild", "id", "slot"}
-  replies   {"id", "pid"} + 1 fd (pidfd) | {"id", "error"} | {"id", "exit": wait status, "cpu": seconds}
-            {"id", "rebuilt": true} | {"id", "error"}
+  spawner start-up  -> {"op": "ready"}
+  spawner request   {"op": "keeper", "id", "slot"} + 1 fd (the keeper's end of its socket; replaces the
+                    slot's keeper if there is one)
+  spawner replies   {"id", "pid"} | {"id", "error"}
+  keeper request    {"op": "spawn", "id", "argv", "env", "cwd", "limits": [cpu, as|null, nproc, fsize, nofile,
+                    stack]} + 3 fds (stdin, stdout, stderr)
+  keeper replies    {"id", "pid"} + 1 fd (pidfd) | {"id", "error"} | {"id", "exit": wait status, "cpu": seconds}
 """
 
 from __future__ import annotations
@@ -34,6 +49,8 @@ import selectors
 import signal
 import socket
 import sys
+import time
+from collections.abc import Iterable
 
 if __package__:
     from . import _rootfs, _seccomp
@@ -45,67 +62,72 @@ else:  # run as a script (python -I -S): the package itself is not importable, i
     import _syscalls as sc
 
 MAX_MESSAGE = 1 << 20
-_SLOT_NS = (("net", sc.CLONE_NEWNET), ("uts", sc.CLONE_NEWUTS), ("mnt", sc.CLONE_NEWNS))  # setns order: mnt last
+OOM_SCORE_PROGRAM = 1000  # programs are the OOM killer's first choice (raising needs no privilege)
+KEEPER_EXIT_WAIT_S = 10.0
 _RUN_NS = sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP
 
 
-def _holder(plan: dict, slot: dict, ready_w: int, done_r: int) -> None:
-    """In a forked holder: build the slot's namespaces, report, wait until the spawner holds them. Never returns."""
-    code = 0
+def _send(sock: socket.socket, message: dict, fds: tuple[int, ...] = ()) -> None:
+    data = json.dumps(message).encode()
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.send(data)
+
+
+def _drain(fd: int) -> None:
+    while True:
+        try:
+            if not os.read(fd, 512):
+                return
+        except BlockingIOError:
+            return
+
+
+def _wait_for_children(pids: Iterable[int], timeout: float) -> None:
+    """Reap `pids`, killing those still alive after `timeout` seconds."""
+    waiting = set(pids)
+    deadline = time.monotonic() + timeout
+    while waiting:
+        for pid in list(waiting):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                waiting.discard(pid)
+        if waiting and time.monotonic() > deadline:
+            for pid in waiting:
+                os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        if waiting:
+            time.sleep(0.005)
+
+
+def _protect_from_oom() -> bool:
+    """Make this process exempt from the OOM killer (needs CAP_SYS_RESOURCE); False where that is not allowed."""
     try:
-        sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS)
-        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None)
-        socket.sethostname("sandbox")
-        _rootfs.build_root(plan, slot["staging"], {"/tmp": slot["tmp"], "/dev/shm": slot["shm"]}, slot["uid"])
-        os.write(ready_w, b"ok")
-    except BaseException as exc:  # noqa: BLE001 - report anything to the spawner, then exit
-        os.write(ready_w, f"{type(exc).__name__}: {exc}".encode()[:4000])
-        code = 3
-    finally:
-        if code == 0:
-            os.read(done_r, 1)
-        os._exit(code)
+        with open("/proc/self/oom_score_adj", "w") as handle:
+            handle.write("-1000")
+        return True
+    except OSError:
+        return False
 
 
-def build_namespaces(plan: dict, slot: dict) -> list[tuple[int, int]]:
-    """Build one slot's namespaces in a holder child; return (fd, CLONE_NEW*) pairs. Raises OSError."""
-    ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(ready_r)
-        os.close(done_w)
-        _holder(plan, slot, ready_w, done_r)
-    os.close(ready_w)
-    os.close(done_r)
-    try:
-        message = os.read(ready_r, 4096).decode(errors="replace")
-        if message != "ok":
-            raise OSError(f"building the namespaces of sandbox slot {slot['index']} failed: {message}")
-        return [(os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY), flag) for kind, flag in _SLOT_NS]
-    finally:
-        os.close(ready_r)
-        os.close(done_w)
-        os.waitpid(pid, 0)
-
-
-def _child(request: dict, fds: list[int], slot: dict, spawner: Spawner, errpipe: int) -> None:
+def _child(request: dict, fds: list[int], slot: dict, keeper: Keeper, errpipe: int) -> None:
     """In the forked child: set up and exec, or report the failure on `errpipe`. Never returns."""
     try:
         for signo in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; programs get the defaults
             signal.signal(signo, signal.SIG_DFL)
         for index, fd in enumerate(fds):
             os.dup2(fd, index)
-        for fd in slot["cgroup_fds"]:
-            os.write(fd, b"0")  # join the slot's cgroups: memory, pids and CPU time of the whole tree
-        ns = slot["ns"]
-        if ns:
-            for fd, nstype in ns:
-                sc.setns(fd, nstype)
+        if keeper.namespaces:
             sc.unshare(_RUN_NS)
             sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
         else:
             os.setsid()
+        with open("/proc/self/oom_score_adj", "w") as handle:  # the OOM killer takes programs before their keeper
+            handle.write(str(OOM_SCORE_PROGRAM))
         cpu, address_space, nproc, fsize, nofile, stack = request["limits"]
         pairs = [
             (resource.RLIMIT_CPU, (cpu, cpu + 1)),
@@ -127,8 +149,8 @@ def _child(request: dict, fds: list[int], slot: dict, spawner: Spawner, errpipe:
             os.setresuid(slot["uid"], slot["uid"], slot["uid"])
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-        if spawner.filter is not None:
-            spawner.filter.install(sc.prctl)
+        if keeper.filter is not None:
+            keeper.filter.install(sc.prctl)
         os.chdir(request["cwd"])
         os.execve(request["argv"][0], request["argv"], request["env"])
     except BaseException as exc:  # noqa: BLE001 - anything that stops the exec is reported, then exit
@@ -136,52 +158,32 @@ def _child(request: dict, fds: list[int], slot: dict, spawner: Spawner, errpipe:
     os._exit(127)
 
 
-class Spawner:
-    def __init__(self, sock: socket.socket, config: dict):
-        self.sock = sock
-        self.plan = config["plan"]
-        self.slots = {int(k): v for k, v in config["slots"].items()}
-        self.pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY) if config["pidns"] else -1
-        self.filter = _seccomp.Filter() if config["seccomp"] else None
+class Keeper:
+    """One slot's keeper (a forked child of the spawner): lives in the slot's cgroups and namespaces, forks programs.
+
+    Args:
+        sock: Its socket to the server.
+        slot: The slot's settings (uid, CPU, privilege drop).
+        filter: The seccomp filter to install in programs, or None.
+        pidns_fd: A descriptor of the keeper's own PID namespace (programs get a fresh one), or -1.
+        namespaces: Whether the keeper entered the slot's namespaces (else programs get a new session only).
+        oom_protected: Whether the keeper is exempt from the OOM killer (``oom_score_adj`` -1000).
+    """
+
+    def __init__(self, sock: socket.socket, slot: dict, filter: _seccomp.Filter | None, pidns_fd: int, *,
+                 namespaces: bool, oom_protected: bool):  # fmt: skip
+        self.sock, self.slot, self.filter, self.pidns_fd = sock, slot, filter, pidns_fd
+        self.namespaces, self.oom_protected = namespaces, oom_protected
         self.children: dict[int, int] = {}  # pid -> request id
-        for slot in self.slots.values():
-            slot["cgroup_fds"] = [os.open(path, os.O_WRONLY) for path in slot["cgroup"]]
-            slot["ns"] = []
-
-    def send(self, message: dict, fds: tuple[int, ...] = ()) -> None:
-        data = json.dumps(message).encode()
-        if fds:
-            socket.send_fds(self.sock, [data], list(fds))
-        else:
-            self.sock.send(data)
-
-    def build(self, index: int) -> None:
-        slot = self.slots[index]
-        for fd, _ in slot["ns"]:
-            os.close(fd)
-        slot["ns"] = []
-        if self.plan is not None:
-            slot["ns"] = build_namespaces(self.plan, slot)
-
-    def build_all(self) -> None:
-        errors = {}
-        for index in self.slots:
-            try:
-                self.build(index)
-            except OSError as exc:
-                errors[index] = str(exc)
-        self.send({"op": "ready", "errors": errors})
-
-    def rebuild(self, request: dict) -> None:
-        try:
-            self.build(request["slot"])
-        except OSError as exc:
-            self.send({"id": request["id"], "error": str(exc)})
-            return
-        self.send({"id": request["id"], "rebuilt": True})
 
     def spawn(self, request: dict, fds: list[int]) -> None:
-        slot = self.slots[request["slot"]]
+        for fd in fds:  # received descriptors are inheritable: only their copies at 0, 1, 2 reach the program
+            os.set_inheritable(fd, False)
+        if request.get("op") != "spawn" or len(fds) != 3:
+            for fd in fds:
+                os.close(fd)
+            _send(self.sock, {"id": request.get("id"), "error": "malformed spawn request"})
+            return
         err_r, err_w = os.pipe()
         try:
             if self.pidns_fd >= 0:
@@ -190,7 +192,7 @@ class Spawner:
                 pid = os.fork()
                 if pid == 0:
                     os.close(err_r)
-                    _child(request, fds, slot, self, err_w)
+                    _child(request, fds, self.slot, self, err_w)
             finally:
                 if self.pidns_fd >= 0:
                     sc.setns(self.pidns_fd, sc.CLONE_NEWPID)
@@ -198,7 +200,7 @@ class Spawner:
             err_w = -1
             error = os.read(err_r, 4096)  # EOF once exec succeeded (the pipe is close-on-exec)
         except OSError as exc:
-            self.send({"id": request["id"], "error": f"spawn failed: {exc}"})
+            _send(self.sock, {"id": request["id"], "error": f"spawn failed: {exc}"})
             return
         finally:
             os.close(err_r)
@@ -208,12 +210,12 @@ class Spawner:
                 os.close(fd)
         if error:
             os.waitpid(pid, 0)
-            self.send({"id": request["id"], "error": error.decode(errors="replace")})
+            _send(self.sock, {"id": request["id"], "error": error.decode(errors="replace")})
             return
         self.children[pid] = request["id"]
         pidfd = os.pidfd_open(pid)
         try:
-            self.send({"id": request["id"], "pid": pid}, (pidfd,))
+            _send(self.sock, {"id": request["id"], "pid": pid}, (pidfd,))
         finally:
             os.close(pidfd)
 
@@ -227,16 +229,129 @@ class Spawner:
                 return
             ident = self.children.pop(pid, None)
             if ident is not None:
-                self.send({"id": ident, "exit": status, "cpu": usage.ru_utime + usage.ru_stime})
+                _send(self.sock, {"id": ident, "exit": status, "cpu": usage.ru_utime + usage.ru_stime})
 
-    def handle(self, data: bytes, fds: list[int]) -> None:
-        request = json.loads(data)
-        if request.get("op") == "rebuild":
+    def serve(self) -> None:
+        """Serve spawn requests until the server closes the socket; then kill and reap the programs."""
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        selector = selectors.DefaultSelector()
+        selector.register(self.sock, selectors.EVENT_READ)
+        selector.register(wake_r, selectors.EVENT_READ)
+        try:
+            while True:
+                for key, _ in selector.select():
+                    if key.fileobj is not self.sock:
+                        _drain(wake_r)
+                        continue
+                    try:
+                        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 3)
+                    except ConnectionError:
+                        data, fds = b"", []
+                    if not data:
+                        return  # the server closed its end
+                    self.spawn(json.loads(data), fds)
+                self.reap()
+        finally:
+            for pid in self.children:
+                os.kill(pid, signal.SIGKILL)
+            _wait_for_children(self.children, KEEPER_EXIT_WAIT_S)
+
+
+def _keeper_main(plan: dict | None, slot: dict, config: dict, sock_fd: int, ready_w: int,
+                 filter: _seccomp.Filter | None) -> None:  # fmt: skip
+    """In a forked keeper: join the slot's cgroups, enter its namespaces, report on `ready_w`, serve. Never returns."""
+    code = 0
+    try:
+        sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)  # dies with the spawner
+        for path in slot["cgroup"]:
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                os.write(fd, b"0")  # once per keeper: its programs are born here, never moved
+            finally:
+                os.close(fd)
+        protect = _protect_from_oom()
+        pidns_fd = os.open("/proc/self/ns/pid", os.O_RDONLY) if config["pidns"] else -1
+        if plan is not None:
+            sc.unshare(sc.CLONE_NEWNS | sc.CLONE_NEWNET | sc.CLONE_NEWUTS)
+            sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, None)
+            socket.sethostname("sandbox")
+            _rootfs.build_root(plan, slot["staging"], {"/tmp": slot["tmp"], "/dev/shm": slot["shm"]}, slot["uid"])
+        sock = socket.socket(fileno=sock_fd)
+        sock.set_inheritable(False)  # programs must never reach their keeper
+        keeper = Keeper(sock, slot, filter, pidns_fd, namespaces=plan is not None, oom_protected=protect)
+    except BaseException as exc:  # noqa: BLE001 - report anything to the spawner, then exit
+        os.write(ready_w, f"{type(exc).__name__}: {exc}".encode()[:4000])
+        os._exit(3)
+    os.write(ready_w, b"ok")
+    os.close(ready_w)
+    try:
+        keeper.serve()
+    except BaseException:  # noqa: BLE001 - a keeper never returns into the spawner's code
+        code = 4
+    os._exit(code)
+
+
+class Spawner:
+    def __init__(self, sock: socket.socket, config: dict):
+        self.sock = sock
+        self.config = config
+        self.plan = config["plan"]
+        self.slots = {int(k): v for k, v in config["slots"].items()}
+        self.filter = _seccomp.Filter() if config["seccomp"] else None
+        self.keepers: dict[int, int] = {}  # slot -> keeper pid
+        self._own_fds: list[int] = [sock.fileno()]  # closed in every keeper
+
+    def keeper(self, request: dict, fds: list[int]) -> None:
+        """Start the slot's keeper (replacing the old one) and answer with its pid or the reason it failed."""
+        index = request["slot"]
+        old = self.keepers.pop(index, None)
+        if old is not None:
+            try:
+                os.kill(old, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            _wait_for_children([old], KEEPER_EXIT_WAIT_S)
+        if len(fds) != 1 or index not in self.slots:
             for fd in fds:
                 os.close(fd)
-            self.rebuild(request)
-        else:
-            self.spawn(request, fds)
+            _send(self.sock, {"id": request["id"], "error": "malformed keeper request"})
+            return
+        ready_r, ready_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.close(ready_r)
+            for fd in self._own_fds:
+                os.close(fd)
+            _keeper_main(self.plan, self.slots[index], self.config, fds[0], ready_w, self.filter)
+        os.close(ready_w)
+        os.close(fds[0])
+        try:
+            message = os.read(ready_r, 4096).decode(errors="replace")
+        finally:
+            os.close(ready_r)
+        if message != "ok":
+            _wait_for_children([pid], KEEPER_EXIT_WAIT_S)
+            error = f"building sandbox slot {index} failed: {message or 'its keeper died'}"
+            _send(self.sock, {"id": request["id"], "error": error})
+            return
+        self.keepers[index] = pid
+        _send(self.sock, {"id": request["id"], "pid": pid})
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            for index, keeper in list(self.keepers.items()):
+                if keeper == pid:
+                    del self.keepers[index]
 
     def serve(self) -> None:
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -245,21 +360,30 @@ class Spawner:
         selector = selectors.DefaultSelector()
         selector.register(self.sock, selectors.EVENT_READ)
         selector.register(wake_r, selectors.EVENT_READ)
-        while True:
-            for key, _ in selector.select():
-                if key.fileobj is self.sock:
-                    data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 3)
+        self._own_fds += [wake_r, wake_w, selector.fileno()]
+        _send(self.sock, {"op": "ready"})
+        try:
+            while True:
+                for key, _ in selector.select():
+                    if key.fileobj is not self.sock:
+                        _drain(wake_r)
+                        continue
+                    try:
+                        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 1)
+                    except ConnectionError:
+                        data, fds = b"", []
                     if not data:
                         return  # the server closed its end
-                    self.handle(data, fds)
-                else:
-                    while True:
-                        try:
-                            if not os.read(wake_r, 512):
-                                break
-                        except BlockingIOError:
-                            break
-            self.reap()
+                    request = json.loads(data)
+                    if request.get("op") == "keeper":
+                        self.keeper(request, fds)
+                    else:
+                        for fd in fds:
+                            os.close(fd)
+                        _send(self.sock, {"id": request.get("id"), "error": f"unknown op {request.get('op')!r}"})
+                self.reap()
+        finally:
+            _wait_for_children(self.keepers.values(), KEEPER_EXIT_WAIT_S)  # they exit once the server let go
 
 
 def main() -> int:
@@ -269,9 +393,7 @@ def main() -> int:
         return 1
     sock = socket.socket(fileno=config["sock"])
     sock.set_inheritable(False)
-    spawner = Spawner(sock, config)
-    spawner.build_all()
-    spawner.serve()
+    Spawner(sock, config).serve()
     return 0
 
 

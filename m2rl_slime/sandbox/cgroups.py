@@ -3,8 +3,11 @@
 Rlimits are per process: a tree of children multiplies them, and shared memory, memfd and tmpfs pages
 are no process's address space. A memory cgroup charges all of that (anonymous memory of every child,
 SysV/POSIX shared memory, memfd and tmpfs pages, page cache) to the slot, and the pids controller caps
-the tree. Each slot owns one cgroup per controller; the spawner's child joins them before exec
-(writing ``0`` to ``cgroup.procs``), so a program can never run outside them.
+the tree. Each slot owns one cgroup per controller; the slot's keeper (`_spawner.py`) joins them once, when it
+starts (writing ``0`` to ``cgroup.procs``), and forks every program there, so a program is born in
+them and can never run outside them. The keeper's own share is kept out of each run's figures: its
+CPU time is subtracted (`spawn.SpawnerProcess.program_cpu_ns`) and its anonymous memory is added to
+the limit (`SlotCgroup.keeper_allowance`); the pids limit counts it as one process.
 
 Which hierarchy (`detect`):
 
@@ -34,6 +37,20 @@ logger = logging.getLogger(__name__)
 PREFIX = "m2rl-sandbox-"
 _V2_NEEDED = ("memory", "pids")
 _V1_NEEDED = ("memory", "pids")
+
+
+CAP_SYS_RESOURCE = 24
+
+
+def has_capability(number: int) -> bool:
+    """Whether this process holds a capability in its effective set (from /proc/self/status)."""
+    try:
+        for line in _read("/proc/self/status").splitlines():
+            if line.startswith("CapEff:"):
+                return bool(int(line.split()[1], 16) >> number & 1)
+    except (OSError, ValueError):
+        pass
+    return False
 
 
 def parse_mountinfo(text: str) -> list[tuple[str, str, set[str]]]:
@@ -90,6 +107,7 @@ class SlotCgroup:
     _memory: int | None = field(default=None, repr=False)
     _memsw: bool = field(default=False, repr=False)
     _cpu_fd: int = field(default=-1, repr=False)  # kept open: one pread per reading
+    _stat_fd: int = field(default=-1, repr=False)  # memory.stat, likewise
 
     @property
     def procs_files(self) -> list[str]:
@@ -97,11 +115,17 @@ class SlotCgroup:
         return [os.path.join(d, "cgroup.procs") for d in dict.fromkeys(self.dirs.values())]
 
     def setup(self, pids_max: int) -> None:
-        """One-time settings: the process cap, no swap, OOM kills the whole group (v2)."""
+        """One-time settings: the process cap, no swap, OOM kills the whole group (v2, where the keeper is exempt).
+
+        A group OOM kill spares only processes with ``oom_score_adj`` -1000; the slot's keeper can set
+        that only with CAP_SYS_RESOURCE. Without it the OOM killer takes single processes (as in v1),
+        programs first (they run with ``oom_score_adj`` 1000).
+        """
         if self.version == 2:
             d = self.dirs["unified"]
             _write(os.path.join(d, "pids.max"), str(pids_max))
-            for name, value in (("memory.swap.max", "0"), ("memory.oom.group", "1")):
+            settings = [("memory.swap.max", "0")] + [("memory.oom.group", "1")] * has_capability(CAP_SYS_RESOURCE)
+            for name, value in settings:
                 if os.path.exists(os.path.join(d, name)):
                     _write(os.path.join(d, name), value)
         else:
@@ -146,10 +170,34 @@ class SlotCgroup:
                 return int(line.split()[1]) * 1000
         return None
 
+    def anon_bytes(self) -> int:
+        """Anonymous memory charged to the slot now (``rss`` in v1's memory.stat, ``anon`` in v2's)."""
+        if self._stat_fd < 0:
+            memory = self.dirs["unified"] if self.version == 2 else self.dirs["memory"]
+            self._stat_fd = os.open(os.path.join(memory, "memory.stat"), os.O_RDONLY | os.O_CLOEXEC)
+        key = "anon " if self.version == 2 else "rss "
+        for line in os.pread(self._stat_fd, 1 << 16, 0).decode().splitlines():
+            if line.startswith(key):
+                return int(line.split()[1])
+        return 0
+
+    def keeper_allowance(self) -> int:
+        """Bytes to add to a program's limit for the slot's keeper, read while no program runs in the slot.
+
+        The keeper is the only process then, so the slot's anonymous memory is the keeper's (its pages
+        copied on write after it joined); rounded up to a MiB, plus a MiB for its kernel memory (page
+        tables, stack, socket buffers). Page cache and tmpfs pages are not anonymous: they stay the
+        program's, as before.
+        """
+        mib = 1 << 20
+        return -(-self.anon_bytes() // mib) * mib + mib
+
     def close(self) -> None:
-        if self._cpu_fd >= 0:
-            os.close(self._cpu_fd)
-            self._cpu_fd = -1
+        for name in ("_cpu_fd", "_stat_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, name, -1)
 
     def oom_kills(self) -> int:
         """How many processes of the slot the kernel killed for its memory limit so far."""

@@ -5,8 +5,9 @@ Two modes, decided once at executor start by `probe()`:
 - ``namespaces`` (root with CAP_SYS_ADMIN, the normal case on training nodes and in CI): every slot
   owns a network namespace (a down loopback only), a UTS namespace and a mount namespace whose root is
   the minimal root of `_rootfs` (read-only; writable only its private ``/tmp`` and ``/dev/shm``), built
-  once by the spawner. Each run additionally gets fresh PID, mount, IPC and cgroup namespaces (its own
-  ``/proc``; no IPC object outlives it), joins the slot's cgroups, drops to the slot's own unprivileged
+  once by the slot's keeper, which lives in them and in the slot's cgroups. Each run is forked by the
+  keeper (so it is born in the slot's cgroups and namespaces), additionally gets fresh PID, mount, IPC
+  and cgroup namespaces (its own ``/proc``; no IPC object outlives it), drops to the slot's own unprivileged
   uid/gid with no supplementary groups, sets ``no_new_privs`` and a parent-death signal, runs under a
   seccomp filter (no namespaces, keyrings or ptrace) and is pinned to one CPU (`_spawner.py`).
 - ``rlimits_only`` (no root or no namespaces): rlimits, a scrubbed environment, a private working

@@ -2,12 +2,13 @@
 
 It owns the process it lives in: `start()` moves the process into a private mount namespace, creates
 the slots (a size-capped tmpfs, cgroups and an unprivileged uid each) and starts the spawner
-(`_spawner.py`), which builds each slot's namespaces and minimal root; then it runs the configured
+(`_spawner.py`), which forks a keeper per slot that joins the slot's cgroups and builds its namespaces
+and minimal root; then it runs the configured
 interpreter inside a slot exactly as programs will run, and refuses to start if that fails. So it runs
 inside the sandbox server process (`python -m m2rl_slime.sandbox serve`), which the embedded backend
 spawns on first use.
 
-Per run: files are written into the slot's ``tmp``, the spawner starts the program (see
+Per run: files are written into the slot's ``tmp``, the slot's keeper starts the program (see
 `isolation`); stdin and stdout are memfds (a program can never block on a full pipe; stdout beyond
 `output_limit_mb` fails with EFBIG and the result says ``truncated``), stderr is a pipe drained
 concurrently of which only the tail is kept. The deadline is CPU time (the slot cgroup's, else the
@@ -191,7 +192,7 @@ class LocalExecutor:
             slot = Slot(index, uid_base + index, os.path.join(self._base, f"s{index}"),
                         os.path.join(self._base, f"r{index}"), cpu, keep=keep)  # fmt: skip
             if self.cgroups is not None:
-                slot.cgroup = self.cgroups.create_slot(index, s.max_processes)
+                slot.cgroup = self.cgroups.create_slot(index, s.max_processes + 1)  # + the slot's keeper
             self._make_storage(slot)
             self._slots.append(slot)
 
