@@ -193,16 +193,16 @@ def test_a_failed_run_leaves_nothing_and_keeps_a_previous_blend(inputs, tmp_path
 
 
 def test_interrupting_the_write_pass_leaves_no_output(inputs, tmp_path, monkeypatch):
-    real = sft_blend.ShardWriter.write
+    real = sft_blend.ShardWriter.write_rows  # every write goes through it (runs of rows and single rows)
     calls = Counter()
 
-    def interrupted(self, encoded, copies=1):
+    def interrupted(self, data, ends):
         calls["n"] += 1
-        if calls["n"] == 4:
+        if calls["n"] == 2:
             raise KeyboardInterrupt
-        real(self, encoded, copies)
+        real(self, data, ends)
 
-    monkeypatch.setattr(sft_blend.ShardWriter, "write", interrupted)
+    monkeypatch.setattr(sft_blend.ShardWriter, "write_rows", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare_sft(specs("math.jsonl::math:sample=6"), tmp_path / "o", options(inputs))
     assert not (tmp_path / "o").exists() and _leftovers(tmp_path) == []
