@@ -247,7 +247,7 @@ class _Source:
                 data, keys, lines, questions = read_span(file, start, end), [], [], []
                 k = codes.find(PLACEHOLDER, first, first + n) if self.index is not None else -1
                 if k >= 0:
-                    starts, ends, _ = row_bounds(data)
+                    starts, ends, _, _ = row_bounds(data)
                     while k >= 0:
                         question = self._next_question()
                         if question is not None:
@@ -265,7 +265,7 @@ class _Source:
         """Write the chosen rows of the first `n` rows of span `data` (row k has code ``codes[row + k]``).
         `encoded` holds rows written re-encoded (fixed, or filled placeholders; one missing is unresolved).
         Valid rows written once and next to each other in the input are handed over as one slice."""
-        starts, ends, _ = row_bounds(data)
+        starts, ends, _, _ = row_bounds(data)
         writer, view, out = self.writer, memoryview(data), 0
         open_end = len(data) if data[-1:] != b"\n" else -1  # a last line without its newline ends there
         run_start, run_end, run = -1, -1, []

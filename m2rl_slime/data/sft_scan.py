@@ -121,10 +121,10 @@ def read_span(path: Path, start: int, end: int) -> bytes:
         return f.read(end - start)
 
 
-def row_bounds(data: bytes) -> tuple[list[int], list[int], list[int] | None]:
-    """``(starts, ends, lines)`` of the rows of whole-line `data`: a row is a non-blank line, its bytes
+def row_bounds(data: bytes) -> tuple[list[int], list[int], list[int] | None, int]:
+    """``(starts, ends, lines, count)`` of the rows of whole-line `data`: a row is a non-blank line, its bytes
     ``data[start:end]`` (the newline included, a leading byte-order mark not); `lines` gives each row's
-    0-based line, None when no line is blank (row k is line k)."""
+    0-based line, None when no line is blank (row k is line k); `count` the lines."""
     starts: list[int] = []
     ends: list[int] = []
     lines: list[int] | None = None
@@ -142,7 +142,7 @@ def row_bounds(data: bytes) -> tuple[list[int], list[int], list[int] | None]:
                 lines.append(line)
         line += 1
         pos = end
-    return starts, ends, lines
+    return starts, ends, lines, line
 
 
 def raw_line(data: bytes, start: int, end: int) -> bytes:
@@ -187,7 +187,7 @@ def filled(row: Any, question: str) -> bytes:
 
 def classify(data: bytes, start: int, end: int, encode_fixed: bool) -> Chunk:
     """Parse and check every row of the span ``data`` (bytes `start`..`end` of its file)."""
-    starts, ends, lines = row_bounds(data)
+    starts, ends, lines, count = row_bounds(data)
     view = memoryview(data)
     special: dict[int, tuple] = {}
     for k, (s, e) in enumerate(zip(starts, ends)):
@@ -204,7 +204,7 @@ def classify(data: bytes, start: int, end: int, encode_fixed: bool) -> Chunk:
     codes = bytearray([CLEAN]) * len(starts)
     for k, entry in special.items():
         codes[k] = entry[1]
-    return Chunk(start, end, data.count(b"\n") + (data[-1:] != b"\n"), bytes(codes), special)
+    return Chunk(start, end, count, bytes(codes), special)
 
 
 def classify_span(path: Path, start: int, end: int, encode_fixed: bool) -> Chunk:
@@ -252,13 +252,13 @@ def jsonl_records(path: Path, pool: Any, check_rows: bool, encode_fixed: bool, i
     if not check_rows:
         for start, end in spans(path):
             data = read_span(path, start, end)
-            starts, ends, lines = row_bounds(data)
+            starts, ends, lines, count = row_bounds(data)
             for k, (s, e) in enumerate(zip(starts, ends)):
                 yield Record(f"{path}:{line_base + (k if lines is None else lines[k])}", raw_line(data, s, e))
-            line_base += data.count(b"\n") + (data[-1:] != b"\n")
+            line_base += count
         return
     for chunk, data in jsonl_chunks(path, pool, encode_fixed, in_flight, with_data=True):
-        starts, ends, lines = row_bounds(data)
+        starts, ends, lines, _ = row_bounds(data)
         for k, (s, e) in enumerate(zip(starts, ends)):
             line, *found = chunk.special.get(k) or (k if lines is None else lines[k], CLEAN, None, None, None)
             yield Record(f"{path}:{line_base + line}", raw_line(data, s, e), *found)
