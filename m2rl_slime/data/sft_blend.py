@@ -28,8 +28,8 @@ import uuid
 from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from itertools import repeat
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 

@@ -191,7 +191,9 @@ def is_clean(row: Any) -> bool:
         reasoning, calls = message.get("reasoning_content"), message.get("tool_calls")
         if not isinstance(content, str) or (reasoning is not None and not isinstance(reasoning, str)):
             return False
-        if calls is not None and not (role == "assistant" and isinstance(calls, list) and _names_functions(calls)):
+        if calls is not None and not (
+            isinstance(calls, list) and (role == "assistant" or not calls) and _names_functions(calls)
+        ):
             return False
         if role == "assistant":
             assistant = True
