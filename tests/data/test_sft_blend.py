@@ -284,3 +284,10 @@ def test_cli_with_worker_processes(inputs, tmp_path):
     done = subprocess.run([*cmd, "--out", str(out), "--workers", "2", "--no-progress"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert read_manifest(out)["total_rows"] == 5 and "wrote" in done.stdout
+
+
+def test_workers_default_leaves_a_core_to_the_main_process():
+    from m2rl_slime.data.sft_cli import default_workers
+
+    assert [default_workers(n) for n in (1, 2, 3, 4, 16, 64)] == [1, 1, 2, 3, 8, 8]
+    assert 1 <= default_workers() <= 8
