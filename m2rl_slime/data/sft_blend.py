@@ -3,9 +3,11 @@
 Not a slime hook; its output is read by `m2rl_slime.data.SFTDataSource`. Memory stays bounded: rows
 are streamed, never collected. A source whose rule needs its valid-row count (``sample=N``,
 ``fraction=F``) is read twice: a counting pass that validates every row and keeps one byte per input row
-(invalid / valid as is / valid after a fix), then a writing pass that draws the rows (`sft_rules.copies`)
-and copies each chosen valid line byte for byte (only fixed rows are parsed again and re-encoded).
-``all``/``repeat=K`` sources are written in their single pass.
+(invalid / valid as is / valid after a fix) plus the byte span of each ~4 MB chunk it read, then a writing
+pass that draws the rows (`sft_rules.copies`) and copies each chosen valid line byte for byte: it reads
+those spans again and only finds the line ends (no parse), and consecutive chosen lines go to the writer
+as one slice. Only fixed rows are parsed again and re-encoded. ``all``/``repeat=K`` sources are written in
+their single pass.
 
 Placeholder rows (a ``-`` user turn, see `sft_fill`) are never written with the ``-``. With fill sources
 (``--fill-source``), every source takes the two passes: the counting pass collects the problems the
