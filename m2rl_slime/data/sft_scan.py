@@ -162,7 +162,8 @@ def parse_line(view: memoryview, start: int, end: int) -> Any:
         except (UnicodeDecodeError, StopIteration, ValueError):
             pass  # json.loads raises the error (or accepts what only its 'surrogatepass' decoding allows)
         else:
-            if stop == len(text) or WHITESPACE.match(text, stop).end() == len(text):
+            size = len(text)
+            if stop == size or (stop == size - 1 and text[stop] == "\n") or WHITESPACE.match(text, stop).end() == size:
                 return row
     line = bytes(view[start:end])
     return json.loads(line if line.endswith(b"\n") else line + b"\n")
