@@ -3,9 +3,11 @@
 Not a slime hook; its output is read by `m2rl_slime.data.SFTDataSource`. Memory stays bounded: rows
 are streamed, never collected. A source whose rule needs its valid-row count (``sample=N``,
 ``fraction=F``) is read twice: a counting pass that validates every row and keeps one byte per input row
-(invalid / valid as is / valid after a fix), then a writing pass that draws the rows (`sft_rules.copies`)
-and copies each chosen valid line byte for byte (only fixed rows are parsed again and re-encoded).
-``all``/``repeat=K`` sources are written in their single pass.
+(invalid / valid as is / valid after a fix) plus the byte span of each ~4 MB chunk it read, then a writing
+pass that draws the rows (`sft_rules.copies`) and copies each chosen valid line byte for byte: it reads
+those spans again and only finds the line ends (no parse), and consecutive chosen lines go to the writer
+as one slice. Only fixed rows are parsed again and re-encoded. ``all``/``repeat=K`` sources are written in
+their single pass.
 
 Placeholder rows (a ``-`` user turn, see `sft_fill`) are never written with the ``-``. With fill sources
 (``--fill-source``), every source takes the two passes: the counting pass collects the problems the
@@ -29,6 +31,7 @@ from array import array
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +41,20 @@ from .sft_fill_index import FillIndex
 from .sft_report import SFTSummary, SourceTally, manifest_of
 from .sft_rows import CLEAN, check_row
 from .sft_rules import SourceSpec, check_sources, copies, resolve_files, selection_rng
-from .sft_scan import INVALID, Record, encode, filled, jsonl_filled_records, jsonl_records, parquet_records
+from .sft_scan import (
+    INVALID,
+    Chunk,
+    Record,
+    encode,
+    fill_lines,
+    filled,
+    in_order,
+    jsonl_chunks,
+    parquet_records,
+    raw_line,
+    read_span,
+    row_bounds,
+)
 from .sft_shards import MANIFEST, ShardWriter, have_pyarrow
 
 logger = logging.getLogger(__name__)
@@ -81,30 +97,45 @@ class _Source:
         self._ref_ids: dict[Reference, int] = {}
         self.row_refs = array("i")
         self._cursor = 0
+        self._seen = 0  # input rows taken in the current pass (the limit)
+        self.spans: list[list[tuple[int, int, int]]] = []  # per jsonl file counted: (start, end, rows) spans
 
-    def records(
-        self, desc: str, total: int | None, check: bool, encode_fixed: bool = False, codes: bytearray | None = None
-    ) -> Iterator[Record]:
-        """Every input row up to the limit, checked (and fixed rows re-encoded) or not, behind a progress bar.
-        With `codes` (the write pass of a source with fill sources) jsonl placeholder rows come back filled."""
+    def _bar(self, desc: str, total: int | None) -> Any:
         from tqdm import tqdm
 
         disable = None if self.options.progress is None else not self.options.progress
-        seen, ahead = 0, 2 * self.options.workers
-        with tqdm(total=total, unit="rows", desc=desc, disable=disable, unit_scale=True) as bar:
-            for file in self.files:
-                if file.suffix == ".parquet":
-                    rows = parquet_records(file, check, encode_fixed)
-                elif codes is not None and self.index is not None:
-                    rows = jsonl_filled_records(file, self.pool, self._fills(codes, seen), ahead)
-                else:
-                    rows = jsonl_records(file, self.pool, check, encode_fixed, ahead)
-                for record in rows:
-                    if self.options.limit is not None and seen >= self.options.limit:
-                        return
-                    seen += 1
-                    bar.update(1)
-                    yield record
+        return tqdm(total=total, unit="rows", desc=desc, disable=disable, unit_scale=True)
+
+    def _room(self, n: int) -> int:
+        """How many of the next `n` input rows the limit (input rows read per source) still takes."""
+        limit = self.options.limit
+        return n if limit is None else max(0, min(n, limit - self._seen))
+
+    def _parquet(self, file: Path, check: bool, encode_fixed: bool, bar: Any) -> Iterator[Record]:
+        for record in parquet_records(file, check, encode_fixed):
+            if self._room(1) == 0:
+                return
+            self._seen += 1
+            bar.update(1)
+            yield record
+
+    def _jsonl(self, file: Path, encode_fixed: bool, bar: Any, with_data: bool) -> Iterator[tuple]:
+        """``(data, codes, chunk, rows)`` of each span of a jsonl file up to the limit, its rows tallied;
+        `codes` the final code of each of its `rows` rows taken (`count`). The spans are kept (`spans`) for
+        the write pass."""
+        line_base, kept = 1, []
+        self.spans.append(kept)
+        ahead = 2 * self.options.workers
+        for chunk, data in jsonl_chunks(file, self.pool, encode_fixed, ahead, with_data):
+            n = self._room(len(chunk.codes))
+            if n == 0 and chunk.codes:
+                return
+            self._seen += n
+            bar.update(n)
+            codes = self._count_chunk(file, chunk, n, line_base)
+            kept.append((chunk.start, chunk.end, n))
+            line_base += chunk.lines
+            yield data, codes, chunk, n
 
     def _drop(self, where: str, reason: str, message: str) -> int:
         if self.options.strict:
@@ -117,8 +148,32 @@ class _Source:
 
     def count(self, record: Record) -> int:
         """Tally one checked row; returns its code (raises on a bad row in strict mode)."""
+        self.tally.rows_in += 1
+        if record.code == CLEAN and record.ref is None:
+            self.tally.clean += 1
+            return CLEAN
+        return self._classify(record)
+
+    def _count_chunk(self, file: Path, chunk: Chunk, n: int, line_base: int) -> bytes | bytearray:
+        """`count` of the first `n` rows of a span (its rows not in `chunk.special` are plainly clean)."""
         tally = self.tally
-        tally.rows_in += 1
+        tally.rows_in += n
+        codes = chunk.codes if n == len(chunk.codes) else chunk.codes[:n]
+        if not chunk.special:
+            tally.clean += n
+            return codes
+        codes, plain = bytearray(codes), n
+        for k, (line, code, fixed, error, ref) in chunk.special.items():
+            if k >= n:
+                break
+            plain -= 1
+            codes[k] = self._classify(Record(f"{file}:{line_base + line}", None, code, fixed, error, ref))
+        tally.clean += plain
+        return codes
+
+    def _classify(self, record: Record) -> int:
+        """The code of a row that is not plainly clean, tallied (`rows_in` aside)."""
+        tally = self.tally
         if record.error is not None:
             return self._drop(record.where, *record.error)
         if record.ref is not None:
@@ -139,7 +194,18 @@ class _Source:
         return record.code
 
     def count_pass(self) -> bytearray:
-        return bytearray(self.count(r) for r in self.records(f"{self.tally.spec.name} (count)", None, check=True))
+        """Validate and tally every row; one code per input row."""
+        codes, self._seen = bytearray(), 0
+        with self._bar(f"{self.tally.spec.name} (count)", None) as bar:
+            for file in self.files:
+                if self._room(1) == 0:
+                    break
+                if file.suffix == ".parquet":
+                    codes.extend(self.count(record) for record in self._parquet(file, True, False, bar))
+                    continue
+                for _, span_codes, _, _ in self._jsonl(file, False, bar, with_data=False):
+                    codes += span_codes
+        return codes
 
     def resolve(self) -> None:
         """Look up the referenced problems; a placeholder row becomes fixed (filled) or invalid (unresolved)."""
@@ -172,65 +238,130 @@ class _Source:
         self._cursor += 1
         return self.index.question(ref)
 
-    def _fills(self, codes: bytearray, start: int) -> Any:
-        """``fills(n)`` of `sft_scan.jsonl_filled_records` for a file whose first row is row `start`."""
-        row = start
+    def _spans_to_write(self, file: Path, kept: list, codes: bytearray, row: int) -> Iterator[tuple]:
+        """``(data, filled, rows)`` of each span the counting pass kept for `file` (its first row is row `row`);
+        `filled` the encodings of its placeholder rows whose problem was found, by row (parsed, filled and
+        encoded in the worker processes, `ahead` spans ahead, or here without a pool)."""
 
-        def fills(n: int) -> dict[int, str]:
-            nonlocal row
-            found = {}
-            for k in range(n):
-                if row + k < len(codes) and codes[row + k] == PLACEHOLDER:
-                    question = self._next_question()
-                    if question is not None:
-                        found[k] = question
-            row += n
-            return found
+        def jobs() -> Iterator[tuple]:
+            first = row
+            for start, end, n in kept:
+                data, keys, lines, questions = read_span(file, start, end), [], [], []
+                k = codes.find(PLACEHOLDER, first, first + n) if self.index is not None else -1
+                if k >= 0:
+                    starts, ends, _, _ = row_bounds(data)
+                    while k >= 0:
+                        question = self._next_question()
+                        if question is not None:
+                            keys.append(k - first)
+                            lines.append(raw_line(data, starts[k - first], ends[k - first]))
+                            questions.append(question)
+                        k = codes.find(PLACEHOLDER, k + 1, first + n)
+                yield (data, keys, n), (fill_lines if keys else None), (lines, questions)
+                first += n
 
-        return fills
+        for (data, keys, n), encodings in in_order(self.pool, jobs(), 2 * self.options.workers):
+            yield data, dict(zip(keys, encodings or ())), n
 
-    def _filled(self, record: Record) -> bytes | None:
-        """The filled encoding of a placeholder row, None when its problem was not found."""
-        if record.raw is not None:
-            return record.fixed
-        question = self._next_question()
-        return None if question is None else filled(record.row, question)
+    def _write_span(self, data: bytes, codes: Any, row: int, n: int, plan: Iterator[int], encoded: dict) -> None:
+        """Write the chosen rows of the first `n` rows of span `data` (row k has code ``codes[row + k]``).
+        `encoded` holds rows written re-encoded (fixed, or filled placeholders; one missing is unresolved).
+        Valid rows written once and next to each other in the input are handed over as one slice."""
+        starts, ends, _, _ = row_bounds(data)
+        writer, view, out = self.writer, memoryview(data), 0
+        open_end = len(data) if data[-1:] != b"\n" else -1  # a last line without its newline ends there
+        run_start, run_end, run = -1, -1, []
+        for k in range(n):
+            code = codes[row + k]
+            if code == INVALID or (code == PLACEHOLDER and k not in encoded):
+                continue
+            copies = next(plan)
+            if copies == 0:
+                continue
+            out += copies
+            start, end = starts[k], ends[k]
+            if code == CLEAN and end != open_end:
+                if copies == 1:
+                    if start != run_end:
+                        if run:
+                            writer.write_rows(view[run_start:run_end], run)
+                        run_start, run = start, []
+                    run.append(end - run_start)
+                    run_end = end
+                    continue
+                line = view[start:end]
+            else:
+                line = encoded.get(k)
+                if line is None:
+                    line = raw_line(data, start, end)
+                    if code != CLEAN:  # fixed in the counting pass: check it again
+                        line = encode(check_row(json.loads(line))[1])
+            if run:
+                writer.write_rows(view[run_start:run_end], run)
+                run_end, run = -1, []
+            writer.write(line, copies)
+        if run:
+            writer.write_rows(view[run_start:run_end], run)
+        self.tally.rows_out += out
 
     def write_pass(self, codes: bytearray, seed: int) -> None:
         tally = self.tally
         tally.wanted = tally.spec.rule.wanted(tally.valid)
         plan = copies(tally.valid, tally.wanted, selection_rng(seed, tally.spec.name))
-        for i, record in enumerate(self.records(f"{tally.spec.name} (write)", tally.rows_in, False, codes=codes)):
-            code, encoded = codes[i], None
-            if code == INVALID:
-                continue
-            if code == PLACEHOLDER:
-                encoded = self._filled(record)
-                if encoded is None:
+        row, spans = 0, iter(self.spans)
+        with self._bar(f"{tally.spec.name} (write)", tally.rows_in) as bar:
+            for file in self.files:
+                if row >= len(codes):
+                    break
+                if file.suffix == ".parquet":
+                    for record in parquet_records(file, False, False):
+                        if row >= len(codes):
+                            break
+                        self._write_record(codes[row], record, plan)
+                        row += 1
+                        bar.update(1)
                     continue
-            n = next(plan)
-            if n == 0:
-                continue
-            if encoded is None and code == CLEAN and record.raw is not None:
-                encoded = record.raw
-            elif encoded is None:  # a parquet row, or a jsonl row that needed a fix: check it again
-                row = record.row if record.raw is None else json.loads(record.raw)
-                encoded = encode(check_row(row)[1])
-            self.writer.write(encoded, n)
-            tally.rows_out += n
+                for data, encoded, n in self._spans_to_write(file, next(spans), codes, row):
+                    self._write_span(data, codes, row, n, plan, encoded)
+                    row += n
+                    bar.update(n)
+
+    def _write_record(self, code: int, record: Record, plan: Iterator[int]) -> None:
+        """Write a parquet row of the write pass (parsed again, checked again, encoded)."""
+        if code == INVALID:
+            return
+        row = record.row
+        if code == PLACEHOLDER:
+            question = self._next_question()
+            if question is None:
+                return
+            encoded = filled(row, question)
+        else:
+            encoded = None
+        n = next(plan)
+        if n == 0:
+            return
+        self.writer.write(encoded if encoded is not None else encode(check_row(row)[1]), n)
+        self.tally.rows_out += n
 
     def single_pass(self) -> None:
         tally, rule = self.tally, self.tally.spec.rule
-        k = int(rule.value) if rule.kind == "repeat" else 1
-        for record in self.records(tally.spec.name, None, check=True, encode_fixed=True):
-            code = self.count(record)
-            if code == INVALID:
-                continue
-            if record.fixed is not None:
-                self.writer.write(record.fixed, k)
-            else:
-                self.writer.write(record.raw if record.raw is not None else encode(record.row), k)
-            tally.rows_out += k
+        each = int(rule.value) if rule.kind == "repeat" else 1
+        self._seen = 0
+        with self._bar(tally.spec.name, None) as bar:
+            for file in self.files:
+                if self._room(1) == 0:
+                    break
+                if file.suffix == ".parquet":
+                    for record in self._parquet(file, True, True, bar):
+                        if self.count(record) == INVALID:
+                            continue
+                        self.writer.write(record.fixed if record.fixed is not None else encode(record.row), each)
+                        tally.rows_out += each
+                    continue
+                for data, codes, chunk, n in self._jsonl(file, True, bar, with_data=True):
+                    fixed = {k: entry[2] for k, entry in chunk.special.items() if entry[2] is not None}
+                    self._write_span(data, codes, 0, n, repeat(each), fixed)
         tally.wanted = rule.wanted(tally.valid)
 
 

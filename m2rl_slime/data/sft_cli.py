@@ -10,6 +10,16 @@ from typing import Any
 from .sft_rules import FORMATS
 
 DEFAULT_SEED = 42
+MAX_WORKERS = 8
+
+
+def default_workers(cores: int | None = None) -> int:
+    """Worker processes by default: one core stays with the main process (reading, tallying, writing) and
+    the shard writer thread, so workers only pay off from 3 usable cores; 1 (parse in the main process)
+    below that."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_WORKERS, cores - 1))
 
 
 def add_prepare_sft(sub: Any) -> None:
@@ -38,8 +48,9 @@ def add_prepare_sft(sub: Any) -> None:
     sft.add_argument(
         "--workers",
         type=int,
-        default=min(8, os.cpu_count() or 1),
-        help="processes that parse and check jsonl rows (default: min(8, cores); 1 = none)",
+        default=default_workers(),
+        help="processes that parse and check jsonl rows (default: one less than the usable cores, at most 8; "
+        "1 = none, in this process)",
     )
     sft.add_argument(
         "--fill-source",

@@ -167,6 +167,49 @@ def check_row(row: Any) -> tuple[int, dict]:
     return FIXED, fixed
 
 
+def _names_functions(items: list) -> bool:
+    for item in items:
+        name = _function_name(item)
+        if not isinstance(name, str) or not name:
+            return False
+    return True
+
+
+def is_clean(row: Any) -> bool:
+    """True when `check_row` returns ``(CLEAN, row)`` and no user turn is the ``-`` placeholder: the common
+    row, checked without building anything. False decides nothing (`check_row` then says what the row is)."""
+    if not isinstance(row, dict):
+        return False
+    messages = row.get(MESSAGES_KEY)
+    if not isinstance(messages, list) or not messages:
+        return False
+    assistant = False
+    for message in messages:
+        if not isinstance(message, dict):
+            return False
+        role, content = message.get("role"), message.get("content")
+        reasoning, calls = message.get("reasoning_content"), message.get("tool_calls")
+        if not isinstance(content, str) or (reasoning is not None and not isinstance(reasoning, str)):
+            return False
+        if calls is not None and not (
+            isinstance(calls, list) and (role == "assistant" or not calls) and _names_functions(calls)
+        ):
+            return False
+        if role == "assistant":
+            assistant = True
+            if not content and not reasoning and not calls:
+                return False
+        elif role == "user":
+            if (not content and not reasoning) or content == PLACEHOLDER_CONTENT:
+                return False
+        elif role != "system" and role != "tool":
+            return False
+    if not assistant:
+        return False
+    tools = row.get(TOOLS_KEY, [])
+    return isinstance(tools, list) and _names_functions(tools)
+
+
 def has_placeholder_turn(row: Mapping[str, Any]) -> bool:
     """True when a user turn is the bare ``-`` the competitive-programming set ships instead of the problem."""
     return any(m.get("role") == "user" and m.get("content") == PLACEHOLDER_CONTENT for m in row[MESSAGES_KEY])

@@ -40,6 +40,7 @@ ROW_COLUMN = "row"
 _FLUSH_ROWS = 1024  # rows per batch handed to the writer thread (a multiple of the row group size)
 _FLUSH_BYTES = 32 << 20  # ... or fewer rows when they reach this size
 _PENDING = 2  # batches queued for the writer thread at most (bounds memory)
+_WRITE_BUFFER = 1 << 20  # jsonl shard file buffer
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,10 @@ def _parquet() -> Any:
 class ShardWriter:
     """Writes the rows (JSON objects, each a line ending with a newline) of one source into rotating shards.
 
-    Encoding, compression, hashing and file writes run on one background thread (they release the GIL),
-    so they overlap with the parsing and validation of the next rows; at most `_PENDING` batches wait.
+    Rows come one at a time (`write`) or as runs of rows stored back to back (`write_rows`: a span of valid
+    input lines copied with one slice, no per-row copy). Building the parquet table, compression, hashing
+    and file writes run on one background thread (they release the GIL for most of their time), so they
+    overlap with the parsing and validation of the next rows; at most `_PENDING` batches wait.
 
     Args:
         directory: The source's output directory (inside the run's work directory).
@@ -91,8 +94,10 @@ class ShardWriter:
         self.shards: list[dict] = []
         self._rows = 0
         self._open: Any = None
-        self._buffer: list[bytes] = []
-        self._buffer_bytes = 0
+        self._pieces: list[Any] = []  # buffered bytes-like pieces, back to back
+        self._ends: list[int] = []  # end offset of each buffered row within the buffer
+        self._bytes = 0  # bytes buffered
+        self._written = 0  # bytes of the open shard handed to the writer thread
         self._offsets: list[int] = []
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
@@ -112,9 +117,9 @@ class ShardWriter:
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"part-{len(self.shards):05d}.{self.fmt}"
         self._path = self.directory / name
-        self._rows = 0
+        self._rows = self._written = 0
         if self.fmt == "jsonl":
-            self._open = open(self._path, "wb")
+            self._open = open(self._path, "wb", buffering=_WRITE_BUFFER)
             self._offsets = [0]
             self._digest = hashlib.sha256()
         else:
@@ -127,39 +132,67 @@ class ShardWriter:
     def write(self, encoded: bytes, copies: int = 1) -> None:
         """Append `copies` copies of one row: valid UTF-8 JSON text ending with a newline."""
         for _ in range(copies):
+            self.write_rows(encoded, (len(encoded),))
+
+    def write_rows(self, data: Any, ends: Sequence[int]) -> None:
+        """Append the rows stored back to back in `data` (bytes-like); ``ends[k]`` is the end offset of row k
+        in `data` (ascending, the last one ``len(data)``), every row valid UTF-8 JSON ending with a newline.
+        `data` is kept (not copied) until written."""
+        view, first, begin = memoryview(data), 0, 0
+        while first < len(ends):
             if self._open is None:
                 self._start()
-            self._buffer.append(encoded)
-            self._buffer_bytes += len(encoded)
-            if self.fmt == "jsonl":
-                self._offsets.append(self._offsets[-1] + len(encoded))
-            self._rows += 1
+            last = min(len(ends), first + self.shard_rows - self._rows)
+            stop = ends[last - 1]
+            base = self._bytes - begin
+            self._pieces.append(view[begin:stop])
+            self._ends.extend([base + end for end in ends[first:last]])
+            self._bytes += stop - begin
+            self._rows += last - first
+            first, begin = last, stop
             if self._rows >= self.shard_rows:
                 self._finish()
-            elif len(self._buffer) >= self.flush_rows or self._buffer_bytes >= _FLUSH_BYTES:
-                if self.fmt == "jsonl" or len(self._buffer) % self.row_group_rows == 0:
-                    self._flush()
+            elif len(self._ends) >= self.flush_rows or self._bytes >= _FLUSH_BYTES:
+                self._flush()
 
-    def _flush(self) -> None:
-        if not self._buffer:
+    def _take(self, rows: int) -> tuple[list[Any], list[int]]:
+        """Remove the first `rows` buffered rows: (their pieces, their ends)."""
+        if rows == len(self._ends):
+            taken = self._pieces, self._ends
+            self._pieces, self._ends, self._bytes = [], [], 0
+            return taken
+        cut, size, k = self._ends[rows - 1], 0, 0
+        while size + len(self._pieces[k]) <= cut:
+            size += len(self._pieces[k])
+            k += 1
+        head, tail = self._pieces[:k], self._pieces[k:]
+        if size < cut:  # the cut falls inside tail[0]
+            head.append(tail[0][: cut - size])
+            tail[0] = tail[0][cut - size :]
+        ends = self._ends[:rows]
+        self._pieces, self._ends = tail, [end - cut for end in self._ends[rows:]]
+        self._bytes -= cut
+        return head, ends
+
+    def _flush(self, last: bool = False) -> None:
+        """Hand the buffered rows to the writer thread (parquet: whole row groups, unless `last`)."""
+        rows = len(self._ends)
+        if self.fmt == "parquet" and not last:
+            rows -= rows % self.row_group_rows
+        if rows == 0:
             return
-        rows, self._buffer, self._buffer_bytes = self._buffer, [], 0
+        pieces, ends = self._take(rows)
         if self.fmt == "jsonl":
-            self._submit(_write_jsonl, self._open, self._digest, rows)
-            return
-        pa, _ = _parquet()
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        data = pa.py_buffer(b"".join(rows))
-        array = pa.Array.from_buffers(pa.large_string(), len(rows), [None, pa.py_buffer(offsets), data])
-        table = pa.table({ROW_COLUMN: array.cast(pa.string())})
-        self._submit(self._open.write_table, table, self.row_group_rows)
+            self._offsets.extend([self._written + end for end in ends])
+            self._written += ends[-1]
+            self._submit(_write_jsonl, self._open, self._digest, pieces)
+        else:
+            self._submit(_write_parquet, self._open, pieces, ends, self.row_group_rows)
 
     def _finish(self) -> None:
         # No fsync per shard: the manifest, written last, records every shard's size (checked when the
         # blend is opened) and sha256, so a shard torn by a machine crash is detected, not read.
-        self._flush()
+        self._flush(last=True)
         self._drain()
         entry = {"file": f"{self.directory.name}/{self._path.name}", "rows": self._rows}
         self._open.close()
@@ -190,6 +223,7 @@ class ShardWriter:
             logger.debug("shard writer: pending write failed during abort", exc_info=True)
         finally:
             self._pending.clear()
+            self._pieces, self._ends = [], []
             if self._open is not None:
                 self._open.close()
                 self._open = None
@@ -201,10 +235,24 @@ class ShardWriter:
             self._pool = None
 
 
-def _write_jsonl(handle: Any, digest: Any, rows: list[bytes]) -> None:
-    handle.writelines(rows)
-    for row in rows:
-        digest.update(row)
+def _write_jsonl(handle: Any, digest: Any, pieces: list[Any]) -> None:
+    handle.writelines(pieces)
+    for piece in pieces:
+        digest.update(piece)
+
+
+def _write_parquet(writer: Any, pieces: list[Any], ends: list[int], row_group_rows: int) -> None:
+    """One table of the buffered rows (a string column over their bytes, no per-row copy) in row groups."""
+    pa, _ = _parquet()
+    data = pa.py_buffer(b"".join(pieces))
+    wide = ends[-1] >= 2**31  # a string column holds less than 2 GiB per batch: the cast then says so
+    offsets = np.zeros(len(ends) + 1, dtype=np.int64 if wide else np.int32)
+    offsets[1:] = ends
+    kind = pa.large_string() if wide else pa.string()
+    array = pa.Array.from_buffers(kind, len(ends), [None, pa.py_buffer(offsets), data])
+    if wide:
+        array = array.cast(pa.string())
+    writer.write_table(pa.table({ROW_COLUMN: array}), row_group_rows)
 
 
 def manifest_path(path: str | Path) -> Path:

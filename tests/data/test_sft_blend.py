@@ -193,16 +193,16 @@ def test_a_failed_run_leaves_nothing_and_keeps_a_previous_blend(inputs, tmp_path
 
 
 def test_interrupting_the_write_pass_leaves_no_output(inputs, tmp_path, monkeypatch):
-    real = sft_blend.ShardWriter.write
+    real = sft_blend.ShardWriter.write_rows  # every write goes through it (runs of rows and single rows)
     calls = Counter()
 
-    def interrupted(self, encoded, copies=1):
+    def interrupted(self, data, ends):
         calls["n"] += 1
-        if calls["n"] == 4:
+        if calls["n"] == 2:
             raise KeyboardInterrupt
-        real(self, encoded, copies)
+        real(self, data, ends)
 
-    monkeypatch.setattr(sft_blend.ShardWriter, "write", interrupted)
+    monkeypatch.setattr(sft_blend.ShardWriter, "write_rows", interrupted)
     with pytest.raises(KeyboardInterrupt):
         prepare_sft(specs("math.jsonl::math:sample=6"), tmp_path / "o", options(inputs))
     assert not (tmp_path / "o").exists() and _leftovers(tmp_path) == []
@@ -284,3 +284,10 @@ def test_cli_with_worker_processes(inputs, tmp_path):
     done = subprocess.run([*cmd, "--out", str(out), "--workers", "2", "--no-progress"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert read_manifest(out)["total_rows"] == 5 and "wrote" in done.stdout
+
+
+def test_workers_default_leaves_a_core_to_the_main_process():
+    from m2rl_slime.data.sft_cli import default_workers
+
+    assert [default_workers(n) for n in (1, 2, 3, 4, 16, 64)] == [1, 1, 2, 3, 8, 8]
+    assert 1 <= default_workers() <= 8

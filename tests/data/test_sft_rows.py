@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from m2rl_slime.data.sft_rows import CLEAN, FIXED, SFTRowError, check_row, has_placeholder_turn
+from m2rl_slime.data.sft_rows import CLEAN, FIXED, SFTRowError, check_row, has_placeholder_turn, is_clean
 
 
 def conversation(**assistant):
@@ -110,3 +110,51 @@ def test_placeholder_user_turns_are_detected():
     assert not has_placeholder_turn(row)
     row["messages"][1]["content"] = "-"
     assert has_placeholder_turn(row)
+
+
+def _variants() -> list:
+    """Rows around every rule of `check_row`: clean, fixed, invalid and placeholder ones."""
+    tool_row = {**conversation(tool_calls=[CALL]), "tools": [TOOL]}
+    tool_row["messages"].append({"role": "tool", "content": "4"})
+    rows = [conversation(), tool_row, conversation(tool_calls=None), conversation(tool_calls=[])]
+    rows += [conversation(content="", reasoning_content=None, tool_calls=[CALL]), {**conversation(), "tools": []}]
+    for change in [
+        {"content": None},
+        {"content": ""},
+        {"content": "", "reasoning_content": ""},
+        {"content": [{"type": "text", "text": "x"}]},
+        {"reasoning_content": 7},
+        {"tool_calls": json.dumps([CALL])},
+        {"tool_calls": "[]"},
+        {"tool_calls": {"name": "f"}},
+        {"tool_calls": [{"function": {"arguments": "{}"}}]},
+        {"tool_calls": [{"name": ""}]},
+        {"role": "robot"},
+        {"role": "user"},
+    ]:
+        rows.append(conversation(**change))
+    for tools in (None, "[]", {"name": "f"}, [{"description": "no name"}], [{"name": "f"}]):
+        rows.append({**conversation(), "tools": tools})
+    user_tool = conversation()
+    user_tool["messages"][1]["tool_calls"] = [CALL]
+    empty_tool_calls_on_user = conversation()
+    empty_tool_calls_on_user["messages"][1]["tool_calls"] = []
+    placeholder = conversation()
+    placeholder["messages"][1]["content"] = "-"
+    system_empty = conversation()
+    system_empty["messages"][0]["content"] = ""
+    no_role = conversation()
+    del no_role["messages"][0]["role"]
+    rows += [user_tool, empty_tool_calls_on_user, placeholder, system_empty, no_role]
+    rows += [[1], "x", {"messages": []}, {"messages": ["hi"]}, {"messages": [{"role": "user", "content": "q"}]}]
+    return rows
+
+
+@pytest.mark.parametrize("row", _variants())
+def test_the_fast_clean_check_agrees_with_check_row(row):
+    try:
+        code, out = check_row(row)
+    except SFTRowError:
+        code, out = None, None
+    plain = code == CLEAN and out is row and not has_placeholder_turn(row)
+    assert is_clean(row) == plain
