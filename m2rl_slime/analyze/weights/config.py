@@ -39,7 +39,9 @@ class WeightsOptions:
     project: Project = _opt("table", "tensors that get the projected (SRHT) cosine: the table layer, all, none")
     proj_dim: int = _opt(256, "rows of the SRHT projection (the paper: 256)")
     seeds: int = _opt(8, "projection seeds averaged (mean and s.d. reported)")
-    perm_draws: int = _opt(4, "draws of the permutation baseline")
+    perm_draws: int = _opt(
+        0, "random draws of the permutation reference, next to its exact expectation (a check; 0: none)"
+    )
     seed: int = _opt(0, "seed of the projections and permutations")
     threads: int = _opt(0, "compute threads (0: all cores)")
     chunk_elems: int = _opt(1 << 24, "elements per read chunk (power of two >= 65536)")
