@@ -81,11 +81,9 @@ def job_for(t: Target, inputs: Inputs, options: WeightsOptions) -> TensorJob:
     """The per-tensor computation: rule, permutation offsets, and one SRHT per seed when projected."""
     from .srht import Srht
 
-    projections = ()
+    projection = None
     if t.projected and len(inputs.experts) > 1:
-        projections = tuple(
-            Srht.build(t.name, t.info.numel, options.seed + s, options.proj_dim) for s in range(options.seeds)
-        )
+        projection = Srht.build(t.name, t.info.numel, options.seed, options.proj_dim, options.seeds)
     return TensorJob(
         t.name,
         t.info.numel,
@@ -94,7 +92,7 @@ def job_for(t: Target, inputs: Inputs, options: WeightsOptions) -> TensorJob:
         t.info.dtype == "F64",
         _shifts(options.seed, t.name, options.perm_draws),
         inputs.pairs,
-        projections,
+        projection,
     )
 
 
@@ -188,7 +186,7 @@ def record(t: Target, sums: Sums, job: TensorJob) -> dict[str, Any]:
         "sq": sums.sq.tolist(),
         "perm": sums.perm.tolist(),
         "perm_expected": expected_rotated(sums, t.info.numel).tolist(),
-        "proj": None if sums.proj is None else {"k": sums.k, "n": job.projections[0].n, "y": _proj(sums, job)},
+        "proj": None if sums.proj is None else {"k": sums.k, "n": job.projection.n, "y": _proj(sums, job)},
     }
 
 

@@ -40,7 +40,7 @@ class TensorJob:
     wide: bool  # float64 arithmetic (F64 storage)
     shifts: tuple[int, ...]
     pairs: tuple[tuple[int, int], ...]
-    projections: tuple[Srht, ...] = ()
+    projection: Srht | None = None  # every seed's SRHT of this tensor
 
 
 @dataclass(slots=True)
@@ -249,8 +249,8 @@ def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sum
     if not np.isfinite(dot.diagonal()).all():  # a NaN/Inf somewhere in this block: count and exclude it
         d, mask, nonfinite = _deltas(job, base, experts, checked=True)
         dot = _gram(d, d)
-    k = job.projections[0].k if job.projections else 0
-    out = Sums(len(experts), len(job.shifts), 2 * len(job.pairs), len(job.projections), k)
+    proj = job.projection if job.pairs else None
+    out = Sums(len(experts), len(job.shifts), 2 * len(job.pairs), proj.seeds if proj else 0, proj.k if proj else 0)
     out.nonfinite += nonfinite
     packed = _pack(mask)
     full = min(len(base), (job.numel - start) // GROUP * GROUP)
@@ -266,10 +266,13 @@ def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sum
     m.numpy()[...] = mask
     out.dot += dot
     out.sq += _gram(torch.mul(d, d, out=scratch("square", *d.shape, d.dtype)), m)
-    if job.projections and job.pairs:
-        i = [p[0] for p in job.pairs] + [p[1] for p in job.pairs]
-        j = [p[1] for p in job.pairs] + [p[0] for p in job.pairs]
-        vectors = (d[i] * m[j]).float()  # d_i on the overlap with j, then d_j on the overlap with i
-        for s, proj in enumerate(job.projections):
-            out.proj[s] += proj.project(vectors, start).numpy()
+    if proj is not None:
+        n = d.shape[1]
+        signed = torch.mul(d, proj.signs(start, start + n), out=scratch("signed", *d.shape, d.dtype)).float()
+        order = [p for p in job.pairs] + [p[::-1] for p in job.pairs]
+        vectors = scratch("srht_in", len(order), proj.padded(n), torch.float32)
+        vectors[:, n:] = 0
+        for q, (a, b) in enumerate(order):  # d_i on the overlap with j, then d_j on the overlap with i
+            torch.mul(signed[a], m[b], out=vectors[q, :n])
+        out.proj += proj.project_signed(vectors, start).numpy()
     return out
