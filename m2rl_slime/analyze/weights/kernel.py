@@ -218,11 +218,12 @@ def _deltas(job: TensorJob, base: Any, experts: list[Any], checked: bool = False
     b = scratch("base", 1, base.numel(), dtype)[0].copy_(base)
     x = scratch("delta", len(experts), b.numel(), dtype)
     nonfinite = np.zeros(len(experts) + 1, np.int64)
+    if job.bitwise and not checked:
+        for i, e in enumerate(experts):
+            torch.sub(e, b, out=x[i])  # upcast and subtract in one pass: exact
+        return x, x.numpy() != 0, nonfinite
     for i, e in enumerate(experts):
         x[i].copy_(e)  # upcast: exact
-    if job.bitwise and not checked:
-        d = x.sub_(b)
-        return d, d.numpy() != 0, nonfinite
     if checked:
         ok_b, ok = torch.isfinite(b), torch.isfinite(x)
         nonfinite[0] = int((~ok_b).sum())
