@@ -9,8 +9,8 @@ Measured, each in its own process, every one starting with the inputs out of the
 
 * the I/O floor: read every input byte (64 MB preads with POSIX_FADV_SEQUENTIAL); measured first and
   last, the faster of the two counts;
-* ``analyze weights`` with its defaults (all layers and the model tensors; exact statistics everywhere;
-  projected cosine on layer 17 with 8 seeds; 4 permutation draws);
+* ``analyze weights`` with its defaults (all layers and the model tensors; exact statistics everywhere,
+  the permutation reference in closed form; projected cosine on layer 17 with 8 seeds);
 * the same with ``--project none`` (exact statistics only).
 
 Wall time runs from spawn to exit; peak RSS is VmHWM sampled from /proc (the merge benchmark's sampler).
