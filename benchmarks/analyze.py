@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", choices=["qwen3-0.6b", "tiny"], default="qwen3-0.6b")
     p.add_argument("--experts", type=int, default=5)
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=0, help="compute threads (0: the command's default)")
     p.add_argument("--cache", choices=["cold", "warm"], default="cold")
     p.add_argument("--keep", action="store_true", help="keep the generated checkpoints")
     args = p.parse_args(argv)
