@@ -9,8 +9,8 @@ Measured, each in its own process, every one starting with the inputs out of the
 
 * the I/O floor: read every input byte (64 MB preads with POSIX_FADV_SEQUENTIAL); measured first and
   last, the faster of the two counts;
-* ``analyze weights`` with its defaults (all layers and the model tensors; exact statistics everywhere;
-  projected cosine on layer 17 with 8 seeds; 4 permutation draws);
+* ``analyze weights`` with its defaults (all layers and the model tensors; exact statistics everywhere,
+  the permutation reference in closed form; projected cosine on layer 17 with 8 seeds);
 * the same with ``--project none`` (exact statistics only).
 
 Wall time runs from spawn to exit; peak RSS is VmHWM sampled from /proc (the merge benchmark's sampler).
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", choices=["qwen3-0.6b", "tiny"], default="qwen3-0.6b")
     p.add_argument("--experts", type=int, default=5)
     p.add_argument("--variants", default=",".join(VARIANTS))
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--threads", type=int, default=0, help="compute threads (0: the command's default)")
     p.add_argument("--cache", choices=["cold", "warm"], default="cold")
     p.add_argument("--keep", action="store_true", help="keep the generated checkpoints")
     args = p.parse_args(argv)

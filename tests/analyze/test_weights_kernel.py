@@ -7,7 +7,16 @@ import pytest
 import torch
 
 from m2rl_slime.analyze.weights.config import bitwise_equivalent
-from m2rl_slime.analyze.weights.kernel import Sums, TensorJob, _deltas, _pack, _permuted, _roll, block_sums
+from m2rl_slime.analyze.weights.kernel import (
+    Sums,
+    TensorJob,
+    _deltas,
+    _pack,
+    _permuted,
+    _roll,
+    block_sums,
+    expected_rotated,
+)
 
 
 def _job(numel, bitwise, eta=1e-3, shifts=(), pairs=((0, 1),), wide=False):
@@ -126,3 +135,53 @@ def test_block_cuts_do_not_change_the_counts():
         assert np.array_equal(getattr(whole, key), getattr(parts, key)), key
     np.testing.assert_allclose(whole.dot, parts.dot, rtol=1e-5)
     np.testing.assert_allclose(whole.sq, parts.sq, rtol=1e-5)
+
+
+def _mean_over_rotations(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean of |a ∧ roll_s(b)| over s = 1..L-1, every rotation counted (cyclic cross-correlation by FFT)."""
+    n = a.size
+    if n == 1:
+        return float(a[0] & b[0])
+    corr = np.fft.irfft(np.conj(np.fft.rfft(a.astype(float))) * np.fft.rfft(b.astype(float)), n)
+    return float(np.rint(corr[1:]).sum()) / (n - 1)
+
+
+@pytest.mark.parametrize("numel", [2 * 65536 + 1000, 65536, 1000, 1])
+def test_expected_rotation_overlap_is_the_mean_over_every_rotation(numel):
+    """The closed form of the permutation reference against all L-1 non-zero rotations of every group."""
+    rng = np.random.default_rng(numel)
+    density = np.linspace(0.05, 0.9, numel)[None, :]  # uneven: the groups differ
+    mask = rng.random((3, numel)) < density * np.array([[1.0], [0.8], [0.5]])
+    pairs = ((0, 1), (0, 2), (1, 2))
+    job = _job(numel, True, pairs=pairs)
+    base = torch.zeros(numel, dtype=torch.bfloat16)
+    experts = [torch.from_numpy(m.astype(np.float32)).bfloat16() for m in mask]
+    parts = None
+    for s in range(0, numel, 65536):  # block by block, as the engine cuts them
+        e = min(s + 65536, numel)
+        part = block_sums(job, s, base[s:e], [x[s:e] for x in experts])
+        parts = part if parts is None else parts.add(part)
+    got = expected_rotated(parts, numel)
+    for i, j in pairs:
+        want = sum(
+            _mean_over_rotations(mask[i, g : g + 65536], mask[j, g : g + 65536]) for g in range(0, numel, 65536)
+        )
+        assert got[i, j] == pytest.approx(want, rel=1e-12, abs=1e-9)
+
+
+def test_permutation_draws_scatter_around_the_expectation():
+    """The optional random draws are rotations of the same masks: their mean approaches the closed form."""
+    rng = np.random.default_rng(3)
+    numel = 4 * 65536
+    mask = rng.random((2, numel)) < np.repeat([0.1, 0.7, 0.2, 0.5], 65536)[None, :]
+    shifts = tuple(int(s) for s in rng.integers(1, 65536, size=16))
+    s = block_sums(
+        _job(numel, True, shifts=shifts),
+        0,
+        torch.zeros(numel).bfloat16(),
+        [torch.from_numpy(m).bfloat16() for m in mask],
+    )
+    expected = expected_rotated(s, numel)[0, 1]
+    draws = s.perm[:, 0, 1]
+    assert abs(draws.mean() - expected) < 4 * draws.std(ddof=1) / np.sqrt(len(draws)) + 1
+    assert abs(expected - s.inter[0, 1]) < 0.01 * expected  # independent masks: the overlap is typical

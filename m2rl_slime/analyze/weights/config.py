@@ -39,9 +39,11 @@ class WeightsOptions:
     project: Project = _opt("table", "tensors that get the projected (SRHT) cosine: the table layer, all, none")
     proj_dim: int = _opt(256, "rows of the SRHT projection (the paper: 256)")
     seeds: int = _opt(8, "projection seeds averaged (mean and s.d. reported)")
-    perm_draws: int = _opt(4, "draws of the permutation baseline")
+    perm_draws: int = _opt(
+        0, "random draws of the permutation reference, next to its exact expectation (a check; 0: none)"
+    )
     seed: int = _opt(0, "seed of the projections and permutations")
-    threads: int = _opt(0, "compute threads (0: all cores)")
+    threads: int = _opt(0, "compute threads (0: all cores but one, which reads and drives; at least 1)")
     chunk_elems: int = _opt(1 << 24, "elements per read chunk (power of two >= 65536)")
     block_elems: int = _opt(1 << 17, "elements per compute block (power of two >= 65536, <= chunk)")
     read_ahead: int = _opt(1, "read-ahead budget, in chunks")
@@ -68,7 +70,9 @@ class WeightsOptions:
     def compute_threads(self) -> int:
         import os
 
-        return self.threads or max(1, os.cpu_count() or 1)
+        # the read-ahead and driver threads take about a third of a core per compute thread's worth of
+        # blocks, and compute threads share the GIL between short calls: leave them a core
+        return self.threads or max(1, (os.cpu_count() or 1) - 1)
 
 
 def parse_layers(spec: str, n_layers: int | None) -> tuple[int, ...] | None:

@@ -27,13 +27,14 @@ from ...errors import ConfigError
 from ...merge.io import Checkpoint, FileCache, ReadAhead, TensorInfo, advise_range, map_range
 from ...merge.runtime import TorchThreads, progress_bar, reuse_freed_memory
 from .config import GROUP, WeightsOptions, bitwise_equivalent
-from .kernel import Sums, TensorJob, block_sums
+from .kernel import Sums, TensorJob, block_sums, expected_rotated
 from .names import TensorKind
 from .srht import _key
 
 log = logging.getLogger(__name__)
 PARTIAL = ".weights_partial.jsonl"
 _SYNC_SECONDS = 2.0
+_FORMAT = 2  # of the partial records (2: the exact rotation expectation, one sign vector per tensor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,8 @@ class Inputs:
 def _shifts(seed: int, tensor: str, draws: int) -> tuple[int, ...]:
     import numpy as np
 
+    if not draws:
+        return ()
     rng = np.random.Generator(np.random.Philox(key=np.array([_key(seed, "perm\0" + tensor), 0], dtype=np.uint64)))
     return tuple(int(s) for s in rng.integers(1, GROUP, size=draws))
 
@@ -78,11 +81,9 @@ def job_for(t: Target, inputs: Inputs, options: WeightsOptions) -> TensorJob:
     """The per-tensor computation: rule, permutation offsets, and one SRHT per seed when projected."""
     from .srht import Srht
 
-    projections = ()
+    projection = None
     if t.projected and len(inputs.experts) > 1:
-        projections = tuple(
-            Srht.build(t.name, t.info.numel, options.seed + s, options.proj_dim) for s in range(options.seeds)
-        )
+        projection = Srht.build(t.name, t.info.numel, options.seed, options.proj_dim, options.seeds)
     return TensorJob(
         t.name,
         t.info.numel,
@@ -91,7 +92,7 @@ def job_for(t: Target, inputs: Inputs, options: WeightsOptions) -> TensorJob:
         t.info.dtype == "F64",
         _shifts(options.seed, t.name, options.perm_draws),
         inputs.pairs,
-        projections,
+        projection,
     )
 
 
@@ -101,6 +102,7 @@ def run_id(inputs: Inputs, options: WeightsOptions) -> str:
 
     ident = {
         "version": __version__,
+        "format": _FORMAT,
         "base": fingerprint(inputs.base, options.fingerprint),
         "experts": [[n, fingerprint(c, options.fingerprint)] for n, c in inputs.experts],
         "targets": [[t.name, t.projected] for t in inputs.targets],
@@ -183,7 +185,8 @@ def record(t: Target, sums: Sums, job: TensorJob) -> dict[str, Any]:
         "dot": sums.dot.tolist(),
         "sq": sums.sq.tolist(),
         "perm": sums.perm.tolist(),
-        "proj": None if sums.proj is None else {"k": sums.k, "n": job.projections[0].n, "y": _proj(sums, job)},
+        "perm_expected": expected_rotated(sums, t.info.numel).tolist(),
+        "proj": None if sums.proj is None else {"k": sums.k, "n": job.projection.n, "y": _proj(sums, job)},
     }
 
 

@@ -5,8 +5,10 @@ For expert i, with delta_i = w_i - w_base computed in float32 (float64 for F64 s
 * changed mask m_i = |delta_i| > eta * max(|w_i|, |w_base|), over finite elements only. When the storage
   dtype makes the rule equal to "the stored value differs" (`config.bitwise_equivalent`), m_i is
   computed as delta_i != 0, which is the same mask;
-* counts: |m_i|, |m_i ∧ m_j| (bit-packed masks, popcount), and for each permutation draw t
-  |m_i ∧ roll_t(m_j)|, where roll_t rotates every 65536-element group of the tensor by a seeded offset;
+* counts: |m_i|, |m_i ∧ m_j| (bit-packed masks, popcount), and per 65536-element group g of the tensor
+  the sums Σ_g |m_i^g|·|m_j^g| that give the exact expectation of |m_i ∧ rot(m_j)| under a uniformly
+  random non-zero rotation rot of every group (`expected_rotated`); optionally, for each permutation draw
+  t, |m_i ∧ roll_t(m_j)|, where roll_t rotates every group by a seeded offset;
 * shift sums: dot_ij = Σ d_i d_j and sq_ij = Σ d_i^2 m_j with d_i = delta_i ⊙ m_i (float32 matmuls per
   block, float64 across blocks);
 * optionally the SRHT partial projections of d_i ⊙ m_j and d_j ⊙ m_i for every pair (per seed).
@@ -38,7 +40,7 @@ class TensorJob:
     wide: bool  # float64 arithmetic (F64 storage)
     shifts: tuple[int, ...]
     pairs: tuple[tuple[int, int], ...]
-    projections: tuple[Srht, ...] = ()
+    projection: Srht | None = None  # every seed's SRHT of this tensor
 
 
 @dataclass(slots=True)
@@ -56,6 +58,9 @@ class Sums:
     dot: Any = None
     sq: Any = None
     perm: Any = None
+    group_cc: Any = None  # Σ over the full groups of |m_i^g| |m_j^g|
+    tail_cc: Any = None  # |m_i^g| |m_j^g| of the tensor's short last group (if any)
+    tail_inter: Any = None  # |m_i^g ∧ m_j^g| of that group
     proj: Any = None
     blocks: int = field(default=0)
 
@@ -69,10 +74,13 @@ class Sums:
         self.dot = np.zeros((e, e), np.float64)
         self.sq = np.zeros((e, e), np.float64)
         self.perm = np.zeros((self.draws, e, e), np.int64)
+        self.group_cc = np.zeros((e, e), np.int64)
+        self.tail_cc = np.zeros((e, e), np.int64)
+        self.tail_inter = np.zeros((e, e), np.int64)
         self.proj = np.zeros((self.seeds, self.vectors, self.k), np.float64) if self.seeds else None
 
     def add(self, other: Sums) -> Sums:
-        for name in ("changed", "nonfinite", "inter", "dot", "sq", "perm"):
+        for name in ("changed", "nonfinite", "inter", "dot", "sq", "perm", "group_cc", "tail_cc", "tail_inter"):
             getattr(self, name).__iadd__(getattr(other, name))
         if self.proj is not None:
             self.proj += other.proj
@@ -91,15 +99,46 @@ def _pack(mask: Any) -> Any:
     return np.packbits(mask, axis=1, bitorder="little").view(np.uint64)
 
 
-def _intersections(a: Any, pairs: tuple[tuple[int, int], ...]) -> Any:
-    """|a_i ∧ a_j| for packed masks a (E, words) over the diagonal and `pairs` -> (E, E) int64, 0 elsewhere."""
+def _intersections(a: Any, pairs: tuple[tuple[int, int], ...], full: int) -> tuple[Any, Any, Any, Any]:
+    """Counts of packed masks a (E, words) whose first `full` elements are whole 65536-element groups.
+
+    Returns:
+        (E, E) int64 arrays over the diagonal and `pairs` (0 elsewhere): |a_i ∧ a_j|; Σ over the whole
+        groups g of |a_i^g| |a_j^g|; and, for the short group after them, |a_i^g| |a_j^g| and |a_i^g ∧ a_j^g|.
+    """
     import numpy as np
 
     e = a.shape[0]
-    out = np.zeros((e, e), np.int64)
     idx = [(i, i) for i in range(e)] + list(pairs)
     i, j = np.array([p[0] for p in idx]), np.array([p[1] for p in idx])
-    out[i, j] = popcount(a[i] & a[j]).sum(-1, dtype=np.int64)
+    bits = popcount(a[i] & a[j])  # (P, words) uint8
+    words = full // 64
+    groups = bits[:, :words].reshape(len(idx), -1, GROUP // 64).sum(-1, dtype=np.int64)  # (P, groups)
+    tail = bits[:, words:].sum(-1, dtype=np.int64)
+    inter, group_cc, tail_cc, tail_inter = (np.zeros((e, e), np.int64) for _ in range(4))
+    inter[i, j] = groups.sum(-1) + tail
+    count = groups[:e]  # |a_i^g| per group: the diagonal rows come first
+    group_cc[i, j] = (count[i] * count[j]).sum(-1)
+    tail_cc[i, j] = tail[i] * tail[j]
+    tail_inter[i, j] = tail
+    return inter, group_cc, tail_cc, tail_inter
+
+
+def expected_rotated(sums: Sums, numel: int) -> Any:
+    """E |m_i ∧ rot(m_j)| (E, E) float64 when every 65536-element group (and the short last one, of length
+    L) is rotated by an offset drawn uniformly from its non-zero rotations, 1..L-1.
+
+    Over all L rotations of one group the overlaps sum to |m_i^g| |m_j^g|, and rotation 0 gives
+    |m_i^g ∧ m_j^g|, so the expectation over the non-zero ones is (|m_i^g| |m_j^g| - |m_i^g ∧ m_j^g|) / (L - 1)
+    (a one-element group has only the identity). Exact, from integer counts.
+    """
+    tail = numel % GROUP
+    full_inter = sums.inter - sums.tail_inter
+    out = (sums.group_cc - full_inter) / (GROUP - 1)
+    if tail > 1:
+        out = out + (sums.tail_cc - sums.tail_inter) / (tail - 1)
+    elif tail == 1:
+        out = out + sums.tail_inter
     return out
 
 
@@ -179,11 +218,12 @@ def _deltas(job: TensorJob, base: Any, experts: list[Any], checked: bool = False
     b = scratch("base", 1, base.numel(), dtype)[0].copy_(base)
     x = scratch("delta", len(experts), b.numel(), dtype)
     nonfinite = np.zeros(len(experts) + 1, np.int64)
+    if job.bitwise and not checked:
+        for i, e in enumerate(experts):
+            torch.sub(e, b, out=x[i])  # upcast and subtract in one pass: exact
+        return x, x.numpy() != 0, nonfinite
     for i, e in enumerate(experts):
         x[i].copy_(e)  # upcast: exact
-    if job.bitwise and not checked:
-        d = x.sub_(b)
-        return d, d.numpy() != 0, nonfinite
     if checked:
         ok_b, ok = torch.isfinite(b), torch.isfinite(x)
         nonfinite[0] = int((~ok_b).sum())
@@ -210,21 +250,30 @@ def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sum
     if not np.isfinite(dot.diagonal()).all():  # a NaN/Inf somewhere in this block: count and exclude it
         d, mask, nonfinite = _deltas(job, base, experts, checked=True)
         dot = _gram(d, d)
-    k = job.projections[0].k if job.projections else 0
-    out = Sums(len(experts), len(job.shifts), 2 * len(job.pairs), len(job.projections), k)
+    proj = job.projection if job.pairs else None
+    out = Sums(len(experts), len(job.shifts), 2 * len(job.pairs), proj.seeds if proj else 0, proj.k if proj else 0)
     out.nonfinite += nonfinite
     packed = _pack(mask)
-    out.inter += _intersections(packed, job.pairs)
+    full = min(len(base), (job.numel - start) // GROUP * GROUP)
+    inter, group_cc, tail_cc, tail_inter = _intersections(packed, job.pairs, full)
+    out.inter += inter
+    out.group_cc += group_cc
+    out.tail_cc += tail_cc
+    out.tail_inter += tail_inter
     out.changed += out.inter.diagonal()
-    out.perm += _permuted(mask, packed, start, job.numel, job.shifts, job.pairs)
+    if job.shifts:
+        out.perm += _permuted(mask, packed, start, job.numel, job.shifts, job.pairs)
     m = scratch("mask", *d.shape, d.dtype)
     m.numpy()[...] = mask
     out.dot += dot
     out.sq += _gram(torch.mul(d, d, out=scratch("square", *d.shape, d.dtype)), m)
-    if job.projections and job.pairs:
-        i = [p[0] for p in job.pairs] + [p[1] for p in job.pairs]
-        j = [p[1] for p in job.pairs] + [p[0] for p in job.pairs]
-        vectors = (d[i] * m[j]).float()  # d_i on the overlap with j, then d_j on the overlap with i
-        for s, proj in enumerate(job.projections):
-            out.proj[s] += proj.project(vectors, start).numpy()
+    if proj is not None:
+        n = d.shape[1]
+        signed = torch.mul(d, proj.signs(start, start + n), out=scratch("signed", *d.shape, d.dtype)).float()
+        order = [p for p in job.pairs] + [p[::-1] for p in job.pairs]
+        vectors = scratch("srht_in", len(order), proj.padded(n), torch.float32)
+        vectors[:, n:] = 0
+        for q, (a, b) in enumerate(order):  # d_i on the overlap with j, then d_j on the overlap with i
+            torch.mul(signed[a], m[b], out=vectors[q, :n])
+        out.proj += proj.project_signed(vectors, start).numpy()
     return out

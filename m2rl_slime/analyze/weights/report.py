@@ -56,8 +56,10 @@ def _pair(recs: Sequence[Mapping[str, Any]], s: Mapping[str, Any], i: int, j: in
     union = ci + cj - inter
     # independent masks of the observed densities, tensor by tensor: E|∧| / E|∨|
     e_inter = math.fsum(r["changed"][i] * r["changed"][j] / r["numel"] for r in recs)
+    # every 65536-element group rotated uniformly at random: the exact expectation, then the drawn ones
+    e_perm = float(s["perm_expected"][i][j])
     perm = [_ratio(int(p[i][j]), ci + cj - int(p[i][j])) for p in s["perm"]]
-    perm_mean, perm_sd = _mean_sd([p for p in perm if p is not None])
+    perm_sd = _mean_sd([p for p in perm if p is not None])[1] if len(perm) > 1 else None
     dot, sa, sb = float(s["dot"][i][j]), float(s["sq"][i][j]), float(s["sq"][j][i])
     cosine = _cos(dot, sa, sb)
     out = {
@@ -67,7 +69,7 @@ def _pair(recs: Sequence[Mapping[str, Any]], s: Mapping[str, Any], i: int, j: in
         "union": union,
         "jaccard": _ratio(inter, union),
         "jaccard_indep": _ratio(e_inter, ci + cj - e_inter),
-        "jaccard_perm": perm_mean,
+        "jaccard_perm": _ratio(e_perm, ci + cj - e_perm),
         "jaccard_perm_sd": perm_sd,
         "jaccard_perm_draws": perm,
         "cosine": cosine,
@@ -103,7 +105,7 @@ def _projected(recs: Sequence[Mapping[str, Any]], q: int, exact: float | None) -
 
 def group_stats(recs: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
     """Densities and every pair's overlap and shift similarity, pooled over `recs`."""
-    s = {key: _sum(recs, key) for key in ("changed", "nonfinite", "inter", "dot", "sq", "perm")}
+    s = {key: _sum(recs, key) for key in ("changed", "nonfinite", "inter", "dot", "sq", "perm", "perm_expected")}
     s["numel"] = sum(r["numel"] for r in recs)
     pairs = {}
     q = 0

@@ -1,14 +1,19 @@
-"""Seeded subsampled randomized Hadamard transform (SRHT): y = S H D x, streamed over blocks of x.
+"""Seeded subsampled randomized Hadamard transforms (SRHT): y_s = S_s H D x for seeds s, streamed over blocks.
 
 * D is a ±1 vector, H the normalised Walsh-Hadamard matrix of order N = 2^ceil(log2 d) (x is padded with
-  zeros), S picks k distinct rows, uniformly at random. S·H·D has exactly orthonormal rows on R^N: a random
-  orthogonal projection (structured, not Haar). No matrix is ever built.
-* One (D, S) per (tensor name, seed), derived from a stable hash, so every model is projected the same way
-  and the result does not depend on tensor order, block sizes or threads.
-* Streaming: H_N = H_C ⊗ H_h for sub-blocks of h = min(1024, N) elements. Each sub-block c' is transformed
-  on its own (H_h as two small batched matmuls, O(h log h)-structured via H_a ⊗ H_b), and only the k
-  selected outputs need the outer factor: y_r += H_C[c_r, c'] · z_c'[l_r] with r = c_r·h + l_r. The result
-  equals the full transform (up to float rounding) at O(d log h + k·d/h) cost, block by block.
+  zeros), S_s picks k distinct rows, uniformly at random. S_s·H·D has exactly orthonormal rows on R^N: a
+  random orthogonal projection (structured, not Haar). No matrix is ever built.
+* One D per tensor name and one S_s per (tensor name, seed), derived from a stable hash, so every model
+  is projected the same way and the result does not depend on tensor order, block sizes or threads.
+  The seeds share D, so H·D·x is computed once and every seed only selects its rows. Each seed is still
+  an SRHT with uniform D and S_s; given D, every seed's inner products are unbiased for the exact ones
+  (H·D is orthogonal) and the seeds' row draws are independent, so the seeds are uncorrelated.
+* Streaming: a block of x of length L (a power of two, starting at a multiple of L) meets only the
+  columns [start, start + L) of H_N, and there H_N[r, start + e] = (-1)^popcount(r & start) · H_L[r mod L, e]
+  (Sylvester ordering: start's bits and e's are disjoint). So each block is transformed once, W = H_L·D·x
+  (a fast Walsh-Hadamard transform as a few batched matmuls by 8- to 32-point Hadamard matrices), and
+  every seed's rows r take ±W[r mod L]. The sum over blocks equals the full transform (up to float
+  rounding) at O(d log L) cost, whatever the number of seeds.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 from .config import GROUP
 from .workspace import scratch
 
-SUB_BLOCK = 1024
+RADIX_BITS = 5  # at most 32-point Hadamard matrices per transform stage
 
 
 def _key(seed: int, tensor: str) -> int:
@@ -41,6 +46,31 @@ def hadamard(n: int) -> Any:
     return h
 
 
+def fwht(x: Any) -> Any:
+    """The unnormalised Walsh-Hadamard transform x·H_L of every row of x (V, L), L a power of two.
+
+    H_L = H_a1 ⊗ ... ⊗ H_am with m = ceil(log2(L) / 5) radices of at most 32: each stage is one batched
+    matmul along one axis of x viewed as (V, a1, ..., am), the last one from the right (long rows).
+    """
+    import torch
+
+    v, n = x.shape
+    bits = n.bit_length() - 1
+    stages = max(1, -(-bits // RADIX_BITS))
+    radices = [1 << (bits // stages + (s >= stages - bits % stages)) for s in range(stages)]
+    outer, inner = v, n
+    for i, a in enumerate(radices[:-1]):
+        inner //= a
+        x = torch.matmul(
+            hadamard(a),
+            x.reshape(outer, a, inner),
+            out=scratch(f"fwht{i % 2}", outer * a, inner, x.dtype).view(outer, a, inner),
+        )
+        outer *= a
+    a = radices[-1]
+    return torch.matmul(x.reshape(-1, a), hadamard(a), out=scratch("fwht_last", n * v // a, a, x.dtype)).view(v, n)
+
+
 def popcount(x: Any) -> Any:
     """Bits set per element of an unsigned numpy integer array (numpy >= 2 has it built in)."""
     import numpy as np
@@ -54,32 +84,43 @@ def popcount(x: Any) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class Srht:
-    """The projection of one tensor for one seed.
+    """The projections of one tensor, one per seed, sharing the sign vector D.
 
     Attributes:
-        key: The 64-bit stream key of (seed, tensor name).
+        key: The 64-bit stream key of D (from the first seed and the tensor name).
         n: Padded length N (a power of two).
-        h: Sub-block length.
-        rows: The k selected rows of H_N, sorted.
+        rows: Per seed, the k selected rows of H_N, sorted.
     """
 
     key: int
     n: int
-    h: int
-    rows: tuple[int, ...]
+    rows: tuple[tuple[int, ...], ...]
 
     @classmethod
-    def build(cls, tensor: str, numel: int, seed: int, k: int) -> Srht:
+    def build(cls, tensor: str, numel: int, seed: int, k: int, seeds: int = 1) -> Srht:
+        """Seeds `seed`, ..., `seed + seeds - 1`: seed s draws its rows from the key of (s, tensor)."""
         import numpy as np
 
         n = 1 << max(0, math.ceil(math.log2(max(numel, 1))))
-        key = _key(seed, tensor)
-        rng = np.random.Generator(np.random.Philox(key=np.array([key, 1 << 63], dtype=np.uint64)))
-        rows = np.sort(rng.choice(n, size=min(k, n), replace=False))
-        return cls(key, n, min(SUB_BLOCK, n), tuple(int(r) for r in rows))
+        rows = []
+        for s in range(seed, seed + seeds):
+            key = np.array([_key(s, tensor), 1 << 63], dtype=np.uint64)
+            rows.append(
+                tuple(
+                    int(r)
+                    for r in np.sort(
+                        np.random.Generator(np.random.Philox(key=key)).choice(n, size=min(k, n), replace=False)
+                    )
+                )
+            )
+        return cls(_key(seed, tensor), n, tuple(rows))
 
     @property
     def k(self) -> int:
+        return len(self.rows[0])
+
+    @property
+    def seeds(self) -> int:
         return len(self.rows)
 
     def signs(self, start: int, stop: int) -> Any:
@@ -97,29 +138,36 @@ class Srht:
         return torch.from_numpy(bits).to(torch.float32).mul_(-2.0).add_(1.0)
 
     def project(self, x: Any, start: int) -> Any:
-        """Partial S·H·D x from a block: x is (V, n) float32 over elements [start, start + n), start % h == 0.
+        """Partial S_s·H·D x from a block: x is (V, n) float32 over elements [start, start + n), where start
+        is a multiple of n rounded up to a power of two (as the analysis cuts blocks).
 
         Returns:
-            (V, k) float64: this block's contribution; the projection is the sum over all blocks.
+            (seeds, V, k) float64: this block's contribution; the projection is the sum over all blocks.
         """
-        import numpy as np
         import torch
 
         v, n = x.shape
-        padded = -(-n // self.h) * self.h
-        y = scratch("srht_in", v, padded, torch.float32)
+        y = scratch("srht_in", v, self.padded(n), torch.float32)
         torch.mul(x, self.signs(start, start + n), out=y[:, :n])
         y[:, n:] = 0
-        a = 1 << (self.h.bit_length() - 1) // 2
-        b = self.h // a
-        half = scratch("srht_half", v, padded, torch.float32).view(-1, a, b)
-        torch.matmul(hadamard(a), y.view(-1, a, b), out=half)
-        z = torch.matmul(half, hadamard(b), out=scratch("srht_out", v, padded, torch.float32).view(-1, a, b))
-        z = z.view(v, -1, self.h)
-        rows = np.asarray(self.rows, dtype=np.int64)
-        first = start // self.h
-        subs = np.arange(first, first + z.shape[1], dtype=np.int64)
-        parity = popcount((subs[:, None] & (rows // self.h)[None, :]).astype(np.uint64)) & 1
-        sign = torch.from_numpy(1.0 - 2.0 * parity.astype(np.float32))  # H_C[c_r, c'] for this block's c'
-        picked = z[:, :, torch.from_numpy(rows % self.h)]  # (V, sub-blocks, k)
-        return (picked * sign).sum(1, dtype=torch.float64) / math.sqrt(self.n)
+        return self.project_signed(y, start)
+
+    @staticmethod
+    def padded(n: int) -> int:
+        """The transform length of an n-element block: n rounded up to a power of two."""
+        return 1 << max(0, (n - 1).bit_length())
+
+    def project_signed(self, y: Any, start: int) -> Any:
+        """`project` of a block already multiplied by D and zero-padded to `padded(n)` (overwritten)."""
+        import numpy as np
+        import torch
+
+        v, length = y.shape
+        if start % length:
+            raise ValueError(f"SRHT block at {start} of length {length}: the start must be a multiple of it")
+        w = fwht(y)
+        rows = np.asarray(self.rows, dtype=np.int64).reshape(-1)  # every seed's rows, seed-major
+        parity = popcount((rows & start).astype(np.uint64)) & 1  # H_N[r, start + e] = ±H_L[r mod L, e]
+        sign = torch.from_numpy(1.0 - 2.0 * parity.astype(np.float64))
+        picked = w[:, torch.from_numpy(rows % length)].double().mul_(sign).div_(math.sqrt(self.n))
+        return picked.view(v, self.seeds, self.k).transpose(0, 1)
