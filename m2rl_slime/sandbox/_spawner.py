@@ -50,7 +50,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 if __package__:
     from . import _rootfs, _seccomp
@@ -82,6 +82,37 @@ def _drain(fd: int) -> None:
                 return
         except BlockingIOError:
             return
+
+
+class _Requests:
+    """The request loop of the spawner and of a keeper: messages (with up to `max_fds` descriptors each)
+    from `sock`, and a wake-up on SIGCHLD; `fds` are the loop's own descriptors (a fork must close them)."""
+
+    def __init__(self, sock: socket.socket, max_fds: int):
+        self.sock, self.max_fds = sock, max_fds
+        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(sock, selectors.EVENT_READ)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.fds = [self.wake_r, wake_w, self.selector.fileno()]
+
+    def serve(self, handle: Callable[[dict, list[int]], None], reap: Callable[[], None]) -> None:
+        """Pass each request to `handle` and call `reap` after every wake-up, until the peer closes its end."""
+        while True:
+            for key, _ in self.selector.select():
+                if key.fileobj is not self.sock:
+                    _drain(self.wake_r)
+                    continue
+                try:
+                    data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, self.max_fds)
+                except ConnectionError:
+                    data, fds = b"", []
+                if not data:
+                    return  # the server closed its end
+                handle(json.loads(data), fds)
+            reap()
 
 
 def _wait_for_children(pids: Iterable[int], timeout: float) -> None:
@@ -233,26 +264,9 @@ class Keeper:
 
     def serve(self) -> None:
         """Serve spawn requests until the server closes the socket; then kill and reap the programs."""
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        selector = selectors.DefaultSelector()
-        selector.register(self.sock, selectors.EVENT_READ)
-        selector.register(wake_r, selectors.EVENT_READ)
+        requests = _Requests(self.sock, 3)
         try:
-            while True:
-                for key, _ in selector.select():
-                    if key.fileobj is not self.sock:
-                        _drain(wake_r)
-                        continue
-                    try:
-                        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 3)
-                    except ConnectionError:
-                        data, fds = b"", []
-                    if not data:
-                        return  # the server closed its end
-                    self.spawn(json.loads(data), fds)
-                self.reap()
+            requests.serve(self.spawn, self.reap)
         finally:
             for pid in self.children:
                 os.kill(pid, signal.SIGKILL)
@@ -353,35 +367,20 @@ class Spawner:
                 if keeper == pid:
                     del self.keepers[index]
 
+    def handle(self, request: dict, fds: list[int]) -> None:
+        if request.get("op") == "keeper":
+            self.keeper(request, fds)
+            return
+        for fd in fds:
+            os.close(fd)
+        _send(self.sock, {"id": request.get("id"), "error": f"unknown op {request.get('op')!r}"})
+
     def serve(self) -> None:
-        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        selector = selectors.DefaultSelector()
-        selector.register(self.sock, selectors.EVENT_READ)
-        selector.register(wake_r, selectors.EVENT_READ)
-        self._own_fds += [wake_r, wake_w, selector.fileno()]
+        requests = _Requests(self.sock, 1)
+        self._own_fds += requests.fds
         _send(self.sock, {"op": "ready"})
         try:
-            while True:
-                for key, _ in selector.select():
-                    if key.fileobj is not self.sock:
-                        _drain(wake_r)
-                        continue
-                    try:
-                        data, fds, _, _ = socket.recv_fds(self.sock, MAX_MESSAGE, 1)
-                    except ConnectionError:
-                        data, fds = b"", []
-                    if not data:
-                        return  # the server closed its end
-                    request = json.loads(data)
-                    if request.get("op") == "keeper":
-                        self.keeper(request, fds)
-                    else:
-                        for fd in fds:
-                            os.close(fd)
-                        _send(self.sock, {"id": request.get("id"), "error": f"unknown op {request.get('op')!r}"})
-                self.reap()
+            requests.serve(self.handle, self.reap)
         finally:
             _wait_for_children(self.keepers.values(), KEEPER_EXIT_WAIT_S)  # they exit once the server let go
 

@@ -33,6 +33,15 @@ STARTUP_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 15.0  # the spawner waits up to 10 s for its keepers, which wait for their programs
 
 
+def _startup_reply(sock: socket.socket) -> bytes:
+    """The spawner's next reply while it starts or builds the slots; b"" when it exited or timed out."""
+    try:
+        return sock.recv(MAX_REPLY)
+    except OSError as exc:
+        logger.error("code sandbox: no answer from the spawner: %s", exc)
+        return b""
+
+
 class SpawnerGone(SandboxError):
     """The spawner or the slot's keeper died (or could not be reached); a new one starts on the next call."""
 
@@ -136,11 +145,7 @@ class SpawnerProcess:
         try:
             for slot in self.slots:
                 ident, ours = self._request_keeper(slot)
-                try:
-                    data = self._sock.recv(MAX_REPLY)
-                except OSError as exc:
-                    data = b""
-                    logger.error("code sandbox: no answer from the spawner: %s", exc)
+                data = _startup_reply(self._sock)
                 if not data:
                     ours.close()
                     self._stop()
@@ -180,11 +185,7 @@ class SpawnerProcess:
         )
         theirs.close()
         ours.settimeout(STARTUP_TIMEOUT_S)
-        try:
-            data = ours.recv(MAX_REPLY)
-        except OSError as exc:
-            data = b""
-            logger.error("code sandbox: no answer from the spawner: %s", exc)
+        data = _startup_reply(ours)
         if not data:
             ours.close()
             self._stop()

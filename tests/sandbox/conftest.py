@@ -74,6 +74,20 @@ def processes_of(uids: range) -> list[int]:
     return found
 
 
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
 def assert_no_leftover_processes(sandbox, timeout: float = 5.0) -> None:
     uids = uid_range(sandbox)
     deadline = time.monotonic() + timeout

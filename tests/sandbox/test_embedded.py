@@ -20,7 +20,7 @@ from m2rl_slime.sandbox.client import ClientSettings
 from m2rl_slime.sandbox.embedded import EmbeddedSandbox
 from m2rl_slime.sandbox.local import ExecutorSettings
 
-from .conftest import require_sandbox, run
+from .conftest import children_of, require_sandbox, run
 
 
 def test_restarts_a_crashed_server_and_cleans_up_on_shutdown():
@@ -139,22 +139,9 @@ def test_shared_by_concurrent_loops_in_threads(embedded):
         assert sorted(pool.map(one, range(8))) == sorted(f"{i}\n" for i in range(8))
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return found
-
-
 def test_a_dead_spawner_is_replaced(embedded):
     server = embedded.stats()["server_pid"]
-    spawners = [p for p in _children(server) if "_spawner.py" in Path(f"/proc/{p}/cmdline").read_text()]
+    spawners = [p for p in children_of(server) if "_spawner.py" in Path(f"/proc/{p}/cmdline").read_text()]
     assert len(spawners) == 1
     os.kill(spawners[0], signal.SIGKILL)
     result, _ = run(embedded, "print('after')")

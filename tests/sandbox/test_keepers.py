@@ -18,7 +18,7 @@ import pytest
 from m2rl_slime.sandbox.base import RunSpec
 from m2rl_slime.sandbox.client import RequestError
 
-from .conftest import assert_no_leftover_processes, require_sandbox, run
+from .conftest import assert_no_leftover_processes, children_of, require_sandbox, run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,24 +101,11 @@ def test_the_keepers_cpu_time_and_memory_do_not_reach_the_verdict(tmp_path):
     assert found["limit"] == (256 << 20) + found["allowance"]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as handle:
-                    if int(handle.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, ValueError, IndexError):
-                continue
-    return found
-
-
 def _keepers(sandbox) -> list[int]:
     server = sandbox.stats()["server_pid"]
-    spawners = [p for p in _children(server) if "_spawner.py" in Path(f"/proc/{p}/cmdline").read_text()]
+    spawners = [p for p in children_of(server) if "_spawner.py" in Path(f"/proc/{p}/cmdline").read_text()]
     assert len(spawners) == 1
-    return sorted(_children(spawners[0]))
+    return sorted(children_of(spawners[0]))
 
 
 def test_killed_keepers_are_replaced_and_their_slots_come_back(embedded):
@@ -142,7 +129,7 @@ def test_a_keeper_killed_mid_run_takes_its_program_along(embedded):
         task = asyncio.ensure_future(embedded.run(RunSpec("import time\nprint('up')\ntime.sleep(60)", run_timeout=90)))
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:  # wait until one keeper has a running program
-            busy = [k for k in _keepers(embedded) if _children(k)]
+            busy = [k for k in _keepers(embedded) if children_of(k)]
             if busy:
                 os.kill(busy[0], signal.SIGKILL)
                 break
