@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .._dirlock import hold
+from ..data.files import drop_incomplete_last_line
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -77,25 +78,8 @@ class KeyedLog:
         self._reader = None
 
     def _repair_tail(self) -> None:
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            return
-        with self.path.open("rb+") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            handle.seek(size - 1)
-            if handle.read(1) == b"\n":
-                return
-            end = size
-            while end > 0:  # the last newline, read backwards in blocks
-                start = max(0, end - 65536)
-                handle.seek(start)
-                cut = handle.read(end - start).rfind(b"\n")
-                if cut >= 0:
-                    handle.truncate(start + cut + 1)
-                    break
-                end = start
-            else:
-                handle.truncate(0)
-        logger.warning("%s: removed an incomplete last line (the previous run was interrupted)", self.path)
+        if drop_incomplete_last_line(self.path):
+            logger.warning("%s: removed an incomplete last line (the previous run was interrupted)", self.path)
 
     def __contains__(self, key: Key) -> bool:
         return key in self.offsets

@@ -83,6 +83,29 @@ def first_row_keys(path: str | Path) -> set[str]:
     raise ConfigError(f"{path}: the file has no rows")
 
 
+def drop_incomplete_last_line(path: str | Path) -> bool:
+    """Truncate an append-only jsonl file after its last newline (reading backwards in blocks, never the
+    whole file): what an interrupted writer left half-written. True when something was removed."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb+") as handle:
+        end = handle.seek(0, os.SEEK_END)
+        handle.seek(end - 1)
+        if handle.read(1) == b"\n":
+            return False
+        while end > 0:
+            start = max(0, end - 65536)
+            handle.seek(start)
+            cut = handle.read(end - start).rfind(b"\n")
+            if cut >= 0:
+                handle.truncate(start + cut + 1)
+                return True
+            end = start
+        handle.truncate(0)
+    return True
+
+
 def _open_temp(final: Path) -> tuple[IO[str], str]:
     """A new hidden sibling of `final`, created exclusively with the usual umask-derived permissions."""
     tmp = final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")

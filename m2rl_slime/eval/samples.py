@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .._dirlock import hold
-from ..data.files import atomic_writer
+from ..data.files import atomic_writer, drop_incomplete_last_line
 from ..errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -98,26 +98,8 @@ class SampleLog:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _repair_tail(self) -> None:
-        if not self.path.is_file() or self.path.stat().st_size == 0:
-            return
-        with self.path.open("rb+") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 1))
-            if handle.read(1) == b"\n":
-                return
-            block, end = 65536, size
-            while end > 0:  # find the last newline without reading the whole file
-                start = max(0, end - block)
-                handle.seek(start)
-                cut = handle.read(end - start).rfind(b"\n")
-                if cut >= 0:
-                    handle.truncate(start + cut + 1)
-                    break
-                end = start
-            else:
-                handle.truncate(0)
-        logger.warning("%s: removed an incomplete last line (the previous run was interrupted)", self.path)
+        if drop_incomplete_last_line(self.path):
+            logger.warning("%s: removed an incomplete last line (the previous run was interrupted)", self.path)
 
     def __contains__(self, key: Key) -> bool:
         return key in self.keys
