@@ -63,6 +63,7 @@ else:  # run as a script (python -I -S): the package itself is not importable, i
 
 MAX_MESSAGE = 1 << 20
 OOM_SCORE_PROGRAM = 1000  # programs are the OOM killer's first choice (raising needs no privilege)
+_OOM_SCORE_PROGRAM = str(OOM_SCORE_PROGRAM).encode()
 KEEPER_EXIT_WAIT_S = 10.0
 _RUN_NS = sc.CLONE_NEWNS | sc.CLONE_NEWIPC | sc.CLONE_NEWCGROUP
 
@@ -145,8 +146,28 @@ def _protect_from_oom() -> bool:
         return False
 
 
-def _child(request: dict, fds: list[int], slot: dict, keeper: Keeper, errpipe: int) -> None:
-    """In the forked child: set up and exec, or report the failure on `errpipe`. Never returns."""
+def _rlimits(limits: list) -> list[tuple[int, tuple[int, int]]]:
+    """The (resource, (soft, hard)) pairs a program gets, from a spawn request's ``limits``."""
+    cpu, address_space, nproc, fsize, nofile, stack = limits
+    pairs = [
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_NPROC, (nproc, nproc)),
+        (resource.RLIMIT_FSIZE, (fsize, fsize)),
+        (resource.RLIMIT_NOFILE, (nofile, nofile)),
+        (resource.RLIMIT_CORE, (0, 0)),
+        (resource.RLIMIT_STACK, (stack, stack)),
+    ]
+    if address_space is not None:
+        pairs.append((resource.RLIMIT_AS, (address_space, address_space)))
+    return pairs
+
+
+def _child(request: dict, rlimits: list, fds: list[int], slot: dict, keeper: Keeper, errpipe: int) -> None:
+    """In the forked child: set up and exec, or report the failure on `errpipe`. Never returns.
+
+    Everything it needs was prepared before the fork: each Python object it touches here costs a
+    copy-on-write fault of its page in the keeper's image, until exec replaces that image.
+    """
     try:
         for signo in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; programs get the defaults
             signal.signal(signo, signal.SIG_DFL)
@@ -157,25 +178,15 @@ def _child(request: dict, fds: list[int], slot: dict, keeper: Keeper, errpipe: i
             sc.mount("proc", "/proc", "proc", sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC, None)
         else:
             os.setsid()
-        with open("/proc/self/oom_score_adj", "w") as handle:  # the OOM killer takes programs before their keeper
-            handle.write(str(OOM_SCORE_PROGRAM))
-        cpu, address_space, nproc, fsize, nofile, stack = request["limits"]
-        pairs = [
-            (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-            (resource.RLIMIT_NPROC, (nproc, nproc)),
-            (resource.RLIMIT_FSIZE, (fsize, fsize)),
-            (resource.RLIMIT_NOFILE, (nofile, nofile)),
-            (resource.RLIMIT_CORE, (0, 0)),
-            (resource.RLIMIT_STACK, (stack, stack)),
-        ]
-        if address_space is not None:
-            pairs.append((resource.RLIMIT_AS, (address_space, address_space)))
-        for which, value in pairs:
+        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY)  # the OOM killer takes programs before their keeper
+        os.write(fd, _OOM_SCORE_PROGRAM)
+        os.close(fd)
+        for which, value in rlimits:
             resource.setrlimit(which, value)
         if slot["cpu"] is not None:
-            os.sched_setaffinity(0, {slot["cpu"]})
+            os.sched_setaffinity(0, (slot["cpu"],))
         if slot["drop"]:
-            os.setgroups([])
+            os.setgroups(())
             os.setresgid(slot["uid"], slot["uid"], slot["uid"])
             os.setresuid(slot["uid"], slot["uid"], slot["uid"])
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -215,6 +226,13 @@ class Keeper:
                 os.close(fd)
             _send(self.sock, {"id": request.get("id"), "error": "malformed spawn request"})
             return
+        try:
+            rlimits = _rlimits(request["limits"])
+        except (KeyError, TypeError, ValueError) as exc:
+            for fd in fds:
+                os.close(fd)
+            _send(self.sock, {"id": request.get("id"), "error": f"malformed spawn request: {exc}"})
+            return
         err_r, err_w = os.pipe()
         try:
             if self.pidns_fd >= 0:
@@ -223,7 +241,7 @@ class Keeper:
                 pid = os.fork()
                 if pid == 0:
                     os.close(err_r)
-                    _child(request, fds, self.slot, self, err_w)
+                    _child(request, rlimits, fds, self.slot, self, err_w)
             finally:
                 if self.pidns_fd >= 0:
                     sc.setns(self.pidns_fd, sc.CLONE_NEWPID)
