@@ -233,29 +233,56 @@ def advise_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> N
         os.posix_fadvise(files.fd(info.file), lo, (stop - start) * info.itemsize, os.POSIX_FADV_WILLNEED)
 
 
-def map_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> Any:
-    """A 1-D read-only tensor over elements [start, stop) of `info`, backed by its own memory map.
+def _mapped(files: FileCache, info: TensorInfo, start: int, stop: int) -> tuple[mmap.mmap, int]:
+    """A read-only memory map covering elements [start, stop) of `info`, every page resident, and the byte
+    offset of element `start` in it.
 
     The pages are faulted in here, in the calling (read-ahead) thread: ``MAP_POPULATE`` plus one touch per
-    page, because populate alone may return before pages that are not cached yet have been read. The map
-    is released when the tensor and all its views are garbage.
+    page, because populate alone may return before pages that are not cached yet have been read.
     """
     import numpy as np
-    import torch
 
-    _prime_frombuffer()
-    item = info.itemsize
-    lo, hi = info.offset + start * item, info.offset + stop * item
-    if hi == lo:
-        return torch.empty(0, dtype=torch_dtype(info.dtype))
+    lo, hi = info.offset + start * info.itemsize, info.offset + stop * info.itemsize
     aligned = lo - lo % mmap.ALLOCATIONGRANULARITY
     flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
     mm = mmap.mmap(files.fd(info.file), hi - aligned, flags=flags, prot=mmap.PROT_READ, offset=aligned)
     np.frombuffer(mm, dtype=np.uint8)[:: mmap.PAGESIZE].max()  # wait until every page is resident
-    if (lo - aligned) % item:  # misaligned tensor data: copy instead of viewing
-        raw = torch.frombuffer(mm, dtype=torch.uint8, count=hi - lo, offset=lo - aligned).clone()
+    return mm, lo - aligned
+
+
+def map_range(files: FileCache, info: TensorInfo, start: int, stop: int) -> Any:
+    """A 1-D read-only tensor over elements [start, stop) of `info`, backed by its own memory map (see
+    `_mapped`). The map is released when the tensor and all its views are garbage.
+    """
+    import torch
+
+    _prime_frombuffer()
+    if stop == start:
+        return torch.empty(0, dtype=torch_dtype(info.dtype))
+    mm, off = _mapped(files, info, start, stop)
+    count, item = stop - start, info.itemsize
+    if off % item:  # misaligned tensor data: copy instead of viewing
+        raw = torch.frombuffer(mm, dtype=torch.uint8, count=count * item, offset=off).clone()
         return raw.view(torch_dtype(info.dtype))
-    return torch.frombuffer(mm, dtype=torch_dtype(info.dtype), count=stop - start, offset=lo - aligned)
+    return torch.frombuffer(mm, dtype=torch_dtype(info.dtype), count=count, offset=off)
+
+
+# numpy has no bfloat16: its elements are read as their raw 16-bit patterns
+NUMPY_STORAGE = {"BF16": "uint16", "F16": "float16", "F32": "float32", "F64": "float64"}
+
+
+def map_array(files: FileCache, info: TensorInfo, start: int, stop: int) -> Any:
+    """`map_range` as a read-only numpy array of the storage type (`NUMPY_STORAGE`; floating dtypes only),
+    for readers that never import torch."""
+    import numpy as np
+
+    dtype = np.dtype(NUMPY_STORAGE[info.dtype])
+    if stop == start:
+        return np.empty(0, dtype)
+    mm, off = _mapped(files, info, start, stop)
+    if off % dtype.itemsize:  # misaligned tensor data: copy instead of viewing
+        return np.frombuffer(mm, np.uint8, (stop - start) * dtype.itemsize, off).copy().view(dtype)
+    return np.frombuffer(mm, dtype, stop - start, off)
 
 
 class ReadAhead:

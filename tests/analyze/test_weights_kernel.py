@@ -19,8 +19,23 @@ from m2rl_slime.analyze.weights.kernel import (
 )
 
 
-def _job(numel, bitwise, eta=1e-3, shifts=(), pairs=((0, 1),), wide=False):
-    return TensorJob("t", numel, eta, bitwise, wide, shifts, pairs)
+def _job(numel, bitwise, eta=1e-3, shifts=(), pairs=((0, 1),), dtype="BF16"):
+    return TensorJob("t", numel, eta, bitwise, dtype, shifts, pairs)
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    """A torch tensor as the kernel receives it: a numpy array of the storage type (bf16 as uint16 bits)."""
+    if t.dtype == torch.bfloat16:
+        return t.contiguous().view(torch.int16).numpy().view(np.uint16)
+    return t.contiguous().numpy()
+
+
+def _deltas_t(job, base, experts, **kw):
+    return _deltas(job, _np(base), [_np(e) for e in experts], **kw)
+
+
+def _sums_t(job, start, base, experts):
+    return block_sums(job, start, _np(base), [_np(e) for e in experts])
 
 
 def _all_bf16_with_next():
@@ -44,7 +59,7 @@ def test_bf16_rule_equals_bitwise_inequality_exhaustively(bitwise):
     x, nxt = _all_bf16_with_next()
     assert x.numel() > 60000
     assert bitwise_equivalent("BF16", 1e-3)
-    _, mask, bad = _deltas(_job(x.numel(), bitwise), x, [nxt, x])
+    _, mask, bad = _deltas_t(_job(x.numel(), bitwise), x, [nxt, x])
     assert bad.sum() == 0
     assert mask[0].all()  # distinct neighbours: changed
     assert not mask[1].any()  # identical: unchanged
@@ -55,11 +70,13 @@ def test_rule_path_equals_fast_path_on_random_bf16():
     base = (0.05 * torch.randn(200_000, generator=g)).bfloat16()
     moved = torch.rand(200_000, generator=g) < 0.4
     expert = (base.float() + 1e-3 * torch.randn(200_000, generator=g) * moved).bfloat16()
-    d1, m1, _ = _deltas(_job(base.numel(), False), base, [expert])
-    d2, m2, _ = _deltas(_job(base.numel(), True), base, [expert])
+    d1, m1, _ = _deltas_t(_job(base.numel(), False), base, [expert])
+    d1, m1 = d1.copy(), m1.copy()  # the next call reuses the same scratch buffers
+    d2, m2, _ = _deltas_t(_job(base.numel(), True), base, [expert])
     assert np.array_equal(m1, m2)
-    assert np.array_equal(m1[0], (expert.view(torch.int16) != base.view(torch.int16)).numpy() & (d2[0] != 0).numpy())
-    assert torch.equal(d1, d2)
+    assert np.array_equal(m1[0], (expert.view(torch.int16) != base.view(torch.int16)).numpy() & (d2[0] != 0))
+    assert np.array_equal(d1, d2)
+    assert np.array_equal(d2[0], (expert.float() - base.float()).numpy())  # the bit-shift upcast is exact
 
 
 def test_signed_zero_is_not_a_change():
@@ -67,7 +84,7 @@ def test_signed_zero_is_not_a_change():
     expert = -torch.zeros(4, dtype=torch.bfloat16)
     assert not torch.equal(base.view(torch.int16), expert.view(torch.int16))
     for bitwise in (False, True):
-        assert not _deltas(_job(4, bitwise), base, [expert])[1].any()
+        assert not _deltas_t(_job(4, bitwise), base, [expert])[1].any()
 
 
 def test_fp16_eta_is_not_bitwise():
@@ -75,7 +92,7 @@ def test_fp16_eta_is_not_bitwise():
     assert not bitwise_equivalent("F16", 1e-3)
     base = torch.tensor([1.0, 1.0], dtype=torch.float16)
     expert = torch.tensor([1.0 + 2**-10, 1.0 + 2**-8], dtype=torch.float16)
-    _, mask, _ = _deltas(_job(2, False), base, [expert])
+    _, mask, _ = _deltas_t(_job(2, False, dtype="F16"), base, [expert])
     assert mask[0].tolist() == [False, True]
 
 
@@ -83,7 +100,7 @@ def test_nonfinite_elements_are_counted_and_excluded():
     base = torch.tensor([1.0, float("nan"), 1.0, 1.0, 1.0], dtype=torch.bfloat16)
     a = torch.tensor([2.0, 2.0, float("inf"), 1.0, 3.0], dtype=torch.bfloat16)
     b = torch.tensor([2.0, 2.0, 2.0, float("-inf"), 3.0], dtype=torch.bfloat16)
-    s = block_sums(_job(5, True), 0, base, [a, b])
+    s = _sums_t(_job(5, True), 0, base, [a, b])
     assert s.nonfinite.tolist() == [1, 1, 1]
     assert s.changed.tolist() == [2, 3]  # a: 0 and 4; b: 0, 2, 4
     assert s.inter[0, 1] == 2
@@ -124,11 +141,11 @@ def test_block_cuts_do_not_change_the_counts():
     experts = [(base.float() + 0.01 * torch.randn(n, generator=g) * (torch.rand(n, generator=g) < 0.5)).bfloat16()]
     experts.append((base.float() + 0.01 * torch.randn(n, generator=g) * (torch.rand(n, generator=g) < 0.3)).bfloat16())
     job = _job(n, True, shifts=(5, 40000))
-    whole = block_sums(job, 0, base, experts)
+    whole = _sums_t(job, 0, base, experts)
     parts = None
     for s in range(0, n, 65536):
         e = min(s + 65536, n)
-        part = block_sums(job, s, base[s:e], [x[s:e] for x in experts])
+        part = _sums_t(job, s, base[s:e], [x[s:e] for x in experts])
         parts = part if parts is None else parts.add(part)
     assert isinstance(parts, Sums)
     for key in ("changed", "inter", "perm", "nonfinite"):
@@ -159,7 +176,7 @@ def test_expected_rotation_overlap_is_the_mean_over_every_rotation(numel):
     parts = None
     for s in range(0, numel, 65536):  # block by block, as the engine cuts them
         e = min(s + 65536, numel)
-        part = block_sums(job, s, base[s:e], [x[s:e] for x in experts])
+        part = _sums_t(job, s, base[s:e], [x[s:e] for x in experts])
         parts = part if parts is None else parts.add(part)
     got = expected_rotated(parts, numel)
     for i, j in pairs:
@@ -175,7 +192,7 @@ def test_permutation_draws_scatter_around_the_expectation():
     numel = 4 * 65536
     mask = rng.random((2, numel)) < np.repeat([0.1, 0.7, 0.2, 0.5], 65536)[None, :]
     shifts = tuple(int(s) for s in rng.integers(1, 65536, size=16))
-    s = block_sums(
+    s = _sums_t(
         _job(numel, True, shifts=shifts),
         0,
         torch.zeros(numel).bfloat16(),

@@ -43,10 +43,10 @@ class WeightsOptions:
         0, "random draws of the permutation reference, next to its exact expectation (a check; 0: none)"
     )
     seed: int = _opt(0, "seed of the projections and permutations")
-    threads: int = _opt(0, "compute threads (0: all cores but one, which reads and drives; at least 1)")
+    threads: int = _opt(0, "compute threads (0: one per core)")
     chunk_elems: int = _opt(1 << 24, "elements per read chunk (power of two >= 65536)")
-    block_elems: int = _opt(1 << 17, "elements per compute block (power of two >= 65536, <= chunk)")
-    read_ahead: int = _opt(1, "read-ahead budget, in chunks")
+    block_elems: int = _opt(1 << 18, "elements per compute block (power of two >= 65536, <= chunk)")
+    read_ahead: int = _opt(2, "read-ahead budget, in chunks")
     fingerprint: Fingerprint = _opt("stat", "input fingerprints for --resume: headers+sizes+mtimes or sha256")
     resume: bool = _opt(False, "continue an interrupted analysis in --out")
     overwrite: bool = _opt(False, "replace a finished weights analysis in --out")
@@ -70,9 +70,11 @@ class WeightsOptions:
     def compute_threads(self) -> int:
         import os
 
-        # the read-ahead and driver threads take about a third of a core per compute thread's worth of
-        # blocks, and compute threads share the GIL between short calls: leave them a core
-        return self.threads or max(1, (os.cpu_count() or 1) - 1)
+        # the read-ahead and driver threads take about a tenth of a core (page mapping, slicing, queueing),
+        # less than an idle core costs: one compute thread per core (measured in docs/analysis.md)
+        return self.threads or max(
+            1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        )
 
 
 def parse_layers(spec: str, n_layers: int | None) -> tuple[int, ...] | None:

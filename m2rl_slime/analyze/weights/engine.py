@@ -24,8 +24,8 @@ from typing import Any
 
 from ... import __version__
 from ...errors import ConfigError
-from ...merge.io import Checkpoint, FileCache, ReadAhead, TensorInfo, advise_range, map_range
-from ...merge.runtime import TorchThreads, progress_bar, reuse_freed_memory
+from ...merge.io import Checkpoint, FileCache, ReadAhead, TensorInfo, advise_range, map_array
+from ...merge.runtime import BlasThreads, progress_bar, reuse_freed_memory
 from .config import GROUP, WeightsOptions, bitwise_equivalent
 from .kernel import Sums, TensorJob, block_sums, expected_rotated
 from .names import TensorKind
@@ -34,7 +34,7 @@ from .srht import _key
 log = logging.getLogger(__name__)
 PARTIAL = ".weights_partial.jsonl"
 _SYNC_SECONDS = 2.0
-_FORMAT = 2  # of the partial records (2: the exact rotation expectation, one sign vector per tensor)
+_FORMAT = 3  # of the partial records (2: the exact rotation expectation, one sign vector per tensor; 3: numpy kernel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ def job_for(t: Target, inputs: Inputs, options: WeightsOptions) -> TensorJob:
         t.info.numel,
         options.eta,
         bitwise_equivalent(t.info.dtype, options.eta),
-        t.info.dtype == "F64",
+        t.info.dtype,
         _shifts(options.seed, t.name, options.perm_draws),
         inputs.pairs,
         projection,
@@ -215,7 +215,7 @@ class Streamer:
         def read() -> list[Any]:
             for info in infos:
                 advise_range(self.files, info, c0, c1)
-            return [map_range(self.files, info, c0, c1) for info in infos]
+            return [map_array(self.files, info, c0, c1) for info in infos]
 
         return nbytes, read
 
@@ -255,11 +255,11 @@ class Streamer:
                 done(record(t, acc.pop(t.name), jobs[t.name]))
 
         try:
-            with TorchThreads("cpu"), progress_bar(total, "analyze weights", self.options.progress) as bar:
+            with BlasThreads(), progress_bar(total, "analyze weights", self.options.progress) as bar:
                 for t, s, e, views in self._blocks(todo, reads):
                     bar.set_postfix_str(t.name, refresh=False)
                     fut = pool.submit(block_sums, jobs[t.name], s, views[0], views[1:])
-                    pending.append((t, sum(v.element_size() for v in views) * (e - s), fut))
+                    pending.append((t, sum(v.nbytes for v in views), fut))
                     while len(pending) >= 2 * self.threads:
                         consume(bar)
                 while pending:

@@ -1,6 +1,8 @@
 """Exact statistics of one block of one tensor across the base and every expert.
 
-For expert i, with delta_i = w_i - w_base computed in float32 (float64 for F64 storage):
+Blocks arrive as numpy arrays of the storage type (bf16 as its raw uint16 patterns: numpy has no bf16;
+`merge.io.map_array`), so the analysis never imports torch. For expert i, with delta_i = w_i - w_base
+computed in float32 (float64 for F64 storage; every upcast is exact):
 
 * changed mask m_i = |delta_i| > eta * max(|w_i|, |w_base|), over finite elements only. When the storage
   dtype makes the rule equal to "the stored value differs" (`config.bitwise_equivalent`), m_i is
@@ -9,8 +11,9 @@ For expert i, with delta_i = w_i - w_base computed in float32 (float64 for F64 s
   the sums Σ_g |m_i^g|·|m_j^g| that give the exact expectation of |m_i ∧ rot(m_j)| under a uniformly
   random non-zero rotation rot of every group (`expected_rotated`); optionally, for each permutation draw
   t, |m_i ∧ roll_t(m_j)|, where roll_t rotates every group by a seeded offset;
-* shift sums: dot_ij = Σ d_i d_j and sq_ij = Σ d_i^2 m_j with d_i = delta_i ⊙ m_i (float32 matmuls per
-  block, float64 across blocks);
+* shift sums: dot_ij = Σ d_i d_j and sq_ij = Σ d_i^2 m_j with d_i = delta_i ⊙ m_i (one BLAS dot product
+  per entry and block, float64 across blocks; a BLAS dot keeps several SIMD partial sums, so each
+  float32 partial sum covers a few thousand elements);
 * optionally the SRHT partial projections of d_i ⊙ m_j and d_j ⊙ m_i for every pair (per seed).
 
 Counts are integers, so they do not depend on blocks or threads; float sums depend on them only through
@@ -26,8 +29,6 @@ from .config import GROUP
 from .srht import Srht, popcount
 from .workspace import scratch
 
-_SUB = 8192  # elements per float32 partial sum of the shift sums
-
 
 @dataclass(frozen=True, slots=True)
 class TensorJob:
@@ -37,10 +38,15 @@ class TensorJob:
     numel: int
     eta: float
     bitwise: bool
-    wide: bool  # float64 arithmetic (F64 storage)
+    dtype: str  # the storage dtype code (BF16, F16, F32, F64)
     shifts: tuple[int, ...]
     pairs: tuple[tuple[int, int], ...]
     projection: Srht | None = None  # every seed's SRHT of this tensor
+
+    @property
+    def wide(self) -> bool:
+        """float64 arithmetic (F64 storage), else float32."""
+        return self.dtype == "F64"
 
 
 @dataclass(slots=True)
@@ -190,66 +196,87 @@ def _permuted(mask: Any, packed: Any, start: int, numel: int, shifts: tuple[int,
     return out
 
 
-def _gram(x: Any, y: Any) -> Any:
-    """Σ_k x[:, k] y[:, k]^T as float64 numpy, from float32 matmuls over _SUB-element pieces (short fp32 sums)."""
-    import torch
+def _upcast(x: Any, dtype: str, out: Any) -> None:
+    """Storage elements `x` into the float array `out`, exactly (bf16: its bits are the top half of a float32)."""
+    import numpy as np
 
-    e, n = x.shape
-    full = n // _SUB * _SUB
-    out = torch.zeros(e, y.shape[0], dtype=torch.float64)
-    if full:
-        xs, ys = x[:, :full].view(e, -1, _SUB).transpose(0, 1), y[:, :full].view(y.shape[0], -1, _SUB).transpose(0, 1)
-        out += torch.matmul(xs, ys.transpose(1, 2)).sum(0, dtype=torch.float64)
-    if n > full:
-        out += (x[:, full:] @ y[:, full:].T).double()
-    return out.numpy()
+    if dtype == "BF16":
+        np.left_shift(x, 16, out=out.view(np.uint32), dtype=np.uint32)
+    else:
+        out[...] = x
+
+
+def _shift_sums(d: Any, mask: Any) -> tuple[Any, Any]:
+    """(dot, sq), (E, E) float64: dot_ij = Σ d_i d_j and sq_ij = Σ d_i^2 m_j, one BLAS dot product each.
+
+    For E = 5 rows a dot per entry runs at the memory's speed, where a (5 x n)(n x 5) GEMM spends most of
+    its time packing its operands. sq_ii = dot_ii (d_i is zero off m_i).
+    """
+    import numpy as np
+
+    e, n = d.shape
+    dot, sq = np.zeros((e, e), np.float64), np.zeros((e, e), np.float64)
+    for i in range(e):
+        for j in range(i, e):
+            dot[i, j] = dot[j, i] = np.dot(d[i], d[j])
+    if e > 1:
+        square = np.multiply(d, d, out=scratch("square", e, n, d.dtype))
+        m = scratch("mask", e, n, d.dtype)
+        m[...] = mask
+        for i in range(e):
+            for j in range(e):
+                if i != j:
+                    sq[i, j] = np.dot(square[i], m[j])
+    sq[np.diag_indices(e)] = dot.diagonal()
+    return dot, sq
 
 
 def _deltas(job: TensorJob, base: Any, experts: list[Any], checked: bool = False) -> tuple[Any, Any, Any]:
-    """(delta (E, n), changed mask (E, n) bool numpy, nonfinite counts (E+1,)) for one block.
+    """(delta (E, n) float, changed mask (E, n) bool, nonfinite counts (E+1,)) for one block.
 
     Unchecked (the fast path), NaN/Inf propagate into the deltas and `block_sums` notices them in
     sum(delta^2); `checked` counts them per model and neutralises them (delta 0: never changed, never summed).
     """
     import numpy as np
-    import torch
 
-    dtype = torch.float64 if job.wide else torch.float32
-    b = scratch("base", 1, base.numel(), dtype)[0].copy_(base)
-    x = scratch("delta", len(experts), b.numel(), dtype)
-    nonfinite = np.zeros(len(experts) + 1, np.int64)
-    if job.bitwise and not checked:
-        for i, e in enumerate(experts):
-            torch.sub(e, b, out=x[i])  # upcast and subtract in one pass: exact
-        return x, x.numpy() != 0, nonfinite
+    ftype = np.float64 if job.wide else np.float32
+    n = base.shape[0]
+    b = scratch("base", 1, n, ftype)[0]
+    _upcast(base, job.dtype, b)
+    x = scratch("delta", len(experts), n, ftype)
     for i, e in enumerate(experts):
-        x[i].copy_(e)  # upcast: exact
+        _upcast(e, job.dtype, x[i])
+    nonfinite = np.zeros(len(experts) + 1, np.int64)
     if checked:
-        ok_b, ok = torch.isfinite(b), torch.isfinite(x)
-        nonfinite[0] = int((~ok_b).sum())
-        nonfinite[1:] = (~ok).sum(1).numpy()
-        b = torch.where(ok_b, b, 0.0)
-        x = torch.where(ok & ok_b, x, b)
+        ok_b, ok = np.isfinite(b), np.isfinite(x)
+        nonfinite[0] = n - np.count_nonzero(ok_b)
+        nonfinite[1:] = n - np.count_nonzero(ok, axis=1)
+        b = np.where(ok_b, b, ftype(0))
+        x = np.where(ok & ok_b, x, b)
     if job.bitwise:
-        d = x.sub_(b)
-        return d, d.numpy() != 0, nonfinite
-    limit = torch.maximum(x.abs(), b.abs()).mul_(job.eta)
-    d = x.sub_(b)
-    mask = d.abs().numpy() > limit.numpy()
-    d.mul_(torch.from_numpy(mask))
+        d = np.subtract(x, b, out=x)
+        return d, d != 0, nonfinite
+    limit = np.maximum(np.abs(x), np.abs(b), out=scratch("limit", *x.shape, ftype))
+    limit *= job.eta
+    d = np.subtract(x, b, out=x)
+    mask = np.abs(d, out=scratch("abs", *x.shape, ftype)) > limit
+    d *= mask
     return d, mask, nonfinite
 
 
 def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sums:
-    """The statistics of elements [start, start + len(base)) of one tensor (a `Sums` for one block)."""
-    import numpy as np
-    import torch
+    """The statistics of elements [start, start + len(base)) of one tensor (a `Sums` for one block).
 
-    d, mask, nonfinite = _deltas(job, base, experts)
-    dot = _gram(d, d)
+    `base` and every expert are 1-D numpy arrays of the storage type (`merge.io.NUMPY_STORAGE`).
+    """
+    import numpy as np
+
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf are expected here, and handled next
+        d, mask, nonfinite = _deltas(job, base, experts)
+        dot, sq = _shift_sums(d, mask)
     if not np.isfinite(dot.diagonal()).all():  # a NaN/Inf somewhere in this block: count and exclude it
         d, mask, nonfinite = _deltas(job, base, experts, checked=True)
-        dot = _gram(d, d)
+        dot, sq = _shift_sums(d, mask)
     proj = job.projection if job.pairs else None
     out = Sums(len(experts), len(job.shifts), 2 * len(job.pairs), proj.seeds if proj else 0, proj.k if proj else 0)
     out.nonfinite += nonfinite
@@ -263,17 +290,15 @@ def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sum
     out.changed += out.inter.diagonal()
     if job.shifts:
         out.perm += _permuted(mask, packed, start, job.numel, job.shifts, job.pairs)
-    m = scratch("mask", *d.shape, d.dtype)
-    m.numpy()[...] = mask
     out.dot += dot
-    out.sq += _gram(torch.mul(d, d, out=scratch("square", *d.shape, d.dtype)), m)
+    out.sq += sq
     if proj is not None:
         n = d.shape[1]
-        signed = torch.mul(d, proj.signs(start, start + n), out=scratch("signed", *d.shape, d.dtype)).float()
+        signed = np.multiply(d, proj.signs(start, start + n), out=scratch("signed", *d.shape, d.dtype))
         order = [p for p in job.pairs] + [p[::-1] for p in job.pairs]
-        vectors = scratch("srht_in", len(order), proj.padded(n), torch.float32)
+        vectors = scratch("srht_in", len(order), proj.padded(n), np.float32)
         vectors[:, n:] = 0
         for q, (a, b) in enumerate(order):  # d_i on the overlap with j, then d_j on the overlap with i
-            torch.mul(signed[a], m[b], out=vectors[q, :n])
-        out.proj += proj.project_signed(vectors, start).numpy()
+            np.multiply(signed[a], mask[b], out=vectors[q, :n])
+        out.proj += proj.project_signed(vectors, start)
     return out

@@ -14,11 +14,12 @@ _LOCAL = threading.local()
 
 
 def scratch(slot: str, rows: int, n: int, dtype: Any) -> Any:
-    """A (rows, n) contiguous tensor of this thread's buffer `slot` (contents undefined)."""
-    import torch
+    """A (rows, n) C-contiguous numpy array of this thread's buffer `slot` (contents undefined)."""
+    import numpy as np
 
+    dtype = np.dtype(dtype)
     store = _LOCAL.__dict__.setdefault("buffers", {})
     buf = store.get((slot, dtype))
-    if buf is None or buf.numel() < rows * n:
-        buf = store[(slot, dtype)] = torch.empty(rows * n, dtype=dtype)
-    return buf[: rows * n].view(rows, n)
+    if buf is None or buf.size < rows * n:
+        buf = store[(slot, dtype)] = np.empty(rows * n, dtype=dtype)
+    return buf[: rows * n].reshape(rows, n)
