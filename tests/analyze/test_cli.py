@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import importlib.util
 import json
 import logging
 import subprocess
@@ -140,6 +141,10 @@ def test_without_matplotlib_numbers_are_written_and_one_line_says_how(tmp_path, 
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda n, *a: None if n == "matplotlib" else real_find_spec(n, *a)
+    )
     with caplog.at_level(logging.WARNING):
         assert main(_argv(family, tmp_path / "o", "--layers", "0")) == 0
     hint = [r.getMessage() for r in caplog.records if "matplotlib" in r.getMessage()]

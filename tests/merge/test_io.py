@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from m2rl_slime.errors import ConfigError
-from m2rl_slime.merge.io import Checkpoint, FileCache, ReadAhead, map_range, read_header
+from m2rl_slime.merge.io import Checkpoint, FileCache, ReadAhead, map_array, map_range, read_header
 from m2rl_slime.merge.writer import ShardWriter
 
 
@@ -53,6 +53,41 @@ def test_map_range_reads_slices_of_sharded_checkpoints(tmp_path):
     reads.close()
     files.close()
     assert torch.equal(torch.cat(parts), x)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_map_array_is_the_storage_of_map_range_without_torch(tmp_path, dtype):
+    """numpy views of the same bytes: bf16 as its uint16 bit patterns, the others as numpy floats; misaligned
+    data (an odd-sized tensor before it) is copied, not viewed."""
+    import numpy as np
+
+    x = torch.randn(1001).to(dtype)
+    save_file({"a": torch.zeros(3, dtype=torch.uint8), "x": x}, str(tmp_path / "model.safetensors"))
+    ckpt, files = Checkpoint(tmp_path), FileCache()
+    for lo, hi in ((0, 1001), (17, 400), (5, 5)):
+        got = map_array(files, ckpt.tensors["x"], lo, hi)
+        want = x[lo:hi].view(torch.int16).numpy().view(np.uint16) if dtype == torch.bfloat16 else x[lo:hi].numpy()
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    files.close()
+
+
+def test_blas_threads_pins_openblas_to_one_thread_and_restores_it():
+    import ctypes
+
+    import numpy as np
+
+    from m2rl_slime.merge.runtime import _OPENBLAS_SETTERS, BlasThreads, _openblas_libraries
+
+    getters = []
+    for path in _openblas_libraries():
+        lib = ctypes.CDLL(path)
+        getters += [getattr(lib, g) for s, g in _OPENBLAS_SETTERS if hasattr(lib, s) and hasattr(lib, g)][:1]
+    if "openblas" in np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]:
+        assert getters  # numpy's own OpenBLAS is found
+    before = [g() for g in getters]
+    with BlasThreads():
+        assert all(g() == 1 for g in getters)
+    assert [g() for g in getters] == before
 
 
 def test_header_and_index_errors(tmp_path):

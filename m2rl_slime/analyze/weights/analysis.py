@@ -7,6 +7,7 @@ Outputs (all written atomically; the partial file is removed only after every ou
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -25,6 +26,7 @@ from ...merge.plan import check_experts
 from .config import WeightsOptions, dtype_statement, parse_layers
 from .engine import Inputs, PartialFile, Streamer, Target, run_id
 from .names import classify
+from .plot import Drawers
 from .report import LAYER_FIELDS, group_stats, layer_rows, section, table5
 
 log = logging.getLogger(__name__)
@@ -193,21 +195,23 @@ def run_weights(
     inputs = open_inputs(base, experts, options)
     out = Path(out_dir)
     _prepare_out(out, options)
-    partial = PartialFile(out, run_id(inputs, options), options.resume)
-    try:
-        reused = len(partial.records)
-        todo = [t for t in inputs.targets if t.name not in partial.records]
-        Streamer(inputs, options).run(todo, partial.add)
-    finally:
-        partial.close()
-    weights = build_weights(inputs, options, partial.records)
-    seconds = time.perf_counter() - t0
-    weights["run"] = {"seconds": round(seconds, 3), "threads": options.compute_threads(), "resumed_tensors": reused}
-    files = write_outputs(out, weights)
-    drawn: list[Path] = []
-    if figures:
-        from .plot import try_plot
-
-        drawn = try_plot(out / WEIGHTS_JSON, out)
+    with contextlib.ExitStack() as stack:
+        drawers = stack.enter_context(Drawers(min(2, options.compute_threads()))) if figures else None
+        partial = PartialFile(out, run_id(inputs, options), options.resume)
+        try:
+            reused = len(partial.records)
+            todo = [t for t in inputs.targets if t.name not in partial.records]
+            Streamer(inputs, options).run(todo, partial.add)
+        finally:
+            partial.close()
+        weights = build_weights(inputs, options, partial.records)
+        seconds = time.perf_counter() - t0
+        weights["run"] = {
+            "seconds": round(seconds, 3),
+            "threads": options.compute_threads(),
+            "resumed_tensors": reused,
+        }
+        files = write_outputs(out, weights)
+        drawn = drawers.draw(out / WEIGHTS_JSON, out) if drawers else []
     partial.remove()
     return WeightsReport(out, weights, tuple(files), tuple(drawn), seconds, weights["nonfinite"]["elements"])

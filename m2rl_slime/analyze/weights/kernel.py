@@ -292,13 +292,14 @@ def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sum
         out.perm += _permuted(mask, packed, start, job.numel, job.shifts, job.pairs)
     out.dot += dot
     out.sq += sq
-    if proj is not None:
-        n = d.shape[1]
-        signed = np.multiply(d, proj.signs(start, start + n), out=scratch("signed", *d.shape, d.dtype))
-        order = [p for p in job.pairs] + [p[::-1] for p in job.pairs]
-        vectors = scratch("srht_in", len(order), proj.padded(n), np.float32)
-        vectors[:, n:] = 0
-        for q, (a, b) in enumerate(order):  # d_i on the overlap with j, then d_j on the overlap with i
-            np.multiply(signed[a], mask[b], out=vectors[q, :n])
-        out.proj += proj.project_signed(vectors, start)
+    if proj is not None:  # d_i on the overlap with j, then d_j on the overlap with i, signed by D
+        order = [*job.pairs, *(p[::-1] for p in job.pairs)]
+        first, second = np.array([p[0] for p in order]), np.array([p[1] for p in order])
+        signs = proj.signs(start, start + d.shape[1])
+
+        def fill(s0: int, s1: int, piece: Any) -> None:
+            np.multiply(d[first, s0:s1], mask[second, s0:s1], out=piece)
+            piece *= signs[s0:s1]
+
+        out.proj += proj.project_pieces(fill, len(order), d.shape[1], start)
     return out
