@@ -115,7 +115,7 @@ def _summary(records: dict, preset: str, n: int) -> None:
             f"{rec['peak_anon_gb']:8.2f}  {ratio:>16s}"
         )
     print(
-        "wall s: process start to exit; inner s: run_weights time (without the interpreter and torch import);\n"
+        "wall s: process start to exit; inner s: run_weights time (without the interpreter start-up and the figures);\n"
         "CPU s: user + sys seconds of the process (on a shared box, wall time waits for other jobs, CPU time does not).\n"
         "Targets: wall <= 1.5x the I/O floor (raw read of the same files), peak RSS < 2 GB."
     )

@@ -73,3 +73,29 @@ def test_closing_without_drawing_stops_the_children():
     with Drawers(2):
         pass
     assert _children() == before
+
+
+def test_run_weights_uses_the_drawers_for_big_inputs(family, tmp_path, monkeypatch):
+    """Above `DRAWERS_FROM_BYTES` of input the figures come from the child processes; the files are the
+    same set as drawn in-process, and no child outlives the run."""
+    from m2rl_slime.analyze.weights import analysis
+
+    base, experts = family
+    args = (str(base), [(n, str(p)) for n, p in experts.items()])
+    started = []
+    real = analysis.Drawers
+
+    def spy(*a, **k):
+        started.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(analysis, "Drawers", spy)
+    before = _children()
+    inline = run_weights(*args, tmp_path / "inline", WeightsOptions(progress=False))
+    assert not started
+    monkeypatch.setattr(analysis, "DRAWERS_FROM_BYTES", 0)
+    drawn = run_weights(*args, tmp_path / "drawn", WeightsOptions(progress=False))
+    assert started == [1]
+    assert sorted(f.name for f in drawn.figures) == sorted(f.name for f in inline.figures)
+    assert len(drawn.figures) == 4 and all(f.is_file() for f in drawn.figures)
+    assert _children() == before

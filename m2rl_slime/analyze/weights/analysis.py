@@ -26,13 +26,20 @@ from ...merge.plan import check_experts
 from .config import WeightsOptions, dtype_statement, parse_layers
 from .engine import Inputs, PartialFile, Streamer, Target, run_id
 from .names import classify
-from .plot import Drawers
+from .plot import Drawers, try_plot
 from .report import LAYER_FIELDS, group_stats, layer_rows, section, table5
 
 log = logging.getLogger(__name__)
 WEIGHTS_JSON = "weights.json"
 RULE = "|w_rl - w_sft| > eta * max(|w_rl|, |w_sft|)"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# from this much input on, the figures are drawn by child processes started at the beginning (their
+# imports hide behind the reading); smaller runs draw them here, after the numbers
+DRAWERS_FROM_BYTES = 1 << 30
+
+
+def _read_bytes(inputs: Inputs) -> int:
+    return sum(t.info.nbytes for t in inputs.targets) * (1 + len(inputs.experts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +203,9 @@ def run_weights(
     out = Path(out_dir)
     _prepare_out(out, options)
     with contextlib.ExitStack() as stack:
-        drawers = stack.enter_context(Drawers(min(2, options.compute_threads()))) if figures else None
+        drawers = None
+        if figures and _read_bytes(inputs) >= DRAWERS_FROM_BYTES:
+            drawers = stack.enter_context(Drawers(min(2, options.compute_threads())))
         partial = PartialFile(out, run_id(inputs, options), options.resume)
         try:
             reused = len(partial.records)
@@ -212,6 +221,10 @@ def run_weights(
             "resumed_tensors": reused,
         }
         files = write_outputs(out, weights)
-        drawn = drawers.draw(out / WEIGHTS_JSON, out) if drawers else []
+        drawn: list[Path] = []
+        if drawers is not None:
+            drawn = drawers.draw(out / WEIGHTS_JSON, out)
+        elif figures:
+            drawn = try_plot(out / WEIGHTS_JSON, out)
     partial.remove()
     return WeightsReport(out, weights, tuple(files), tuple(drawn), seconds, weights["nonfinite"]["elements"])
