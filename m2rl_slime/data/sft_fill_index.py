@@ -33,7 +33,7 @@ from typing import Any
 from ..errors import ConfigError
 from .files import _import_parquet
 from .sft_fill import FILL_FORMATS, FILL_SUFFIXES, FillFormat, FillSource, Reference
-from .sft_scan import clean_lines, iter_chunks
+from .sft_scan import raw_line, read_span, row_bounds, spans
 
 logger = logging.getLogger(__name__)
 
@@ -151,15 +151,17 @@ def _arrow_rows(fmt: FillFormat, file: Path, positions: Sequence[int], base: int
 
 def _jsonl_rows(fmt: FillFormat, file: Path, positions: Sequence[int], base: int) -> Iterator[tuple[int, dict]]:
     pos = base
-    for first, chunk in iter_chunks(file):
-        lines = [line for _, line in clean_lines(chunk, first)]
-        for offset in _wanted(positions, pos, pos + len(lines)):
+    for start, end in spans(file):  # the rows as prepare-sft finds them (`sft_scan.row_bounds`)
+        data = read_span(file, start, end)
+        starts, ends, _, _ = row_bounds(data)
+        for offset in _wanted(positions, pos, pos + len(starts)):
+            k = offset - pos
             try:
-                row = json.loads(lines[offset - pos])
+                row = json.loads(raw_line(data, starts[k], ends[k]))
             except (json.JSONDecodeError, UnicodeDecodeError):
                 row = None
             yield offset, ({c: row.get(c) for c in fmt.columns} if isinstance(row, dict) else {})
-        pos += len(lines)
+        pos += len(starts)
     yield -1, {"rows": pos - base}
 
 

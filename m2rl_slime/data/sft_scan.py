@@ -72,33 +72,6 @@ def encode(row: dict) -> bytes:
     return json.dumps(row, ensure_ascii=False).encode("utf-8") + b"\n"
 
 
-def clean_lines(lines: list[bytes], first_line: int) -> Iterator[tuple[int, bytes]]:
-    """``(line number, line)`` of the non-blank lines of a chunk; every line ends with a newline (one is
-    added to a last line without), a leading byte-order mark is dropped. JSON allows the trailing
-    newline (and a CR before it), so the line is stored as read: no copy."""
-    for i, line in enumerate(lines):
-        if line.isspace():
-            continue
-        if not line.endswith(b"\n"):
-            line += b"\n"
-        if line.startswith(_BOM):  # a byte-order mark would not survive the copy into a shard
-            line = line[len(_BOM) :]
-        yield first_line + i, line
-
-
-def iter_chunks(path: Path) -> Iterator[tuple[int, list[bytes]]]:
-    """``(first line number, lines)`` chunks of about ``CHUNK_BYTES`` (``readlines`` with a size hint:
-    linear however long a line is)."""
-    line_no = 1
-    with open(path, "rb") as f:
-        while True:
-            lines = f.readlines(CHUNK_BYTES)
-            if not lines:
-                return
-            yield line_no, lines
-            line_no += len(lines)
-
-
 def spans(path: Path) -> Iterator[tuple[int, int]]:
     """``(start, end)`` byte spans of whole lines that cover the file, each about ``CHUNK_BYTES`` (a span
     ends after the first newline at or past that size: linear however long a line is)."""

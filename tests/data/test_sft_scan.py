@@ -1,5 +1,5 @@
 """Pins the jsonl scanning and shard writing of prepare-sft (`m2rl_slime.data.sft_scan`, `sft_shards`): a line
-parses exactly as `json.loads` parses it, rows are found as `clean_lines` finds them, and runs of rows are
+parses exactly as `json.loads` parses it, rows are found as the line-list rule finds them, and runs of rows are
 written exactly as the same rows one by one."""
 
 from __future__ import annotations
@@ -53,7 +53,15 @@ def test_a_line_parses_exactly_as_json_loads_parses_it(line):
 
 
 def _by_clean_lines(data: bytes) -> list[tuple[int, bytes]]:
-    return list(sft_scan.clean_lines(data.splitlines(keepends=True), 1))
+    """The rows by the line-list rule the first reader used: every non-blank line, a newline added to a last
+    line without, a leading byte-order mark dropped; (1-based line number, bytes)."""
+    out = []
+    for i, line in enumerate(data.splitlines(keepends=True)):
+        if line.isspace():
+            continue
+        line = line if line.endswith(b"\n") else line + b"\n"
+        out.append((1 + i, line[3:] if line.startswith(b"\xef\xbb\xbf") else line))
+    return out
 
 
 @pytest.mark.parametrize(
