@@ -99,3 +99,20 @@ def test_run_weights_uses_the_drawers_for_big_inputs(family, tmp_path, monkeypat
     assert sorted(f.name for f in drawn.figures) == sorted(f.name for f in inline.figures)
     assert len(drawn.figures) == 4 and all(f.is_file() for f in drawn.figures)
     assert _children() == before
+
+
+def test_an_interrupted_run_leaves_no_drawer_behind(family, tmp_path, monkeypatch):
+    from m2rl_slime.analyze.weights import analysis, engine
+
+    def interrupted(self, todo, done):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(analysis, "DRAWERS_FROM_BYTES", 0)
+    monkeypatch.setattr(engine.Streamer, "run", interrupted)
+    base, experts = family
+    before = _children()
+    with pytest.raises(KeyboardInterrupt):
+        run_weights(
+            str(base), [(n, str(p)) for n, p in experts.items()], tmp_path / "o", WeightsOptions(progress=False)
+        )
+    assert _children() == before

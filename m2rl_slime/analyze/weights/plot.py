@@ -198,6 +198,9 @@ _DRAW_TIMEOUT = 600.0
 def _child() -> int:
     """A drawer process: import matplotlib now, then draw its share of the figures of the weights.json named
     on stdin (one JSON line [path, out, part, parts]); reply one JSON line {"files": [...]} or {"error": ...}."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the children
     os.nice(10)  # while the analysis runs, take only idle CPU
     _figure(1, 1)  # the imports, and matplotlib's first-figure setup
     line = sys.stdin.readline()
