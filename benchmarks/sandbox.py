@@ -13,6 +13,9 @@
    target: scored ``ok`` (its wall time is reported: a wall-clock limit would have failed it).
 4. big output: a program printing 10 MB, judged end to end; target < 2 s.
 
+``--executor-only`` measures (1) against the executor called in this process instead (what the
+embedded server does per request, without the client and the HTTP hop to it).
+
     python benchmarks/sandbox.py [--python PATH] [--samples 256] [--tests 8] [--workers N] [--skip-throughput]
 
 Prints one JSON object per measurement (with host information). Needs root (namespaces, cgroups).
@@ -40,7 +43,7 @@ from m2rl_slime.rewards.code import CodeConfig, extract_code, verify
 from m2rl_slime.sandbox.base import RunSpec
 from m2rl_slime.sandbox.client import FusionClient
 from m2rl_slime.sandbox.embedded import EmbeddedSandbox
-from m2rl_slime.sandbox.local import ExecutorSettings
+from m2rl_slime.sandbox.local import ExecutorSettings, LocalExecutor
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,7 +106,7 @@ def problems(samples: int, tests: int, seed: int = 0) -> list[tuple[str, dict]]:
 # ---- 1. per-test overhead ---------------------------------------------------------------------------------
 
 
-def overhead(sandbox: EmbeddedSandbox, python: str, reps: int) -> None:
+def overhead(sandbox: EmbeddedSandbox | LocalExecutor, python: str, reps: int, backend: str = "embedded") -> None:
     code = "print(1)"
 
     def bare() -> float:
@@ -131,7 +134,7 @@ def overhead(sandbox: EmbeddedSandbox, python: str, reps: int) -> None:
     bares, ends, execs = asyncio.run(measure())
     b, e = statistics.median(bares), statistics.median(ends)
     emit({
-        "bench": "per_test_overhead", "program": code, "interpreter": python, "reps": reps,
+        "bench": "per_test_overhead", "backend": backend, "program": code, "interpreter": python, "reps": reps,
         "bare_subprocess_ms": round(b * 1e3, 2), "embedded_ms": round(e * 1e3, 2),
         "embedded_inside_executor_ms": round(statistics.median(execs) * 1e3, 2),
         "ratio": round(e / b, 3), "anchor": "bare subprocess.run([python, '-c', ...])", "target": "ratio <= 1.2",
@@ -277,8 +280,21 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--reps", type=int, default=200, help="repetitions of the overhead measurement")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument(
+        "--executor-only",
+        action="store_true",
+        help="only the overhead, of the executor called in this process (no client, no HTTP hop), then exit",
+    )
     args = parser.parse_args()
     python = os.path.abspath(args.python)
+    if args.executor_only:  # the embedded server's own work, without the hop from the client to it
+        executor = LocalExecutor(ExecutorSettings(workers=args.workers, python=python))
+        executor.start()
+        try:
+            overhead(executor, python, args.reps, "executor in-process (no client, no HTTP hop)")
+        finally:
+            executor.close()
+        return
     embedded = EmbeddedSandbox(ExecutorSettings(workers=args.workers, python=python))
     try:
         overhead(embedded, python, args.reps)
