@@ -11,7 +11,10 @@ Measured, each in its own process, every one starting with the inputs out of the
   last, the faster of the two counts;
 * ``analyze weights`` with its defaults (all layers and the model tensors; exact statistics everywhere,
   the permutation reference in closed form; projected cosine on layer 17 with 8 seeds);
-* the same with ``--project none`` (exact statistics only).
+* the same with ``--project none`` (exact statistics only);
+* with ``--reader``: the analysis's read-ahead alone (the same chunks mapped and faulted in, nothing computed);
+* with ``--compare DIR``: instead, ``--rounds`` rounds of (floor, DIR's ``analyze weights``, ours), DIR being
+  another checkout of this repository (``git worktree add DIR REV``), with the first of ``--variants``.
 
 Wall time runs from spawn to exit; peak RSS is VmHWM sampled from /proc (the merge benchmark's sampler).
 Targets: wall <= 1.5x the I/O floor, peak RSS < 2 GB.
@@ -43,6 +46,21 @@ for f in sys.argv[1].split(","):
     os.close(fd)
 """
 VARIANTS = {"default": [], "no-projection": ["--project", "none"]}
+READER = r"""
+import sys
+from m2rl_slime.analyze.weights.analysis import open_inputs
+from m2rl_slime.analyze.weights.config import WeightsOptions
+from m2rl_slime.analyze.weights.engine import Streamer
+options = WeightsOptions(progress=False)
+inputs = open_inputs(sys.argv[1], [(f"e{i}", p) for i, p in enumerate(sys.argv[2:])], options)
+Streamer(inputs, options).read_all(inputs.targets)
+"""
+# another checkout of this repository (e.g. a previous commit: git worktree add DIR REV), run as itself
+OTHER = r"""
+import runpy, sys
+sys.path.insert(0, sys.argv.pop(1))
+runpy.run_module("m2rl_slime.analyze", run_name="__main__", alter_sys=True)
+"""
 
 
 def _merge_bench():
@@ -73,14 +91,22 @@ def run_floor(mb, dirs: list[Path]) -> dict:
     return rec
 
 
-def run_ours(mb, work: Path, base: Path, experts: list[Path], variant: str, threads: int) -> dict:
+def run_reader(mb, base: Path, experts: list[Path]) -> dict:
+    """The analysis's read-ahead alone: the same chunks mapped and faulted in, nothing computed."""
+    return measure(mb, "reader_only", [sys.executable, "-c", READER, str(base), *map(str, experts)])
+
+
+def run_ours(
+    mb, work: Path, base: Path, experts: list[Path], variant: str, threads: int, other: Path | None = None
+) -> dict:
     out = work / f"out-{variant}"
     shutil.rmtree(out, ignore_errors=True)
-    cmd = [sys.executable, "-m", "m2rl_slime.analyze", "weights", "--base", str(base), "--out", str(out)]
-    cmd += ["--no-progress", "--threads", str(threads), *VARIANTS[variant]]
+    head = [sys.executable, "-c", OTHER, str(other)] if other else [sys.executable, "-m", "m2rl_slime.analyze"]
+    cmd = [*head, "weights", "--base", str(base), "--out", str(out)]
+    cmd += ["--no-progress", *(["--threads", str(threads)] if threads else []), *VARIANTS[variant]]
     for k, e in enumerate(experts):
         cmd += ["--expert", f"e{k}={e}"]
-    rec = measure(mb, f"ours:{variant}", cmd)
+    rec = measure(mb, f"{'other' if other else 'ours'}:{variant}", cmd)
     if rec["rc"] == 0:
         weights = json.loads((out / "weights.json").read_text())
         rec["internal_s"] = weights["run"]["seconds"]
@@ -130,6 +156,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0, help="compute threads (0: the command's default)")
     p.add_argument("--cache", choices=["cold", "warm"], default="cold")
     p.add_argument("--keep", action="store_true", help="keep the generated checkpoints")
+    p.add_argument("--reader", action="store_true", help="also time the analysis's read-ahead alone (no compute)")
+    p.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="another checkout of this repository (e.g. git worktree add DIR REV): per round, the floor, its "
+        "analyze weights and ours, with the first variant, interleaved",
+    )
+    p.add_argument("--rounds", type=int, default=3, help="rounds of --compare (default: %(default)s)")
     args = p.parse_args(argv)
     mb = _merge_bench()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -137,8 +172,14 @@ def main(argv: list[str] | None = None) -> int:
     base, experts = mb.generate(args.work, args.preset, args.experts)
     dirs = [base, *experts]
     try:
+        if args.compare:
+            _compare(mb, args, base, experts, dirs)
+            return 0
         mb.set_cache(dirs, args.cache)
         records: dict = {"cache": args.cache, "io_floor": run_floor(mb, dirs)}
+        if args.reader:
+            mb.set_cache(dirs, args.cache)
+            records["reader_only"] = run_reader(mb, base, experts)
         for variant in args.variants.split(","):
             mb.set_cache(dirs, args.cache)
             records[f"ours:{variant}"] = run_ours(mb, args.work, base, experts, variant, args.threads)
@@ -152,6 +193,32 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(base.parent, ignore_errors=True)
     return 0
+
+
+def _compare(mb, args, base: Path, experts: list[Path], dirs: list[Path]) -> None:
+    """Rounds of (floor, the other checkout, ours), each from the same cache state; ratios to the round's floor."""
+    variant = args.variants.split(",")[0]
+    rows = []
+    for _ in range(args.rounds):
+        row = {}
+        for label, run in (
+            ("floor", lambda: run_floor(mb, dirs)),
+            ("other", lambda: run_ours(mb, args.work, base, experts, variant, args.threads, args.compare)),
+            ("ours", lambda: run_ours(mb, args.work, base, experts, variant, args.threads)),
+        ):
+            mb.set_cache(dirs, args.cache)
+            row[label] = run()
+        rows.append(row)
+    print(f"\n== analyze weights, {variant}: {args.compare} against this checkout, {args.cache} page cache ==")
+    print(
+        f"{'round':>5s} {'floor s':>8s} {'other s':>8s} {'(x)':>6s} {'CPU s':>6s} {'ours s':>8s} {'(x)':>6s} {'CPU s':>6s}"
+    )
+    for k, row in enumerate(rows, 1):
+        f, o, u = row["floor"]["wall_s"], row["other"], row["ours"]
+        print(
+            f"{k:5d} {f:8.2f} {o['wall_s']:8.2f} {o['wall_s'] / f:5.2f}x {o['cpu_s']:6.1f} "
+            f"{u['wall_s']:8.2f} {u['wall_s'] / f:5.2f}x {u['cpu_s']:6.1f}"
+        )
 
 
 if __name__ == "__main__":

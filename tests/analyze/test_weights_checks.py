@@ -191,3 +191,15 @@ def test_a_single_expert_gets_densities_only(tmp_path, family, quiet):
     assert w["pairs"] == [] and w["table"]["groups"]["q"]["pairs"] == {}
     assert 0.3 < w["table"]["groups"]["q"]["density"]["math"] < 0.5  # merge_ckpt moves 40% of the elements
     assert report.figures == ()
+
+
+def test_the_read_schedule_alone_reads_every_selected_byte(family, quiet):
+    """`Streamer.read_all` (the benchmark's reader-only run): every chunk of the base and the experts, once."""
+    from m2rl_slime.analyze.weights.analysis import open_inputs
+    from m2rl_slime.analyze.weights.engine import Streamer
+
+    base, experts = family
+    options = quiet(chunk_elems=1 << 16)
+    inputs = open_inputs(str(base), [(n, str(p)) for n, p in experts.items()], options)
+    read = Streamer(inputs, options).read_all(inputs.targets)
+    assert read == sum(t.info.nbytes for t in inputs.targets) * (1 + len(experts)) > 0

@@ -232,12 +232,27 @@ class Streamer:
                     e = min(s + step, c1)
                     yield t, s, e, [x[s - c0 : e - c0] for x in data]
 
+    def _schedule(self, todo: Sequence[Target]) -> ReadAhead:
+        item = max((t.info.itemsize for t in todo), default=2)
+        budget = self.options.read_ahead * self.options.chunk_elems * item * (1 + len(self.inputs.experts))
+        return ReadAhead((self._read(t, c0, c1) for t in todo for c0, c1 in self._chunks(t)), budget)
+
+    def read_all(self, todo: Sequence[Target]) -> int:
+        """Run the read schedule of `todo` without computing anything (what the reader alone costs, for the
+        benchmark); returns the bytes read."""
+        reads = self._schedule(todo)
+        try:
+            for _ in range(sum(len(self._chunks(t)) for t in todo)):
+                reads.next()
+        finally:
+            reads.close()
+            self.files.close()
+        return sum(t.info.nbytes * (1 + len(self.inputs.experts)) for t in todo)
+
     def run(self, todo: Sequence[Target], done: Callable[[dict[str, Any]], None]) -> None:
         """Analyse `todo`, calling `done(record)` for every finished tensor, in order."""
         total = sum(t.info.nbytes * (1 + len(self.inputs.experts)) for t in todo)
-        item = max((t.info.itemsize for t in todo), default=2)
-        budget = self.options.read_ahead * self.options.chunk_elems * item * (1 + len(self.inputs.experts))
-        reads = ReadAhead((self._read(t, c0, c1) for t in todo for c0, c1 in self._chunks(t)), budget)
+        reads = self._schedule(todo)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="analyze-weights")
         jobs = {t.name: job_for(t, self.inputs, self.options) for t in todo}
         acc: dict[str, Sums] = {}

@@ -31,8 +31,7 @@ from .workspace import scratch
 
 RADIX_BITS = 5  # at most a 32-point Hadamard matrix in the last transform stage
 # blocks are transformed in 2^14-element pieces: 20 vectors of a piece stay in the CPU cache through the
-# matmul stages (a 2^18-element block of 20 vectors: 27 ms in pieces, 36 ms at once, numpy + OpenBLAS on
-# one core)
+# matmul stages (a 2^18-element block of 20 vectors: 23 ms in pieces, 31 ms at once; benchmarks/analyze_kernel.py)
 SUB_BITS = 14
 
 
@@ -55,8 +54,8 @@ def hadamard(n: int) -> Any:
 
 def radices(bits: int) -> list[int]:
     """The Hadamard orders of the transform stages for length 2^bits: a last stage of up to 32 points and
-    stages of up to 8 points before it (measured fastest for cache-sized pieces: 20 x 2^14 in 0.9 ms, against
-    1.0-1.3 ms for 16- to 64-point stages and 2.2 ms for two 128-point ones; numpy + OpenBLAS, one core).
+    stages of up to 8 points before it (for a 2^14 piece of 20 vectors, 8-8-8-32 takes 1.20 ms against
+    1.27 ms for 16-32-32; benchmarks/analyze_kernel.py).
     """
     last = min(bits, RADIX_BITS)
     rest = bits - last
