@@ -32,12 +32,16 @@ HINT = 'pip install -e ".[analysis]" (or pip install matplotlib), then: python -
 _PANELS = (("attention", "attention (q, k, v, o)"), ("ffn", "FFN (gate, up, down)"))
 
 
+class MatplotlibMissing(ConfigError):
+    """matplotlib cannot be imported."""
+
+
 def _figure(width: float, height: float) -> Any:
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError:
-        raise ConfigError(f"figures need matplotlib, which is not installed: {HINT}") from None
+        raise MatplotlibMissing(f"figures need matplotlib, which is not installed: {HINT}") from None
     fig = Figure(figsize=(width, height), dpi=100)  # placed by hand: a layout engine doubles the drawing time
     FigureCanvasAgg(fig)
     return fig
@@ -184,9 +188,7 @@ def try_plot(path: Path, out: Path) -> list[Path]:
         return []
     try:
         return plot(path, out)
-    except ConfigError as exc:
-        if "not installed" not in str(exc):
-            raise
+    except MatplotlibMissing:  # found on the path, but it does not import
         log.warning("figures skipped (matplotlib is not installed): %s", HINT)
         return []
 
@@ -202,7 +204,10 @@ def _child() -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the children
     os.nice(10)  # while the analysis runs, take only idle CPU
-    _figure(1, 1)  # the imports, and matplotlib's first-figure setup
+    try:
+        _figure(1, 1)  # the imports, and matplotlib's first-figure setup
+    except MatplotlibMissing:  # the parent finds out when it draws in its place
+        return 1
     line = sys.stdin.readline()
     if not line:  # the parent gave up (or died): nothing to draw
         return 0
@@ -297,8 +302,11 @@ class Drawers:
         self.close()
         if error is not None:
             raise ConfigError(error)
-        for part in missing:
-            files += plot(path, out, part, len(procs))
+        try:
+            for part in missing:
+                files += plot(path, out, part, len(procs))
+        except MatplotlibMissing:
+            log.warning("figures skipped (matplotlib is not installed): %s", HINT)
         return files
 
     def close(self) -> None:
