@@ -10,7 +10,8 @@ thread, OpenBLAS pinned to one thread (as the analysis runs), CPU seconds per bl
 * anchor for the shift sums: the same two (E x n)(n x E) products as numpy matmuls (a GEMM per product);
 * the SRHT of one block for every ordered pair (2 x pairs vectors, `--seeds` x 256 rows): the transform in
   cache-sized pieces as the analysis does it (`Srht.project`), against one transform of the whole block,
-  and the Hadamard stage plans of `srht.radices` against 16- and 32-point stages (the previous plan).
+  and the Hadamard stage plans of `srht.radices` against 16- and 32-point stages (the previous plan);
+  last, the same projection with OpenBLAS's own threads (as without `BlasThreads`).
 
     python benchmarks/analyze_kernel.py [--block 262144] [--experts 5] [--repeat 5]
 
@@ -141,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         emit(f"  one 2^14 piece, stages {plan}", _per_block(lambda k: srht.fwht(piece), 64, args.repeat))
         old = _previous_plan(srht.SUB_BITS)
         emit(f"  anchor: one piece, stages {old}", _per_block(lambda k: _fwht_with(piece, old), 64, args.repeat))
+    emit(
+        "  anchor: SRHT with OpenBLAS's own threads",
+        _per_block(lambda k: proj.project(vectors, 0), 4, args.repeat),
+        "CPU of every thread: BlasThreads not applied",
+    )
     print(f"\n== analyze weights kernel: blocks of {n} elements, {e} experts, bf16, CPU ms per block (one core) ==")
     for name, ms, note in rows:
         print(f"{name:44s} {ms:8.3f}  {note}")

@@ -51,7 +51,7 @@ class BlasThreads:
     """Pin numpy's OpenBLAS to one thread while our own pool parallelises blocks; restore after.
 
     OpenBLAS threads busy-wait between calls, so with one compute thread per core they take CPU from the
-    pool (the SRHT's matmuls measured 1.6x the CPU time of one thread). Without OpenBLAS (or off Linux)
+    pool (benchmarks/analyze_kernel.py compares the SRHT with and without this). Without OpenBLAS (or off Linux)
     this does nothing.
     """
 

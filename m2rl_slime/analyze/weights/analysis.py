@@ -38,10 +38,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 DRAWERS_FROM_BYTES = 1 << 30
 
 
-def _read_bytes(inputs: Inputs) -> int:
-    return sum(t.info.nbytes for t in inputs.targets) * (1 + len(inputs.experts))
-
-
 @dataclass(frozen=True, slots=True)
 class WeightsReport:
     """What `run_weights` wrote: the parsed ``weights.json``, the files, and the NaN/Inf count."""
@@ -204,7 +200,7 @@ def run_weights(
     _prepare_out(out, options)
     with contextlib.ExitStack() as stack:
         drawers = None
-        if figures and _read_bytes(inputs) >= DRAWERS_FROM_BYTES:
+        if figures and inputs.read_bytes() >= DRAWERS_FROM_BYTES:
             drawers = stack.enter_context(Drawers(min(2, options.compute_threads())))
         partial = PartialFile(out, run_id(inputs, options), options.resume)
         try:

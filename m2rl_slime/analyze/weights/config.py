@@ -70,8 +70,8 @@ class WeightsOptions:
     def compute_threads(self) -> int:
         import os
 
-        # the read-ahead and driver threads take about a tenth of a core (page mapping, slicing, queueing),
-        # less than an idle core costs: one compute thread per core (measured in docs/analysis.md)
+        # the read-ahead and driver threads are light (page mapping, slicing, queueing): one compute thread
+        # per core
         return self.threads or max(
             1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         )

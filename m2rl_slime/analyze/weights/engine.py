@@ -62,6 +62,10 @@ class Inputs:
     def names(self) -> tuple[str, ...]:
         return tuple(n for n, _ in self.experts)
 
+    def read_bytes(self, targets: Sequence[Target] | None = None) -> int:
+        """Bytes of `targets` (default: all) in the base and every expert: what analysing them reads."""
+        return sum(t.info.nbytes for t in (self.targets if targets is None else targets)) * (1 + len(self.experts))
+
     @property
     def pairs(self) -> tuple[tuple[int, int], ...]:
         e = len(self.experts)
@@ -247,11 +251,11 @@ class Streamer:
         finally:
             reads.close()
             self.files.close()
-        return sum(t.info.nbytes * (1 + len(self.inputs.experts)) for t in todo)
+        return self.inputs.read_bytes(todo)
 
     def run(self, todo: Sequence[Target], done: Callable[[dict[str, Any]], None]) -> None:
         """Analyse `todo`, calling `done(record)` for every finished tensor, in order."""
-        total = sum(t.info.nbytes * (1 + len(self.inputs.experts)) for t in todo)
+        total = self.inputs.read_bytes(todo)
         reads = self._schedule(todo)
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="analyze-weights")
         jobs = {t.name: job_for(t, self.inputs, self.options) for t in todo}

@@ -177,7 +177,7 @@ def plot(path: Path, out: Path, part: int = 0, parts: int = 1) -> list[Path]:
 
 
 def _installed() -> bool:
-    """Whether matplotlib can be imported (found on the path; importing it costs 0.1-0.2 s)."""
+    """Whether matplotlib can be imported (found on the path, without paying for the import)."""
     return importlib.util.find_spec("matplotlib") is not None
 
 
@@ -226,8 +226,8 @@ def _child() -> int:
 class Drawers:
     """Child processes that import matplotlib while the analysis runs and then draw the figures in parallel.
 
-    Importing matplotlib and drawing the four figures take about 1.4 s of one core after the numbers are
-    known; started at the beginning (at nice 10, on CPU the analysis leaves idle), the children only draw
+    Importing matplotlib and drawing the four figures take a second or more of one core after the numbers
+    are known; started at the beginning (at nice 10, on CPU the analysis leaves idle), the children only draw
     at the end, split between them. Any failure to start or to answer falls back to drawing here. Use as a
     context manager: the children never outlive it.
     """

@@ -31,7 +31,7 @@ from .workspace import scratch
 
 RADIX_BITS = 5  # at most a 32-point Hadamard matrix in the last transform stage
 # blocks are transformed in 2^14-element pieces: 20 vectors of a piece stay in the CPU cache through the
-# matmul stages (a 2^18-element block of 20 vectors: 23 ms in pieces, 31 ms at once; benchmarks/analyze_kernel.py)
+# matmul stages (a 2^18-element block of 20 vectors: 22-23 ms in pieces, 27-31 ms at once; benchmarks/analyze_kernel.py)
 SUB_BITS = 14
 
 
@@ -54,8 +54,8 @@ def hadamard(n: int) -> Any:
 
 def radices(bits: int) -> list[int]:
     """The Hadamard orders of the transform stages for length 2^bits: a last stage of up to 32 points and
-    stages of up to 8 points before it (for a 2^14 piece of 20 vectors, 8-8-8-32 takes 1.20 ms against
-    1.27 ms for 16-32-32; benchmarks/analyze_kernel.py).
+    stages of up to 8 points before it (for a 2^14 piece of 20 vectors, within noise of 16-32-32 stages;
+    benchmarks/analyze_kernel.py compares them).
     """
     last = min(bits, RADIX_BITS)
     rest = bits - last
