@@ -214,6 +214,7 @@ def run_weights(
         weights["run"] = {
             "seconds": round(seconds, 3),
             "threads": options.compute_threads(),
+            "kernel": "native" if options.native() else "numpy",
             "resumed_tensors": reused,
         }
         files = write_outputs(out, weights)

@@ -16,6 +16,7 @@ from ...errors import ConfigError
 
 Project = Literal["table", "all", "none"]
 Fingerprint = Literal["stat", "content"]
+Kernel = Literal["auto", "native", "numpy"]
 GROUP = 1 << 16  # elements per permutation group and per sign-vector draw (fixed: results never depend on it)
 # significand precision (bits, implicit bit included) of each floating storage dtype
 PRECISION = {"BF16": 8, "F16": 11, "F32": 24, "F64": 53}
@@ -44,6 +45,7 @@ class WeightsOptions:
     )
     seed: int = _opt(0, "seed of the projections and permutations")
     threads: int = _opt(0, "compute threads (0: one per core)")
+    kernel: Kernel = _opt("auto", "block kernel: native (C, one pass), numpy, or auto (native where it was built)")
     chunk_elems: int = _opt(1 << 24, "elements per read chunk (power of two >= 65536)")
     block_elems: int = _opt(1 << 18, "elements per compute block (power of two >= 65536, <= chunk)")
     read_ahead: int = _opt(2, "read-ahead budget, in chunks")
@@ -66,6 +68,22 @@ class WeightsOptions:
         if self.perm_draws < 0 or self.threads < 0 or self.read_ahead < 1:
             raise ConfigError("--perm-draws and --threads must be >= 0, --read-ahead >= 1")
         parse_layers(self.layers, None)
+        self.native()
+
+    def native(self) -> bool:
+        """Whether the blocks run the native kernel (`--kernel`; auto: where it was built).
+
+        Raises:
+            ConfigError: ``--kernel native`` where the extension was not built.
+        """
+        from .kernel import native_built
+
+        if self.kernel == "native" and not native_built():
+            raise ConfigError(
+                "--kernel native: the C extension m2rl_slime.analyze.weights._native was not built "
+                "(no C compiler at install?); reinstall with gcc available, or use --kernel numpy"
+            )
+        return self.kernel != "numpy" and native_built()
 
     def compute_threads(self) -> int:
         import os

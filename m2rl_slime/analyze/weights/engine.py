@@ -27,14 +27,15 @@ from ...errors import ConfigError
 from ...merge.io import Checkpoint, FileCache, ReadAhead, TensorInfo, advise_range, map_array
 from ...merge.runtime import BlasThreads, progress_bar, reuse_freed_memory
 from .config import GROUP, WeightsOptions, bitwise_equivalent
-from .kernel import Sums, TensorJob, block_sums, expected_rotated
+from .kernel import NATIVE_DTYPES, NATIVE_MAX_EXPERTS, Sums, TensorJob, block_sums, expected_rotated
 from .names import TensorKind
 from .srht import _key
 
 log = logging.getLogger(__name__)
 PARTIAL = ".weights_partial.jsonl"
 _SYNC_SECONDS = 2.0
-_FORMAT = 3  # of the partial records (2: the exact rotation expectation, one sign vector per tensor; 3: numpy kernel)
+_FORMAT = 4  # of the partial records (2: the exact rotation expectation, one sign vector per tensor; 3: numpy
+# kernel; 4: the block kernel, native or numpy, is part of the run id: a resume never mixes the two)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,7 @@ def job_for(t: Target, inputs: Inputs, options: WeightsOptions) -> TensorJob:
         _shifts(options.seed, t.name, options.perm_draws),
         inputs.pairs,
         projection,
+        native=options.native() and t.info.dtype in NATIVE_DTYPES and len(inputs.experts) <= NATIVE_MAX_EXPERTS,
     )
 
 
@@ -111,6 +113,7 @@ def run_id(inputs: Inputs, options: WeightsOptions) -> str:
         "experts": [[n, fingerprint(c, options.fingerprint)] for n, c in inputs.experts],
         "targets": [[t.name, t.projected] for t in inputs.targets],
         "options": [options.eta, options.proj_dim, options.seeds, options.perm_draws, options.seed],
+        "kernel": "native" if options.native() else "numpy",
     }
     return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()
 

@@ -18,6 +18,12 @@ computed in float32 (float64 for F64 storage; every upcast is exact):
 
 Counts are integers, so they do not depend on blocks or threads; float sums depend on them only through
 rounding (blocks are summed in a fixed order, so a run is reproducible).
+
+Two implementations compute the deltas, masks, counts and shift sums: the native one (`_native.c`, built
+by setup.py where a C compiler is available: one pass over the stored elements, float32 partial sums over
+512 elements) and numpy's (about ten passes; the reference the tests hold the native one to). Both
+follow the checked rule for non-finite elements. The permutation draws and the projections run in numpy
+on the arrays either one returns.
 """
 
 from __future__ import annotations
@@ -28,6 +34,19 @@ from typing import Any
 from .config import GROUP
 from .srht import Srht, popcount
 from .workspace import scratch
+
+try:  # the C extension (setup.py); optional: without a compiler at install the numpy kernel runs
+    from . import _native
+except ImportError:  # pragma: no cover - depends on the build
+    _native = None
+
+NATIVE_DTYPES = {"BF16": 0, "F16": 1, "F32": 2}  # storage dtypes the native kernel reads (all in float32)
+NATIVE_MAX_EXPERTS = 64
+
+
+def native_built() -> bool:
+    """Whether the native block kernel was built with this installation."""
+    return _native is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +61,7 @@ class TensorJob:
     shifts: tuple[int, ...]
     pairs: tuple[tuple[int, int], ...]
     projection: Srht | None = None  # every seed's SRHT of this tensor
+    native: bool = False  # run the native kernel (`native_built()`, a `NATIVE_DTYPES` dtype)
 
     @property
     def wide(self) -> bool:
@@ -105,29 +125,40 @@ def _pack(mask: Any) -> Any:
     return np.packbits(mask, axis=1, bitorder="little").view(np.uint64)
 
 
-def _intersections(a: Any, pairs: tuple[tuple[int, int], ...], full: int) -> tuple[Any, Any, Any, Any]:
-    """Counts of packed masks a (E, words) whose first `full` elements are whole 65536-element groups.
-
-    Returns:
-        (E, E) int64 arrays over the diagonal and `pairs` (0 elsewhere): |a_i ∧ a_j|; Σ over the whole
-        groups g of |a_i^g| |a_j^g|; and, for the short group after them, |a_i^g| |a_j^g| and |a_i^g ∧ a_j^g|.
-    """
+def _index(e: int, pairs: tuple[tuple[int, int], ...]) -> tuple[Any, Any]:
+    """Row and column indices of the diagonal, then of `pairs`: the entries whose counts are kept."""
     import numpy as np
 
-    e = a.shape[0]
     idx = [(i, i) for i in range(e)] + list(pairs)
-    i, j = np.array([p[0] for p in idx]), np.array([p[1] for p in idx])
-    bits = popcount(a[i] & a[j])  # (P, words) uint8
-    words = full // 64
-    groups = bits[:, :words].reshape(len(idx), -1, GROUP // 64).sum(-1, dtype=np.int64)  # (P, groups)
-    tail = bits[:, words:].sum(-1, dtype=np.int64)
+    return np.array([p[0] for p in idx]), np.array([p[1] for p in idx])
+
+
+def _group_sums(e: int, i: Any, j: Any, groups: Any, tail: Any) -> tuple[Any, Any, Any, Any]:
+    """From |m_i ∧ m_j| per whole group (P, G) and in the short group after them (P,), entries (i, j) with
+    the diagonal's rows first: (E, E) int64 |m_i ∧ m_j|; Σ over the whole groups of |m_i^g| |m_j^g|; and,
+    for the short group, |m_i^g| |m_j^g| and |m_i^g ∧ m_j^g| (0 outside the diagonal and the pairs)."""
+    import numpy as np
+
     inter, group_cc, tail_cc, tail_inter = (np.zeros((e, e), np.int64) for _ in range(4))
     inter[i, j] = groups.sum(-1) + tail
-    count = groups[:e]  # |a_i^g| per group: the diagonal rows come first
+    count = groups[:e]  # |m_i^g| per group: the diagonal rows come first
     group_cc[i, j] = (count[i] * count[j]).sum(-1)
     tail_cc[i, j] = tail[i] * tail[j]
     tail_inter[i, j] = tail
     return inter, group_cc, tail_cc, tail_inter
+
+
+def _intersections(a: Any, pairs: tuple[tuple[int, int], ...], full: int) -> tuple[Any, Any, Any, Any]:
+    """`_group_sums` of packed masks a (E, words) whose first `full` elements are whole 65536-element groups."""
+    import numpy as np
+
+    e = a.shape[0]
+    i, j = _index(e, pairs)
+    bits = popcount(a[i] & a[j])  # (P, words) uint8
+    words = full // 64
+    groups = bits[:, :words].reshape(len(i), -1, GROUP // 64).sum(-1, dtype=np.int64)  # (P, groups)
+    tail = bits[:, words:].sum(-1, dtype=np.int64)
+    return _group_sums(e, i, j, groups, tail)
 
 
 def expected_rotated(sums: Sums, numel: int) -> Any:
@@ -264,11 +295,29 @@ def _deltas(job: TensorJob, base: Any, experts: list[Any], checked: bool = False
     return d, mask, nonfinite
 
 
-def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sums:
-    """The statistics of elements [start, start + len(base)) of one tensor (a `Sums` for one block).
+def _native_stats(job: TensorJob, base: Any, experts: list[Any], full: int, arrays: bool) -> tuple[Any, ...]:
+    """The native kernel on one block: (d, mask, nonfinite, dot, sq, group sums); d and mask (E, n) only
+    when `arrays` (for the permutation draws and the projections), else None."""
+    import numpy as np
 
-    `base` and every expert are 1-D numpy arrays of the storage type (`merge.io.NUMPY_STORAGE`).
-    """
+    e, n = len(experts), len(base)
+    dot, sq = np.empty((e, e), np.float64), np.empty((e, e), np.float64)
+    counts = np.empty((-(-n // GROUP), e, e), np.int64)
+    nonfinite = np.empty(e + 1, np.int64)
+    d = scratch("delta", e, n, np.float32) if arrays else None
+    mask = scratch("mask", e, n, np.bool_) if arrays else None
+    _native.block_stats(
+        base, tuple(experts), NATIVE_DTYPES[job.dtype], job.bitwise, job.eta, GROUP, dot, sq, counts, nonfinite,
+        d, mask,
+    )  # fmt: skip
+    i, j = _index(e, job.pairs)
+    whole = full // GROUP
+    sums = _group_sums(e, i, j, counts[:whole, i, j].T, counts[whole:, i, j].sum(0))
+    return d, mask, nonfinite, dot, sq, sums
+
+
+def _numpy_stats(job: TensorJob, base: Any, experts: list[Any], full: int) -> tuple[Any, ...]:
+    """`_native_stats` in numpy (d and mask always), plus the bit-packed masks."""
     import numpy as np
 
     with np.errstate(invalid="ignore", over="ignore"):  # NaN/Inf are expected here, and handled next
@@ -277,12 +326,29 @@ def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sum
     if not np.isfinite(dot.diagonal()).all():  # a NaN/Inf somewhere in this block: count and exclude it
         d, mask, nonfinite = _deltas(job, base, experts, checked=True)
         dot, sq = _shift_sums(d, mask)
+    packed = _pack(mask)
+    return d, mask, nonfinite, dot, sq, _intersections(packed, job.pairs, full), packed
+
+
+def block_sums(job: TensorJob, start: int, base: Any, experts: list[Any]) -> Sums:
+    """The statistics of elements [start, start + len(base)) of one tensor (a `Sums` for one block).
+
+    `base` and every expert are 1-D numpy arrays of the storage type (`merge.io.NUMPY_STORAGE`).
+    """
+    import numpy as np
+
     proj = job.projection if job.pairs else None
+    full = min(len(base), (job.numel - start) // GROUP * GROUP)
+    if job.native:
+        d, mask, nonfinite, dot, sq, counts = _native_stats(
+            job, base, experts, full, arrays=bool(job.shifts) or proj is not None
+        )
+        packed = _pack(mask) if job.shifts else None
+    else:
+        d, mask, nonfinite, dot, sq, counts, packed = _numpy_stats(job, base, experts, full)
     out = Sums(len(experts), len(job.shifts), 2 * len(job.pairs), proj.seeds if proj else 0, proj.k if proj else 0)
     out.nonfinite += nonfinite
-    packed = _pack(mask)
-    full = min(len(base), (job.numel - start) // GROUP * GROUP)
-    inter, group_cc, tail_cc, tail_inter = _intersections(packed, job.pairs, full)
+    inter, group_cc, tail_cc, tail_inter = counts
     out.inter += inter
     out.group_cc += group_cc
     out.tail_cc += tail_cc
