@@ -5,7 +5,8 @@ distinct blocks so that every block's inputs come from memory, not the CPU cache
 thread, OpenBLAS pinned to one thread (as the analysis runs), CPU seconds per block, medians over
 `--repeat` passes:
 
-* `block_sums` whole, and its parts: the exact upcast and subtraction with the mask (`_deltas`), the
+* `block_sums` with the native kernel (the C extension, where it was built), against the numpy kernel
+  whole, and the numpy kernel's parts: the exact upcast and subtraction with the mask (`_deltas`), the
   shift sums (`_shift_sums`: one BLAS dot per entry), the packing and per-group counts;
 * anchor for the shift sums: the same two (E x n)(n x E) products as numpy matmuls (a GEMM per product);
 * the SRHT of one block for every ordered pair (2 x pairs vectors, `--seeds` x 256 rows): the transform in
@@ -40,6 +41,7 @@ from m2rl_slime.analyze.weights.kernel import (  # noqa: E402
     _pack,
     _shift_sums,
     block_sums,
+    native_built,
 )
 from m2rl_slime.merge.runtime import BlasThreads, reuse_freed_memory  # noqa: E402
 
@@ -108,7 +110,19 @@ def main(argv: list[str] | None = None) -> int:
                           "experts": e, "note": note}), flush=True)  # fmt: skip
 
     with BlasThreads():
-        emit("block_sums (no projection)", _per_block(lambda k: block_sums(job, k * n, *views(k)), nb, args.repeat))
+        if native_built():
+            fast = TensorJob(job.name, job.numel, job.eta, True, "BF16", (), pairs, native=True)
+            emit(
+                "block_sums, native kernel (no projection)",
+                _per_block(lambda k: block_sums(fast, k * n, *views(k)), nb, args.repeat),
+                "the C extension: one pass",
+            )
+        else:
+            print(json.dumps({"bench": "analyze_kernel", "skipped": "native kernel not built"}), flush=True)
+        emit(
+            "block_sums, numpy kernel (no projection)",
+            _per_block(lambda k: block_sums(job, k * n, *views(k)), nb, args.repeat),
+        )
         emit("  _deltas: upcast, subtract, mask", _per_block(lambda k: _deltas(job, *views(k)), nb, args.repeat))
         d, mask, _ = _deltas(job, *views(0))
         d, mask = d.copy(), mask.copy()

@@ -30,6 +30,8 @@ def test_parse_layers():
         {"block_elems": 3 << 16},
         {"block_elems": 1 << 26},
         {"seeds": 0},
+        {"advise_ahead": -1},
+        {"read_ahead": 0},
     ],
 )
 def test_bad_options(kw):
@@ -55,3 +57,15 @@ def test_dtype_statement():
     assert not dtype_statement("F16", 1e-3)["bitwise_equivalent"]
     assert dtype_statement("F32", 0.0)["bitwise_equivalent"]
     assert "not the same as bitwise inequality" in dtype_statement("F32", 1e-3)["statement"]
+
+
+def test_block_default_follows_the_kernel(monkeypatch):
+    from m2rl_slime.analyze.weights import kernel
+
+    assert WeightsOptions(block_elems=1 << 17).block() == 1 << 17  # explicit wins
+    assert WeightsOptions(kernel="numpy").block() == 1 << 18
+    assert WeightsOptions(kernel="numpy", chunk_elems=1 << 16).block() == 1 << 16  # never above the chunk
+    monkeypatch.setattr(kernel, "_native", object())  # "built"
+    assert WeightsOptions().block() == 1 << 20
+    monkeypatch.setattr(kernel, "_native", None)
+    assert WeightsOptions().block() == 1 << 18

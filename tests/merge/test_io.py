@@ -10,7 +10,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from m2rl_slime.errors import ConfigError
-from m2rl_slime.merge.io import Checkpoint, FileCache, ReadAhead, map_array, map_range, read_header
+from m2rl_slime.merge import io
+from m2rl_slime.merge.io import AdviseAhead, Checkpoint, FileCache, ReadAhead, map_array, map_range, read_header
 from m2rl_slime.merge.writer import ShardWriter
 
 
@@ -110,3 +111,50 @@ def test_header_and_index_errors(tmp_path):
     (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
     with pytest.raises(ConfigError, match="model-3.safetensors is listed but missing"):
         Checkpoint(tmp_path)
+
+
+def _infos(tmp_path, n=6, numel=10):
+    save_file(
+        {f"t{i}": torch.arange(numel, dtype=torch.float32) + i for i in range(n)}, str(tmp_path / "model.safetensors")
+    )
+    ckpt = Checkpoint(tmp_path)
+    return [ckpt.tensors[f"t{i}"] for i in range(n)]
+
+
+def test_advise_ahead_keeps_a_byte_budget_beyond_the_range_in_use(tmp_path, monkeypatch):
+    infos = _infos(tmp_path)  # six ranges of 40 bytes
+    calls = []
+    monkeypatch.setattr(io, "advise_range", lambda files, info, start, stop: calls.append(info.name))
+    files = FileCache()
+    advise = AdviseAhead(files, [(i, 0, 10) for i in infos], max_bytes=100)
+    advise.ahead(0)  # ranges starting before 40 + 100 bytes: 0..3
+    assert calls == ["t0", "t1", "t2", "t3"]
+    advise.ahead(0)  # nothing new
+    advise.ahead(1)  # 80 + 100: up to the range starting at 160
+    assert calls == ["t0", "t1", "t2", "t3", "t4"]
+    advise.ahead(5)
+    advise.ahead(6)  # past the end: no error, nothing more
+    assert calls == [f"t{i}" for i in range(6)]
+    calls.clear()
+    AdviseAhead(files, [(i, 0, 10) for i in infos], max_bytes=0).ahead(2)  # the ranges up to the one in use
+    assert calls == ["t0", "t1", "t2"]
+    files.close()
+
+
+def test_advise_ahead_reads_into_the_page_cache_for_real(tmp_path):
+    infos = _infos(tmp_path)
+    files = FileCache()
+    AdviseAhead(files, [(i, 2, 8) for i in infos], max_bytes=1 << 20).ahead(0)  # posix_fadvise accepts it
+    assert map_array(files, infos[3], 2, 8).tolist() == [5.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+    files.close()
+
+
+def test_mapped_pages_fall_back_to_touching_where_populate_is_refused(tmp_path, monkeypatch):
+    infos = _infos(tmp_path)
+    files = FileCache()
+    if io._POPULATE_READ is not None:
+        monkeypatch.setattr(io, "_POPULATE_READ", 0x7FFF)  # an advice no kernel knows: EINVAL
+    assert map_array(files, infos[1], 0, 10).tolist() == [float(x + 1) for x in range(10)]
+    assert io._POPULATE_READ is None  # refused once, then never asked again
+    assert map_array(files, infos[2], 5, 10).tolist() == [7.0, 8.0, 9.0, 10.0, 11.0]
+    files.close()

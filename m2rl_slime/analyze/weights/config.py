@@ -47,8 +47,13 @@ class WeightsOptions:
     threads: int = _opt(0, "compute threads (0: one per core)")
     kernel: Kernel = _opt("auto", "block kernel: native (C, one pass), numpy, or auto (native where it was built)")
     chunk_elems: int = _opt(1 << 24, "elements per read chunk (power of two >= 65536)")
-    block_elems: int = _opt(1 << 18, "elements per compute block (power of two >= 65536, <= chunk)")
-    read_ahead: int = _opt(2, "read-ahead budget, in chunks")
+    block_elems: int = _opt(
+        0, "elements per compute block (power of two >= 65536, <= chunk; 0: 2^20 native, 2^18 numpy kernel)"
+    )
+    read_ahead: int = _opt(2, "read-ahead budget, in chunks (memory-mapped, counted in RSS)")
+    advise_ahead: int = _opt(
+        8, "how many chunks ahead the kernel is asked to read into the page cache (not mapped, not in RSS)"
+    )
     fingerprint: Fingerprint = _opt("stat", "input fingerprints for --resume: headers+sizes+mtimes or sha256")
     resume: bool = _opt(False, "continue an interrupted analysis in --out")
     overwrite: bool = _opt(False, "replace a finished weights analysis in --out")
@@ -59,16 +64,21 @@ class WeightsOptions:
             raise ConfigError(f"--eta must be in [0, 1), got {self.eta}")
         for key in ("chunk_elems", "block_elems"):
             value = getattr(self, key)
-            if value < GROUP or value & (value - 1):
+            if (value < GROUP or value & (value - 1)) and not (key == "block_elems" and value == 0):
                 raise ConfigError(f"--{key.replace('_', '-')} must be a power of two >= {GROUP}, got {value}")
         if self.block_elems > self.chunk_elems:
             raise ConfigError(f"--block-elems ({self.block_elems}) must not exceed --chunk-elems ({self.chunk_elems})")
         if self.proj_dim < 1 or self.seeds < 1:
             raise ConfigError("--proj-dim and --seeds must be >= 1")
-        if self.perm_draws < 0 or self.threads < 0 or self.read_ahead < 1:
-            raise ConfigError("--perm-draws and --threads must be >= 0, --read-ahead >= 1")
+        if self.perm_draws < 0 or self.threads < 0 or self.read_ahead < 1 or self.advise_ahead < 0:
+            raise ConfigError("--perm-draws, --threads and --advise-ahead must be >= 0, --read-ahead >= 1")
         parse_layers(self.layers, None)
         self.native()
+
+    def block(self) -> int:
+        """Elements per compute block: `block_elems`, or by kernel (the native one keeps its working set in
+        512-element pieces, so larger blocks only cut the per-block Python; numpy's passes want the L2)."""
+        return self.block_elems or min(self.chunk_elems, 1 << 20 if self.native() else 1 << 18)
 
     def native(self) -> bool:
         """Whether the blocks run the native kernel (`--kernel`; auto: where it was built).

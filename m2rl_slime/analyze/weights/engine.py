@@ -11,6 +11,7 @@ reads only the tensors that are missing.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from typing import Any
 
 from ... import __version__
 from ...errors import ConfigError
-from ...merge.io import Checkpoint, FileCache, ReadAhead, TensorInfo, advise_range, map_array
+from ...merge.io import AdviseAhead, Checkpoint, FileCache, ReadAhead, TensorInfo, advise_range, map_array
 from ...merge.runtime import BlasThreads, progress_bar, reuse_freed_memory
 from .config import GROUP, WeightsOptions, bitwise_equivalent
 from .kernel import NATIVE_DTYPES, NATIVE_MAX_EXPERTS, Sums, TensorJob, block_sums, expected_rotated
@@ -215,14 +216,19 @@ class Streamer:
         self.files = FileCache()
         self.threads = options.compute_threads()
 
-    def _read(self, t: Target, c0: int, c1: int) -> tuple[int, Callable[[], Any]]:
-        infos = [t.info] + [c.tensors[t.name] for _, c in self.inputs.experts]
+    def _infos(self, t: Target) -> list[TensorInfo]:
+        return [t.info] + [c.tensors[t.name] for _, c in self.inputs.experts]
+
+    def _read(self, t: Target, c0: int, c1: int, k: int, advise: AdviseAhead) -> tuple[int, Callable[[], Any]]:
+        infos = self._infos(t)
         nbytes = sum(i.itemsize for i in infos) * (c1 - c0)
 
         def read() -> list[Any]:
-            for info in infos:
+            for info in infos:  # a no-op where the advice ahead already reached this chunk
                 advise_range(self.files, info, c0, c1)
-            return [map_array(self.files, info, c0, c1) for info in infos]
+            views = [map_array(self.files, info, c0, c1) for info in infos]
+            advise.ahead(k)  # keep the disk busy beyond the mapped window
+            return views
 
         return nbytes, read
 
@@ -231,7 +237,7 @@ class Streamer:
         return [(s, min(s + step, t.info.numel)) for s in range(0, t.info.numel, step)]
 
     def _blocks(self, todo: Sequence[Target], reads: ReadAhead) -> Iterator[tuple[Target, int, int, list[Any]]]:
-        step = self.options.block_elems
+        step = self.options.block()
         for t in todo:
             for c0, c1 in self._chunks(t):
                 data = reads.next()
@@ -241,8 +247,13 @@ class Streamer:
 
     def _schedule(self, todo: Sequence[Target]) -> ReadAhead:
         item = max((t.info.itemsize for t in todo), default=2)
-        budget = self.options.read_ahead * self.options.chunk_elems * item * (1 + len(self.inputs.experts))
-        return ReadAhead((self._read(t, c0, c1) for t in todo for c0, c1 in self._chunks(t)), budget)
+        chunk_bytes = self.options.chunk_elems * item * (1 + len(self.inputs.experts))
+        chunks = [(t, c0, c1) for t in todo for c0, c1 in self._chunks(t)]
+        ranges = [(info, c0, c1) for t, c0, c1 in chunks for info in self._infos(t)]
+        advise = AdviseAhead(self.files, ranges, self.options.advise_ahead * chunk_bytes)
+        ends = list(itertools.accumulate(len(self._infos(t)) for t, _, _ in chunks))  # last range of each chunk
+        jobs = (self._read(t, c0, c1, ends[k] - 1, advise) for k, (t, c0, c1) in enumerate(chunks))
+        return ReadAhead(jobs, self.options.read_ahead * chunk_bytes)
 
     def read_all(self, todo: Sequence[Target]) -> int:
         """Run the read schedule of `todo` without computing anything (what the reader alone costs, for the
@@ -263,7 +274,7 @@ class Streamer:
         pool = ThreadPoolExecutor(self.threads, thread_name_prefix="analyze-weights")
         jobs = {t.name: job_for(t, self.inputs, self.options) for t in todo}
         acc: dict[str, Sums] = {}
-        left = {t.name: -(-t.info.numel // self.options.block_elems) for t in todo}
+        left = {t.name: -(-t.info.numel // self.options.block()) for t in todo}
         pending: deque[tuple[Target, int, Future[Sums]]] = deque()
         reuse_freed_memory()
 
