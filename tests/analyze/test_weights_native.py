@@ -190,6 +190,15 @@ def test_native_requested_but_not_built_is_one_line(monkeypatch):
     assert WeightsOptions(kernel="auto").native() is False
 
 
+def test_auto_without_the_extension_says_so_and_runs_numpy(tmp_path, family, quiet, monkeypatch, caplog):
+    monkeypatch.setattr(kernel, "_native", None)
+    base, experts = family
+    with caplog.at_level("WARNING"):
+        report = run(tmp_path / "out", base, experts, quiet())
+    assert report.weights["run"]["kernel"] == "numpy"
+    assert "native block kernel was not built" in caplog.text
+
+
 def run(out, base, experts, options):
     from m2rl_slime.analyze.weights import run_weights
 
