@@ -78,11 +78,11 @@ static inline void to_float(const void *p, int dtype, Py_ssize_t start, Py_ssize
 }
 
 /* One expert's chunk: d holds its values on entry and its masked deltas on return; m the changed mask
- * (0/1), q = d^2. A non-finite expert value, or one at a non-finite base position (okb 0, b 0), counts
+ * (0/1). A non-finite expert value, or one at a non-finite base position (okb 0, b 0), counts
  * as unchanged (delta 0). Returns the expert's non-finite elements. */
 static inline __attribute__((always_inline)) int mask_bitwise(const float *restrict b, const float *restrict okb,
                                                               float *restrict d, float *restrict m,
-                                                              float *restrict q, Py_ssize_t len) {
+                                                              Py_ssize_t len) {
     int bad = 0;
     for (Py_ssize_t k = 0; k < len; k++) {
         const int ok = fabsf(d[k]) <= FLT_MAX; /* false for Inf and NaN */
@@ -91,14 +91,13 @@ static inline __attribute__((always_inline)) int mask_bitwise(const float *restr
         const float delta = x - b[k];
         m[k] = delta != 0.0f ? 1.0f : 0.0f;
         d[k] = delta;
-        q[k] = delta * delta;
     }
     return bad;
 }
 
 static inline __attribute__((always_inline)) int mask_rule(const float *restrict b, const float *restrict okb,
-                                                           float *restrict d, float *restrict m, float *restrict q,
-                                                           Py_ssize_t len, float eta) {
+                                                           float *restrict d, float *restrict m, Py_ssize_t len,
+                                                           float eta) {
     int bad = 0;
     for (Py_ssize_t k = 0; k < len; k++) {
         const int ok = fabsf(d[k]) <= FLT_MAX;
@@ -109,7 +108,6 @@ static inline __attribute__((always_inline)) int mask_rule(const float *restrict
         const int changed = fabsf(delta) > (ax > ab ? ax : ab) * eta;
         m[k] = changed ? 1.0f : 0.0f;
         d[k] = changed ? delta : 0.0f;
-        q[k] = d[k] * d[k];
     }
     return bad;
 }
@@ -126,10 +124,10 @@ typedef struct {
     uint8_t *masks;    /* optional (NULL) */
 } Job;
 
-/* scratch: b[CHUNK], okb[CHUNK], d/m/q [e][CHUNK] */
+/* scratch: b[CHUNK], okb[CHUNK], d/m [e][CHUNK] */
 static inline __attribute__((always_inline)) void run_body(const Job *job, float *scratch) {
     const int e = job->e;
-    float *b = scratch, *okb = b + CHUNK, *d = okb + CHUNK, *m = d + (size_t)e * CHUNK, *q = m + (size_t)e * CHUNK;
+    float *b = scratch, *okb = b + CHUNK, *d = okb + CHUNK, *m = d + (size_t)e * CHUNK;
     memset(job->dot, 0, sizeof(double) * e * e);
     memset(job->sq, 0, sizeof(double) * e * e);
     memset(job->counts, 0, sizeof(int64_t) * e * e * ((job->n + job->group - 1) / job->group));
@@ -149,8 +147,8 @@ static inline __attribute__((always_inline)) void run_body(const Job *job, float
         for (int i = 0; i < e; i++) {
             float *di = d + (size_t)i * CHUNK;
             to_float(job->experts[i], job->dtype, start, len, di);
-            job->nonfinite[i + 1] += job->bitwise ? mask_bitwise(b, okb, di, m + (size_t)i * CHUNK, q + (size_t)i * CHUNK, len)
-                                                  : mask_rule(b, okb, di, m + (size_t)i * CHUNK, q + (size_t)i * CHUNK, len, eta);
+            job->nonfinite[i + 1] += job->bitwise ? mask_bitwise(b, okb, di, m + (size_t)i * CHUNK, len)
+                                                  : mask_rule(b, okb, di, m + (size_t)i * CHUNK, len, eta);
             if (job->deltas) memcpy(job->deltas + (size_t)i * job->n + start, di, sizeof(float) * len);
             if (job->masks) {
                 const float *mi = m + (size_t)i * CHUNK;
@@ -160,16 +158,16 @@ static inline __attribute__((always_inline)) void run_body(const Job *job, float
         }
         int64_t *cnt = job->counts + (size_t)(start / job->group) * e * e;
         for (int i = 0; i < e; i++) {
-            const float *di = d + (size_t)i * CHUNK, *mi = m + (size_t)i * CHUNK, *qi = q + (size_t)i * CHUNK;
+            const float *di = d + (size_t)i * CHUNK, *mi = m + (size_t)i * CHUNK;
             for (int j = i; j < e; j++) {
-                const float *dj = d + (size_t)j * CHUNK, *mj = m + (size_t)j * CHUNK, *qj = q + (size_t)j * CHUNK;
+                const float *dj = d + (size_t)j * CHUNK, *mj = m + (size_t)j * CHUNK;
                 float s_dot = 0.0f, s_cnt = 0.0f, s_ij = 0.0f, s_ji = 0.0f;
 #pragma omp simd reduction(+ : s_dot, s_cnt, s_ij, s_ji)
                 for (Py_ssize_t k = 0; k < len; k++) {
                     s_dot += di[k] * dj[k];
                     s_cnt += mi[k] * mj[k];  /* exact: integers below 2^24 */
-                    s_ij += qi[k] * mj[k];
-                    s_ji += qj[k] * mi[k];
+                    s_ij += (di[k] * di[k]) * mj[k];  /* d^2 recomputed: cheaper than loading it */
+                    s_ji += (dj[k] * dj[k]) * mi[k];
                 }
                 job->dot[i * e + j] += s_dot;
                 cnt[i * e + j] += (int64_t)s_cnt;
@@ -266,7 +264,7 @@ static PyObject *block_stats(PyObject *self, PyObject *args) {
         if (get(masks_obj, &views[held++], 1, e * n, "masks") < 0) { held--; goto done; }
         masks = views[held - 1].buf;
     }
-    scratch = malloc(sizeof(float) * CHUNK * (2 + 3 * (size_t)e));
+    scratch = malloc(sizeof(float) * CHUNK * (2 + 2 * (size_t)e));
     if (!scratch) { PyErr_NoMemory(); goto done; }
     Job job = {views[0].buf, ptrs, (int)e, dtype, bitwise, (float)eta, n, group,
                views[e + 1].buf, views[e + 2].buf, views[e + 3].buf, views[e + 4].buf, deltas, masks};
