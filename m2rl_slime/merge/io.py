@@ -250,21 +250,19 @@ class AdviseAhead:
 
     def __init__(self, files: FileCache, ranges: Sequence[tuple[TensorInfo, int, int]], max_bytes: int):
         self._files, self._ranges, self._max = files, list(ranges), max_bytes
-        self._ends = list(itertools.accumulate((stop - start) * info.itemsize for info, start, stop in self._ranges))
+        sizes = [(stop - start) * info.itemsize for info, start, stop in self._ranges]
+        self._ends = list(itertools.accumulate(sizes))
+        self._starts = [end - size for end, size in zip(self._ends, sizes)]
         self._next = 0  # the first range not advised yet
         self._lock = threading.Lock()
 
     def ahead(self, k: int) -> None:
-        """Advise every range after k that starts within `max_bytes` of the end of range k."""
+        """Advise every range up to k, and after it those that start within `max_bytes` of its end."""
         limit = (self._ends[k] if k < len(self._ends) else 0) + self._max
         with self._lock:
-            while self._next < len(self._ranges) and self._ends[self._next] - self._size(self._next) < limit:
+            while self._next < len(self._ranges) and self._starts[self._next] < limit:
                 advise_range(self._files, *self._ranges[self._next])
                 self._next += 1
-
-    def _size(self, k: int) -> int:
-        info, start, stop = self._ranges[k]
-        return (stop - start) * info.itemsize
 
 
 # madvise(MADV_POPULATE_READ) (Linux >= 5.14): fault every page of a mapping in, waiting for its read;
