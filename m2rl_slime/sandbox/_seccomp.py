@@ -111,6 +111,7 @@ class Filter:
 
     def __init__(self, machine: str | None = None):
         code = build_filter(machine)
+        self.code = code  # what the native spawn installs (`_native.spawn`)
         self._buffer = ctypes.create_string_buffer(code, len(code))
         self._prog = _SockFprog(len(code) // 8, ctypes.cast(self._buffer, ctypes.c_void_p))
 

@@ -33,6 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080, help="TCP port; 0 picks a free one (default: %(default)s)")
     serve.add_argument("--unix", default=None, help="listen on this Unix socket path instead of TCP")
     serve.add_argument(
+        "--frames",
+        default=None,
+        metavar="PATH",
+        help="also listen on this Unix socket with the embedded backend's framed protocol (same JSON bodies as "
+        "/run_code and /health, length-prefixed; m2rl_slime.sandbox.frames)",
+    )
+    serve.add_argument(
         "--processes", type=int, default=0, help="server processes sharing the socket (default 0 = one per 16 slots)"
     )
     serve.add_argument(
@@ -86,6 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
         parent_pid=args.parent_pid,
         owned_dir=args.owned_dir,
         max_queue=args.max_queue,
+        frames_path=args.frames,
     )
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import aiohttp
 
 from ..errors import SandboxError
+from . import frames
 from .base import RunResult, RunSpec, SandboxUnavailableError
 from .breaker import CircuitBreaker
 
@@ -104,19 +105,141 @@ class _Limiter:
         self._changed.set()
 
 
+class _HttpTransport:
+    """Requests over HTTP (aiohttp, one pooled session per event loop)."""
+
+    def __init__(self, base_url: str, unix_path: str | None, connect_timeout_s: float):
+        if unix_path:
+            connector: aiohttp.BaseConnector = aiohttp.UnixConnector(unix_path, limit=0)
+        else:
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+        self.session = aiohttp.ClientSession(connector=connector)
+        self.base_url, self.connect_timeout_s = base_url, connect_timeout_s
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
+    async def aclose(self) -> None:
+        await self.session.close()
+
+    async def get(self, path: str, timeout: float) -> tuple[int, bytes] | None:
+        """(status, body) of ``GET path``, or None when the server could not be reached in time."""
+        limit = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, self.connect_timeout_s))
+        try:
+            async with self.session.get(f"{self.base_url}{path}", timeout=limit) as resp:
+                return resp.status, await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return None
+
+    async def run(self, payload: bytes, deadline: float) -> tuple[int, bytes]:
+        """(status, body) of ``POST /run_code``; raises `_Retry` (not delivered) or a transport `RequestError`."""
+        timeout = aiohttp.ClientTimeout(total=deadline, sock_connect=self.connect_timeout_s)
+        headers = {"Content-Type": "application/json"}
+        try:
+            async with self.session.post(
+                f"{self.base_url}/run_code", data=payload, headers=headers, timeout=timeout
+            ) as resp:
+                return resp.status, await resp.read()
+        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was delivered
+            raise _Retry(f"{type(exc).__name__}: {exc}", breaker=True) from None
+        except asyncio.TimeoutError:
+            raise _transport(f"no response within {deadline:.0f} s") from None
+        except aiohttp.ClientError as exc:  # the connection broke after the request went out
+            raise _transport(f"{type(exc).__name__}: {exc}") from None
+
+
+class _Stale(Exception):
+    """A kept frame connection turned out closed by the server before the request was written."""
+
+
+class _FramesTransport:
+    """Requests in `frames` over a Unix socket (the embedded backend): a pool of idle connections per loop."""
+
+    def __init__(self, path: str, connect_timeout_s: float):
+        self.path, self.connect_timeout_s = path, connect_timeout_s
+        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+        idle, self._idle = self._idle, []
+        for _, writer in idle:
+            writer.close()
+
+    async def _connection(self, pooled: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        """(reader, writer, whether it is a kept one): an idle connection if `pooled` and one is left, else a new one."""
+        while pooled and self._idle:
+            reader, writer = self._idle.pop()
+            if not reader.at_eof() and not writer.is_closing():
+                return reader, writer, True
+            writer.close()  # the server closed it while it was idle (e.g. it restarted)
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.path), self.connect_timeout_s)
+        except (OSError, asyncio.TimeoutError) as exc:  # never connected: nothing was delivered
+            raise _Retry(f"cannot connect to {self.path}: {type(exc).__name__}: {exc}", breaker=True) from None
+        return reader, writer, False
+
+    async def _exchange(self, op: int, payload: bytes, deadline: float) -> tuple[int, bytes]:
+        try:
+            return await self._exchange_once(op, payload, deadline, pooled=True)
+        except _Stale:  # a kept connection the server had closed (it restarted): the request never got there
+            return await self._exchange_once(op, payload, deadline, pooled=False)
+
+    async def _exchange_once(self, op: int, payload: bytes, deadline: float, *, pooled: bool) -> tuple[int, bytes]:
+        reader, writer, kept = await self._connection(pooled)
+        expired = []
+
+        def expire() -> None:
+            expired.append(True)
+            writer.transport.abort()
+
+        timer = asyncio.get_running_loop().call_later(deadline, expire)
+        done = False
+        try:
+            writer.write(frames.request_frame(op, payload))
+            head = await reader.readexactly(frames.RESPONSE_HEAD.size)
+            status, size = frames.RESPONSE_HEAD.unpack(head)
+            body = await reader.readexactly(size)
+            done = True
+        except (asyncio.IncompleteReadError, OSError) as exc:
+            if expired:
+                raise _transport(f"no response within {deadline:.0f} s") from None
+            if kept and isinstance(exc, BrokenPipeError):  # the write found the peer gone: nothing was read
+                raise _Stale from None
+            raise _transport(f"the connection broke: {type(exc).__name__}: {exc}") from None
+        finally:
+            timer.cancel()
+            if done and not self.closed:
+                self._idle.append((reader, writer))
+            else:  # also when cancelled: closing the connection makes the server stop the run
+                writer.close()
+        return status, body
+
+    async def get(self, path: str, timeout: float) -> tuple[int, bytes] | None:
+        op = {"/health": frames.OP_HEALTH, "/v1/ping": frames.OP_PING}[path]
+        try:
+            return await self._exchange(op, b"", timeout)
+        except (_Retry, RequestError):
+            return None
+
+    async def run(self, payload: bytes, deadline: float) -> tuple[int, bytes]:
+        return await self._exchange(frames.OP_RUN, payload, deadline)
+
+
 @dataclass(slots=True)
 class _LoopState:
-    session: aiohttp.ClientSession
+    transport: _HttpTransport | _FramesTransport
     limiter: _Limiter
-    keeper: Any  # the async generator that closes the session when the loop shuts down
+    keeper: Any  # the async generator that closes the transport when the loop shuts down
     discovery: asyncio.Lock = field(default_factory=asyncio.Lock)  # callers wait for the one asking /health
 
 
-async def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncIterator[None]:
+async def _close_at_loop_shutdown(transport: _HttpTransport | _FramesTransport) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        await session.close()
+        await transport.aclose()
 
 
 def split_url(url: str) -> tuple[str, str | None]:
@@ -149,6 +272,8 @@ class FusionClient:
         label: What to call the sandbox in logs (default: the URL).
         alive: Optional liveness check of a local server process; when it says False after a failed
             attempt, retrying stops at once.
+        frames: Speak `frames` (our server's ``--frames`` socket; `url` is then ``unix:///path`` of
+            that socket) instead of HTTP.
     """
 
     def __init__(
@@ -158,10 +283,14 @@ class FusionClient:
         *,
         label: str | None = None,
         alive: Callable[[], bool] | None = None,
+        frames: bool = False,
     ):
         self.settings = settings or ClientSettings()
         self._alive = alive
         self.base_url, self._unix_path = split_url(url)
+        if frames and not self._unix_path:
+            raise ValueError(f"the frames protocol needs a unix:// URL, got {url!r}")
+        self._frames = frames
         self.url = url if label is None else label
         self.breaker = CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_reset_s)
         self._loops: dict[asyncio.AbstractEventLoop, _LoopState] = {}
@@ -195,14 +324,15 @@ class FusionClient:
         with self._lock:  # forget loops that were closed (their sessions were closed at loop shutdown)
             for old in [old for old in self._loops if old.is_closed()]:
                 del self._loops[old]
-        if self._unix_path:
-            connector: aiohttp.BaseConnector = aiohttp.UnixConnector(self._unix_path, limit=0)
+        timeout = self.settings.connect_timeout_s
+        if self._frames:
+            assert self._unix_path is not None
+            transport: _HttpTransport | _FramesTransport = _FramesTransport(self._unix_path, timeout)
         else:
-            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
-        session = aiohttp.ClientSession(connector=connector)
-        keeper = _close_at_loop_shutdown(session)
+            transport = _HttpTransport(self.base_url, self._unix_path, timeout)
+        keeper = _close_at_loop_shutdown(transport)
         await keeper.__anext__()
-        state = _LoopState(session, _Limiter(self.settings.max_in_flight or DEFAULT_IN_FLIGHT), keeper)
+        state = _LoopState(transport, _Limiter(self.settings.max_in_flight or DEFAULT_IN_FLIGHT), keeper)
         with self._lock:
             self._loops[loop] = state
             if not self._atexit:
@@ -216,12 +346,13 @@ class FusionClient:
         if self._discovered_at is not None and now - self._discovered_at < 5.0:
             return
         self._discovered_at = now
-        timeout = aiohttp.ClientTimeout(total=5.0, sock_connect=self.settings.connect_timeout_s)
-        try:
-            async with state.session.get(f"{self.base_url}/health", timeout=timeout) as resp:
-                body = await resp.json(content_type=None) if resp.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        answer = await state.transport.get("/health", 5.0)
+        if answer is None:
             return
+        try:
+            body = json.loads(answer[1]) if answer[0] == 200 else None
+        except ValueError:
+            body = None
         slots = body.get("slots_total") if isinstance(body, Mapping) else None
         if isinstance(slots, int) and not isinstance(slots, bool) and slots > 0:
             self.features = frozenset(f for f in body.get("features", ()) if isinstance(f, str))
@@ -265,7 +396,7 @@ class FusionClient:
                     await self._discover(state)
         self._size(state)
         async with state.limiter:
-            return await self._run_with_retries(state.session, spec)
+            return await self._run_with_retries(state.transport, spec)
 
     def _unavailable(self, last_error: str) -> SandboxUnavailableError:
         self._count("unavailable")
@@ -284,39 +415,38 @@ class FusionClient:
             f"code sandbox at {self.url} is unavailable (circuit breaker open; last error: {last_error or '-'})"
         )
 
-    async def _gate(self, session: aiohttp.ClientSession, last_error: str) -> None:
+    async def _gate(self, transport: _HttpTransport | _FramesTransport, last_error: str) -> None:
         """Pass when the breaker is closed, or a probe we took finds the server up; else raise unavailable."""
         if self.breaker.allow():
             return
         if self.breaker.take_probe():
-            if await self.ping(session):
+            if await self._ping(transport):
                 self.breaker.record_success()
                 logger.warning("code sandbox at %s answers again; circuit breaker closed", self.url)
                 return
             self.breaker.probe_failed()
         raise self._unavailable(last_error)
 
-    async def ping(self, session: aiohttp.ClientSession | None = None) -> bool:
+    async def ping(self) -> bool:
         """Does the server answer ``GET /v1/ping``?"""
-        session = session or (await self._state()).session
-        timeout = aiohttp.ClientTimeout(total=2.0)
-        try:
-            async with session.get(f"{self.base_url}/v1/ping", timeout=timeout) as resp:
-                return resp.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            return False
+        return await self._ping((await self._state()).transport)
 
-    async def _run_with_retries(self, session: aiohttp.ClientSession, spec: RunSpec) -> RunResult:
+    @staticmethod
+    async def _ping(transport: _HttpTransport | _FramesTransport) -> bool:
+        answer = await transport.get("/v1/ping", 2.0)
+        return answer is not None and answer[0] == 200
+
+    async def _run_with_retries(self, transport: _HttpTransport | _FramesTransport, spec: RunSpec) -> RunResult:
         s = self.settings
         body = adapt(spec, self.features)
         deadline = body["compile_timeout"] + body["run_timeout"] + s.request_slack_s
-        payload = json.dumps(body)
+        payload = json.dumps(body).encode()
         last_error, attempt, busy_until = "", 0, time.monotonic() + s.busy_timeout_s
         while True:
-            await self._gate(session, last_error)
+            await self._gate(transport, last_error)
             self._count("requests")
             try:
-                result = await self._post(session, payload, deadline)
+                result = await self._post(transport, payload, deadline)
             except _Retry as exc:
                 last_error = str(exc)
                 if exc.busy:
@@ -352,21 +482,8 @@ class FusionClient:
                 "%.1f s)", self.url, self.settings.breaker_failures, message, self.settings.breaker_reset_s,
             )  # fmt: skip
 
-    async def _post(self, session: aiohttp.ClientSession, payload: str, deadline: float) -> RunResult:
-        timeout = aiohttp.ClientTimeout(total=deadline, sock_connect=self.settings.connect_timeout_s)
-        headers = {"Content-Type": "application/json"}
-        try:
-            async with session.post(
-                f"{self.base_url}/run_code", data=payload, headers=headers, timeout=timeout
-            ) as resp:
-                body = await resp.read()
-                status = resp.status
-        except aiohttp.ClientConnectorError as exc:  # never connected: nothing was delivered
-            raise _Retry(f"{type(exc).__name__}: {exc}", breaker=True) from None
-        except asyncio.TimeoutError:
-            raise _transport(f"no response within {deadline:.0f} s") from None
-        except aiohttp.ClientError as exc:  # the connection broke after the request went out
-            raise _transport(f"{type(exc).__name__}: {exc}") from None
+    async def _post(self, transport: _HttpTransport | _FramesTransport, payload: bytes, deadline: float) -> RunResult:
+        status, body = await transport.run(payload, deadline)
         text = body[:300].decode(errors="replace")
         if status == 429:
             raise _Retry(f"HTTP 429 (busy): {text}", breaker=False, busy=True)

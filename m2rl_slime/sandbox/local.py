@@ -45,7 +45,7 @@ from .base import RunResult, RunSpec, SandboxConfigError, wall_backstop
 from .cgroups import Cgroups, detect
 from .isolation import IsolationInfo, Limits, Slot, probe, sweep_uid
 from .settings import ExecutorSettings
-from .spawn import SpawnerProcess
+from .spawn import SpawnerProcess, clone_built
 
 __all__ = ["ExecutorSettings", "LocalExecutor", "wall_backstop"]
 
@@ -116,7 +116,7 @@ class LocalExecutor:
                            os.uname().machine)  # fmt: skip
         self._spawner = SpawnerProcess(
             self._slots, plan=plan, drop_privileges=info.drops_privileges, pid_namespaces=plan is not None,
-            seccomp=plan is not None and _seccomp.supported(),
+            seccomp=plan is not None and _seccomp.supported(), clone=self._clone(),
         )  # fmt: skip
         self._spawner.start()
         self._commands = Commands(self._spawner, s, namespaces=plan is not None, safe_env=_SAFE_ENV,
@@ -149,6 +149,22 @@ class LocalExecutor:
             )
         self.info = info
         return info
+
+    def _clone(self) -> bool:
+        """Whether keepers start programs with the C extension (``spawn: clone|auto``) or fork (``fork``)."""
+        method = self.settings.spawn
+        if method == "fork":
+            return False
+        if clone_built():
+            return True
+        if method == "clone":
+            raise SandboxConfigError(
+                "code sandbox: --spawn clone needs the C extension m2rl_slime.sandbox._native, which was not built; "
+                "reinstall the package where a C compiler is available (pip install .), or use --spawn auto"
+            )
+        logger.warning("code sandbox: the C extension m2rl_slime.sandbox._native was not built; slot keepers fork "
+                       "each program (about 1 ms more per program)")  # fmt: skip
+        return False
 
     def _plan(self) -> dict:
         try:

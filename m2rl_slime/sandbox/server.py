@@ -35,6 +35,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..errors import SandboxError
+from . import frames
 from .base import RunSpec, SandboxConfigError
 from .local import ExecutorSettings, LocalExecutor
 
@@ -47,24 +48,44 @@ _TOTAL: web.AppKey[int] = web.AppKey("slots_total", int)
 FEATURES = ("cpu_timeout",)
 
 
-async def _run_code(request: web.Request) -> web.Response:
-    executor = request.app[_EXECUTOR]
+async def answer_run(executor: LocalExecutor, max_queue: int, payload: bytes) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, body) for a ``/run_code`` request body: the same for HTTP and the frame socket."""
     try:
-        body = await request.json()
-        spec = RunSpec.from_json(body)
-    except ValueError as exc:
-        return web.json_response({"detail": f"invalid /run_code request: {exc}"}, status=422)
+        spec = RunSpec.from_json(json.loads(payload))
+    except ValueError as exc:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors too
+        return 422, {"detail": f"invalid /run_code request: {exc}"}
     try:
         executor.check(spec)
     except ValueError as exc:
-        return web.json_response({"detail": str(exc)}, status=400)
-    if executor.waiting >= request.app[_MAX_QUEUE]:  # overloaded: tell the client to back off (429)
-        return web.json_response({"detail": f"busy: {executor.waiting} runs are waiting for a slot"}, status=429)
+        return 400, {"detail": str(exc)}
+    if executor.waiting >= max_queue:  # overloaded: tell the client to back off (429)
+        return 429, {"detail": f"busy: {executor.waiting} runs are waiting for a slot"}
     try:
         result = await executor.run(spec)
     except SandboxError as exc:  # no slot in service: the server's state, not the program's fault
-        return web.json_response({"detail": str(exc)}, status=503)
-    return web.json_response(result.to_json(), dumps=json.dumps)
+        return 503, {"detail": str(exc)}
+    return 200, result.to_json()
+
+
+def health_body(executor: LocalExecutor, slots_total: int) -> dict[str, Any]:
+    """The ``/health`` object."""
+    info = executor.info
+    return {
+        "status": "ok",
+        "version": __version__,
+        "pid": os.getpid(),
+        "isolation": info.mode if info else None,
+        "network_isolated": info.network_isolated if info else None,
+        "languages": list(executor.languages),
+        "slots_total": slots_total,
+        "features": list(FEATURES),
+        **executor.stats(),
+    }
+
+
+async def _run_code(request: web.Request) -> web.Response:
+    status, body = await answer_run(request.app[_EXECUTOR], request.app[_MAX_QUEUE], await request.read())
+    return web.json_response(body, status=status, dumps=json.dumps)
 
 
 async def _ping(_request: web.Request) -> web.Response:
@@ -72,20 +93,22 @@ async def _ping(_request: web.Request) -> web.Response:
 
 
 async def _health(request: web.Request) -> web.Response:
-    executor = request.app[_EXECUTOR]
-    info = executor.info
-    body: dict[str, Any] = {
-        "status": "ok",
-        "version": __version__,
-        "pid": os.getpid(),
-        "isolation": info.mode if info else None,
-        "network_isolated": info.network_isolated if info else None,
-        "languages": list(executor.languages),
-        "slots_total": request.app[_TOTAL],
-        "features": list(FEATURES),
-        **executor.stats(),
-    }
-    return web.json_response(body)
+    return web.json_response(health_body(request.app[_EXECUTOR], request.app[_TOTAL]))
+
+
+def frame_answer(executor: LocalExecutor, max_queue: int, slots_total: int) -> frames.Answer:
+    """The frame socket's request handler (`frames.FrameServer`): the HTTP endpoints' answers, framed."""
+
+    async def answer(op: int, payload: bytes) -> tuple[int, bytes]:
+        if op == frames.OP_RUN:
+            status, body = await answer_run(executor, max_queue, payload)
+        elif op == frames.OP_HEALTH:
+            status, body = 200, health_body(executor, slots_total)
+        else:
+            status, body = 200, "pong"
+        return status, json.dumps(body).encode()
+
+    return answer
 
 
 def create_app(
@@ -134,14 +157,19 @@ async def _serve_async(
     grace_s: float,
     max_queue: int | None,
     slots_total: int,
+    frame_sock: socket.socket | None = None,
 ) -> int:
     app = create_app(executor, max_queue, slots_total)
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=grace_s)
     await runner.setup()
     site = web.SockSite(runner, sock)
     await site.start()
-    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    listener = None
+    if frame_sock is not None:
+        listener = frames.FrameListener(frame_answer(executor, app[_MAX_QUEUE], app[_TOTAL]))
+        await listener.start(sock=frame_sock)
+    stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     failed = []
@@ -155,6 +183,8 @@ async def _serve_async(
                     logger.warning("sandbox server: parent process %d is gone; shutting down", parent_pid)
                     stop.set()
     finally:
+        if listener is not None:
+            await listener.stop(grace_s)
         await runner.cleanup()
     if failed:
         logger.error("sandbox worker %d: no slot is in service any more; exiting so that it is restarted", os.getpid())
@@ -162,8 +192,9 @@ async def _serve_async(
 
 
 def _worker(
-    sock: socket.socket, settings: ExecutorSettings, parent_pid: int | None, max_queue: int | None, slots_total: int
-) -> int:
+    sock: socket.socket, settings: ExecutorSettings, parent_pid: int | None, max_queue: int | None, slots_total: int,
+    frame_sock: socket.socket | None = None,
+) -> int:  # fmt: skip
     executor = LocalExecutor(settings)
     try:
         executor.start()
@@ -174,7 +205,7 @@ def _worker(
         return 2 if isinstance(exc, SandboxConfigError) else 3
     try:
         grace = 3 * settings.max_timeout_s + 5.0
-        return asyncio.run(_serve_async(sock, executor, parent_pid, grace, max_queue, slots_total))
+        return asyncio.run(_serve_async(sock, executor, parent_pid, grace, max_queue, slots_total, frame_sock))
     finally:
         executor.close()
 
@@ -204,46 +235,55 @@ def serve(
     parent_pid: int | None = None,
     owned_dir: str | None = None,
     max_queue: int | None = None,
+    frames_path: str | None = None,
 ) -> int:
     """Run the server until SIGTERM/SIGINT (or until `parent_pid` exits). Returns the exit status.
+
+    `frames_path`: also listen on this Unix socket with the embedded backend's framed protocol (`frames`).
 
     `owned_dir` (the embedded backend's private directory) is removed on exit when `parent_pid` is
     gone, so nothing is left behind even when the parent died without cleaning up (a live parent
     removes it itself, after reading the log).
     """
     sock = bind_socket(host, port, unix_path)
+    frame_sock = bind_socket(host, 0, frames_path) if frames_path else None
     where = unix_path or f"http://{host}:{sock.getsockname()[1]}"
     shares = _split(settings, processes)
     total = sum(s.workers or 0 for s in shares)
     logger.info("sandbox server on %s: %d process(es), %d slots", where, len(shares), total)
     try:
         if len(shares) == 1:
-            return _worker(sock, shares[0], parent_pid, max_queue, total)
-        return _supervise(sock, shares, parent_pid, max_queue, total)
+            return _worker(sock, shares[0], parent_pid, max_queue, total, frame_sock)
+        return _supervise(sock, shares, parent_pid, max_queue, total, frame_sock)
     finally:
         sock.close()
-        if unix_path and os.path.exists(unix_path):
-            os.unlink(unix_path)
+        if frame_sock is not None:
+            frame_sock.close()
+        for path in (unix_path, frames_path):
+            if path and os.path.exists(path):
+                os.unlink(path)
         if owned_dir and parent_pid is not None and os.getppid() != parent_pid:
             shutil.rmtree(owned_dir, ignore_errors=True)
 
 
-def _start_worker(sock: socket.socket, settings: ExecutorSettings, max_queue: int | None, total: int) -> int:
+def _start_worker(sock: socket.socket, settings: ExecutorSettings, max_queue: int | None, total: int,
+                  frame_sock: socket.socket | None) -> int:  # fmt: skip
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            code = _worker(sock, settings, os.getppid(), max_queue, total)
+            code = _worker(sock, settings, os.getppid(), max_queue, total, frame_sock)
         finally:
             os._exit(code)
     return pid
 
 
 def _supervise(
-    sock: socket.socket, shares: list[ExecutorSettings], parent_pid: int | None, max_queue: int | None, total: int
-) -> int:
+    sock: socket.socket, shares: list[ExecutorSettings], parent_pid: int | None, max_queue: int | None, total: int,
+    frame_sock: socket.socket | None = None,
+) -> int:  # fmt: skip
     """Fork one worker per share; restart crashed ones; forward SIGTERM/SIGINT; exit when all are gone.
 
     Returns 0 after a signal, else the status of the worker that made it give up (2 or 3 for a worker that
@@ -257,7 +297,7 @@ def _supervise(
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    workers = {_start_worker(sock, share, max_queue, total): share for share in shares}
+    workers = {_start_worker(sock, share, max_queue, total, frame_sock): share for share in shares}
     restarts: list[float] = []
     signalled, result = False, 0
     while workers:
@@ -281,5 +321,5 @@ def _supervise(
             stopping, result = True, code if code in (2, 3) else 1
             continue
         logger.error("sandbox worker %d exited with %d; restarting it", pid, code)
-        workers[_start_worker(sock, share, max_queue, total)] = share
+        workers[_start_worker(sock, share, max_queue, total, frame_sock)] = share
     return result

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 IsolationPolicy = Literal["required", "best_effort"]
 CgroupPolicy = Literal["auto", "required", "off"]
+SpawnMethod = Literal["auto", "clone", "fork"]
 
 
 def _opt(default: Any, flag: str, help: str, **extra: Any) -> Any:
@@ -56,6 +57,13 @@ class ExecutorSettings:
     cxx: str | None = _opt("g++", "--cxx", "C++ compiler for language=cpp (an empty value disables C++)")
     uid_base: int | None = _opt(None, "--uid-base", "first unprivileged uid of the slots (default: from the pid)")
     pin_cpus: bool = _opt(True, "--pin-cpus", "pin each slot to one CPU (a fork bomb then competes only with itself)")
+    spawn: SpawnMethod = _opt(
+        "auto",
+        "--spawn",
+        "how a slot keeper starts a program: clone borrows the keeper's memory until exec (clone with CLONE_VM and "
+        "CLONE_VFORK, the C extension m2rl_slime.sandbox._native); fork copies the keeper (pure Python, slower); "
+        "auto: clone where the extension was built, else fork",
+    )
     work_root: str | None = _opt(None, "--work-root", "directory for the executor's files (default: the temp dir)")
     slot_offset: int = _opt(0, "--slot-offset", argparse.SUPPRESS)  # set by a multi-process server per process
 

@@ -42,6 +42,15 @@ def _startup_reply(sock: socket.socket) -> bytes:
         return b""
 
 
+def clone_built() -> bool:
+    """Whether the C extension `m2rl_slime.sandbox._native` (program start with clone) was built."""
+    try:
+        from . import _native  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 class SpawnerGone(SandboxError):
     """The spawner or the slot's keeper died (or could not be reached); a new one starts on the next call."""
 
@@ -115,11 +124,13 @@ class SpawnerProcess:
         drop_privileges: Switch to each slot's uid in the child.
         pid_namespaces: Give every program a fresh PID namespace.
         seccomp: Install the seccomp filter in every program.
+        clone: Keepers start programs with the C extension (`clone_built`) instead of forking.
     """
 
     def __init__(self, slots: list[Slot], *, plan: dict | None, drop_privileges: bool, pid_namespaces: bool,
-                 seccomp: bool):  # fmt: skip
+                 seccomp: bool, clone: bool = False):  # fmt: skip
         self.slots = slots
+        self.clone = clone
         self.plan = plan
         self.drop = drop_privileges
         self.pidns = pid_namespaces
@@ -169,6 +180,7 @@ class SpawnerProcess:
             "sock": theirs.fileno(),
             "pidns": self.pidns,
             "seccomp": self.seccomp,
+            "clone": self.clone,
             "plan": self.plan,
             "slots": {
                 slot.index: {"index": slot.index, "uid": slot.uid, "cpu": slot.cpu, "drop": self.drop,

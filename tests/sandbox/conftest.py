@@ -18,6 +18,7 @@ from m2rl_slime.sandbox.client import ClientSettings
 from m2rl_slime.sandbox.embedded import EmbeddedSandbox
 from m2rl_slime.sandbox.isolation import probe
 from m2rl_slime.sandbox.local import ExecutorSettings
+from m2rl_slime.sandbox.spawn import clone_built
 
 
 def require_sandbox() -> None:
@@ -31,12 +32,28 @@ def require_sandbox() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
-def embedded():
-    """A private sandbox server with 2 slots and a 512 MiB memory limit."""
+def require_clone() -> None:
+    """Skip (or, with M2RL_REQUIRE_NATIVE=1, fail) where the C extension that starts programs was not built."""
+    if clone_built():
+        return
+    message = "m2rl_slime.sandbox._native (program start with clone) was not built (setup.py)"
+    if os.environ.get("M2RL_REQUIRE_NATIVE") == "1":
+        pytest.fail(f"{message} (M2RL_REQUIRE_NATIVE=1)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session", params=["clone", "fork"])
+def embedded(request):
+    """A private sandbox server with 2 slots and a 512 MiB memory limit, once per way a keeper starts programs.
+
+    Every test of a sandboxed program runs with both (`ExecutorSettings.spawn`): the C extension's clone and
+    the Python fork it replaces must give programs the same world.
+    """
     require_sandbox()
+    if request.param == "clone":
+        require_clone()
     sandbox = EmbeddedSandbox(
-        ExecutorSettings(workers=2, memory_limit_mb=512, output_limit_mb=16, max_timeout_s=30),
+        ExecutorSettings(workers=2, memory_limit_mb=512, output_limit_mb=16, max_timeout_s=30, spawn=request.param),
         ClientSettings(retries=1, backoff_s=0.05),
     )
     result = asyncio.run(sandbox.run(RunSpec("print(1)")))

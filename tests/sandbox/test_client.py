@@ -247,7 +247,7 @@ def test_one_client_serves_many_event_loops_and_closes_their_sessions():
     client = holder["client"]
     assert len(client._loops) == 1  # closed loops are forgotten
     (state,) = client._loops.values()
-    assert state.session.closed  # closed when its loop shut down (no "Unclosed client session")
+    assert state.transport.closed  # closed when its loop shut down (no "Unclosed client session")
 
 
 def test_busy_429_is_retried_until_the_busy_timeout_without_touching_the_breaker():

@@ -166,3 +166,26 @@ def test_serve_removes_the_directories_of_a_killed_predecessor(tmp_path):
         second.terminate()
         assert second.wait(timeout=30) == 0
     assert os.listdir(tmp_path) == []
+
+
+def test_a_multi_process_server_serves_frames_and_finishes_them_on_sigterm(tmp_path):
+    path = str(tmp_path / "sandbox.frames")
+    _, proc = start_server("--workers", "2", "--processes", "2", "--frames", path)
+    client = FusionClient(f"unix://{path}", frames=True)
+
+    async def go():
+        spec = RunSpec("import os, time\ntime.sleep(1.5)\nprint('finished')")
+        tasks = [asyncio.ensure_future(client.run(spec)) for _ in range(2)]
+        await asyncio.sleep(0.7)
+        proc.send_signal(signal.SIGTERM)
+        return await asyncio.gather(*tasks)
+
+    try:
+        results = asyncio.run(go())
+        assert [r.run_result.stdout for r in results] == ["finished\n"] * 2
+        assert proc.wait(timeout=30) == 0
+        assert not os.path.exists(path)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
