@@ -14,7 +14,10 @@
 4. big output: a program printing 10 MB, judged end to end; target < 2 s.
 
 ``--executor-only`` measures (1) against the executor called in this process instead (what the
-embedded server does per request, without the client and the HTTP hop to it).
+embedded server does per request, without the client and the hop to it). ``--compare`` adds to (1),
+interleaved in the same run, the same embedded server reached over HTTP (its main socket; the
+embedded backend speaks `frames`), a server whose keepers fork (``spawn: fork``), and that one over
+HTTP: the layout before the clone start and the frames.
 
     python benchmarks/sandbox.py [--python PATH] [--samples 256] [--tests 8] [--workers N] [--skip-throughput]
 
@@ -106,7 +109,12 @@ def problems(samples: int, tests: int, seed: int = 0) -> list[tuple[str, dict]]:
 # ---- 1. per-test overhead ---------------------------------------------------------------------------------
 
 
-def overhead(sandbox: EmbeddedSandbox | LocalExecutor, python: str, reps: int, backend: str = "embedded") -> None:
+def overhead(backends: dict, python: str, reps: int) -> None:
+    """Per-test overhead of each backend in `backends` (label -> sandbox) against a bare subprocess.run.
+
+    One bare run and one run on every backend per repetition, the backends' order rotating, so that
+    drifting load hits all of them alike; medians.
+    """
     code = "print(1)"
 
     def bare() -> float:
@@ -115,30 +123,36 @@ def overhead(sandbox: EmbeddedSandbox | LocalExecutor, python: str, reps: int, b
         assert done.stdout == b"1\n"
         return time.perf_counter() - started
 
-    async def sandboxed() -> tuple[float, float]:
+    async def sandboxed(sandbox) -> tuple[float, float]:
         started = time.perf_counter()
         result = await sandbox.run(RunSpec(code))
         assert result.status == "Success" and result.run_result.stdout == "1\n", result
         return time.perf_counter() - started, result.run_result.execution_time
 
-    async def measure() -> tuple[list[float], list[float], list[float]]:
-        await sandboxed()  # warm: server started, connection open
-        bares, ends, execs = [], [], []
-        for _ in range(reps):
+    async def measure() -> tuple[list[float], dict[str, list[float]], dict[str, list[float]]]:
+        for sandbox in backends.values():
+            await sandboxed(sandbox)  # warm: server started, connection open
+        labels = list(backends)
+        bares, ends, execs = [], {label: [] for label in labels}, {label: [] for label in labels}
+        for rep in range(reps):
             bares.append(bare())
-            end, inside = await sandboxed()
-            ends.append(end)
-            execs.append(inside)
+            shift = rep % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                end, inside = await sandboxed(backends[label])
+                ends[label].append(end)
+                execs[label].append(inside)
         return bares, ends, execs
 
     bares, ends, execs = asyncio.run(measure())
-    b, e = statistics.median(bares), statistics.median(ends)
-    emit({
-        "bench": "per_test_overhead", "backend": backend, "program": code, "interpreter": python, "reps": reps,
-        "bare_subprocess_ms": round(b * 1e3, 2), "embedded_ms": round(e * 1e3, 2),
-        "embedded_inside_executor_ms": round(statistics.median(execs) * 1e3, 2),
-        "ratio": round(e / b, 3), "anchor": "bare subprocess.run([python, '-c', ...])", "target": "ratio <= 1.2",
-    })  # fmt: skip
+    b = statistics.median(bares)
+    for label in backends:
+        e = statistics.median(ends[label])
+        emit({
+            "bench": "per_test_overhead", "backend": label, "program": code, "interpreter": python, "reps": reps,
+            "bare_subprocess_ms": round(b * 1e3, 2), "embedded_ms": round(e * 1e3, 2),
+            "embedded_inside_executor_ms": round(statistics.median(execs[label]) * 1e3, 2),
+            "ratio": round(e / b, 3), "anchor": "bare subprocess.run([python, '-c', ...])", "target": "ratio <= 1.2",
+        })  # fmt: skip
 
 
 # ---- 2. throughput ----------------------------------------------------------------------------------------
@@ -280,6 +294,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--reps", type=int, default=200, help="repetitions of the overhead measurement")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--overhead-only", action="store_true", help="only measure the per-test overhead (1.)")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="add to (1.) the same server over HTTP, a server whose keepers fork, and that one over HTTP",
+    )
     parser.add_argument(
         "--executor-only",
         action="store_true",
@@ -291,19 +311,39 @@ def main() -> None:
         executor = LocalExecutor(ExecutorSettings(workers=args.workers, python=python))
         executor.start()
         try:
-            overhead(executor, python, args.reps, "executor in-process (no client, no HTTP hop)")
+            overhead({"executor in-process (no client, no hop to a server)": executor}, python, args.reps)
         finally:
             executor.close()
         return
     embedded = EmbeddedSandbox(ExecutorSettings(workers=args.workers, python=python))
+    others: list[EmbeddedSandbox] = []
     try:
-        overhead(embedded, python, args.reps)
+        backends: dict = {"embedded": embedded}
+        if args.compare:
+            forking = EmbeddedSandbox(ExecutorSettings(workers=args.workers, python=python, spawn="fork"))
+            others.append(forking)
+            backends.update({
+                "embedded over HTTP (its main socket)": _http_client(embedded),
+                "embedded, spawn fork": forking,
+                "spawn fork over HTTP (the layout before clone and frames)": _http_client(forking),
+            })  # fmt: skip
+        overhead(backends, python, args.reps)
+        if args.overhead_only:
+            return
         big_output(embedded)
         busy_host(embedded)
         if not args.skip_throughput:
             throughput(embedded, python, args.samples, args.tests, args.workers, args.rounds)
     finally:
-        embedded.shutdown()
+        for sandbox in (embedded, *others):
+            sandbox.shutdown()
+
+
+def _http_client(embedded: EmbeddedSandbox) -> FusionClient:
+    """A client of an embedded server's HTTP socket (started first), as the embedded backend used to talk to it."""
+    asyncio.run(embedded.run(RunSpec("print(1)")))
+    assert embedded._dir is not None
+    return FusionClient(f"unix://{os.path.join(embedded._dir, 'sandbox.sock')}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ import os
 import posixpath
 import stat
 import tempfile
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 
 logger = logging.getLogger(__name__)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -61,9 +61,11 @@ def write_file(root: str, rel: str, data: bytes, owner: int | None, mode: int = 
         os.close(fd)
 
 
-def fetch_files(root: str, paths: Iterable[str], limit: int) -> dict[str, str]:
+def fetch_files(root: str, paths: Collection[str], limit: int) -> dict[str, str]:
     """Read requested files (base64) if they exist, are regular and stay inside `root` after symlinks."""
     out: dict[str, str] = {}
+    if not paths:
+        return out
     real_root = os.path.realpath(root)
     for path in paths:
         rel = safe_relpath(path, f"fetch_files[{path!r}]")
