@@ -6,7 +6,7 @@ unsafe in a multi-threaded process such as a Ray actor), and forking a small ser
 than forking a trainer with gigabytes mapped. The child is `python -m m2rl_slime.sandbox serve` on a
 Unix socket in a private 0700 directory. Runs go through the same client as a remote sandbox (its
 retry, busy and breaker rules), over a second socket there that speaks `frames` (the HTTP bodies,
-length-prefixed: about 1 ms of CPU less per run than aiohttp on both ends); ``/v1/ping`` and ``/health``
+length-prefixed: about 1.2 ms of CPU less per run than aiohttp on both ends); ``/v1/ping`` and ``/health``
 stay HTTP on the main socket. If the child dies it is restarted (at most 3 times in 5 minutes) and the client's circuit
 breaker is closed at once; it exits by itself when this process is gone. A program is sent again
 after a restart only if it never reached the dead server. A server that refuses its configuration
