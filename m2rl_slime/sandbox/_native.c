@@ -202,6 +202,8 @@ static int child(void *arg) {
     return fail(p, STAGE_EXECVE, r);
 }
 
+/* One stack for every child: spawn holds the GIL from start to end and the keeper waits until the
+ * child has exec'd, so two children never run on it at once. */
 static char *stack_top;
 
 static int ensure_stack(void) {
@@ -266,8 +268,12 @@ static PyObject *spawn(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "spawn: mount_proc needs CLONE_NEWNS and CLONE_NEWPID");
         return NULL;
     }
-    if (cpu >= 16 * 64) {
-        PyErr_SetString(PyExc_ValueError, "spawn: cpu must be below 1024");
+    if (cpu < -1 || cpu >= 16 * 64) {
+        PyErr_SetString(PyExc_ValueError, "spawn: cpu must be -1 (no pin) or in [0, 1024)");
+        return NULL;
+    }
+    if (uid < -1 || uid > 0xfffffffeL) {
+        PyErr_SetString(PyExc_ValueError, "spawn: uid must be -1 (keep) or a valid uid");
         return NULL;
     }
     PyObject *argv_keep = NULL, *env_keep = NULL, *cwd_bytes = NULL, *result = NULL;

@@ -15,13 +15,8 @@ from m2rl_slime.sandbox import frames
 from m2rl_slime.sandbox.base import RunSpec
 from m2rl_slime.sandbox.client import ClientSettings, FusionClient, RequestError
 
-OK_BODY = {
-    "status": "Success",
-    "message": "",
-    "compile_result": None,
-    "run_result": {"status": "Finished", "execution_time": 0.01, "return_code": 0, "stdout": "ok\n", "stderr": ""},
-    "files": {},
-}
+from .test_client import OK_BODY
+
 FAST = ClientSettings(retries=2, backoff_s=0.01, backoff_max_s=0.02, busy_timeout_s=5.0)
 SPEC = RunSpec("print('ok')", run_timeout=1.0, compile_timeout=1.0)
 

@@ -197,8 +197,12 @@ def test_bad_arguments_raise_before_anything_starts():
         _native.spawn([CAT], [], "/", fds, 0, False, b"0", [(7, 1, 1)] * 17, -1, -1, None)
     with pytest.raises(TypeError):
         _native.spawn([CAT], [], "/", fds, 0, False, b"0", [(7, 1)], -1, -1, None)
-    with pytest.raises(ValueError, match="cpu"):
-        _native.spawn([CAT], [], "/", fds, 0, False, b"0", [], 5000, -1, None)
+    for cpu in (5000, -2):
+        with pytest.raises(ValueError, match="cpu"):
+            _native.spawn([CAT], [], "/", fds, 0, False, b"0", [], cpu, -1, None)
+    for uid in (-2, 1 << 32):
+        with pytest.raises(ValueError, match="uid"):
+            _native.spawn([CAT], [], "/", fds, 0, False, b"0", [], -1, uid, None)
 
 
 def _keeper_answers(clone: bool, argv: list[str], cwd: str = "/") -> dict:
