@@ -1,4 +1,5 @@
-"""Async HTTP client for any server that speaks SandboxFusion's `/run_code` (ours or a real fleet).
+"""Async client for any server that speaks SandboxFusion's `/run_code` (ours or a real fleet), over HTTP or,
+to the embedded server, over `frames` (the same bodies and statuses, length-prefixed on a Unix socket).
 
 Why not the PyPI `sandbox-fusion` client (0.3.7): its async `run_code` opens a new `ClientSession` per
 request (no connection pool, no concurrency bound), retries every error including the sandbox's own
@@ -6,8 +7,9 @@ request (no connection pool, no concurrency bound), retries every error includin
 `memory_limit_MB` field (pydantic drops it silently), endpoints live in module globals, and there is
 no circuit breaker. The wire format is small, so this module speaks it directly with aiohttp:
 
-- one `ClientSession` (pooled connector) per running event loop, created lazily and closed when that
-  loop shuts down, so the client works from slime's long-lived loop and repeated `asyncio.run(...)`;
+- one `ClientSession` (pooled connector), or one pool of frame connections, per running event loop,
+  created lazily and closed when that loop shuts down, so the client works from slime's long-lived
+  loop and repeated `asyncio.run(...)`;
 - at first use it reads the server's ``GET /health``: our server reports its slots (the default
   in-flight bound is then exactly that many requests, so none waits server-side while its deadline
   ticks) and its features (``cpu_timeout``: CPU-time limits; for other servers a spec's CPU limits are
