@@ -248,8 +248,11 @@ class Keeper:
         if self.clone:
             try:
                 pid, error = self._clone(request, rlimits, fds)
-            except OSError as exc:
+            except OSError as exc:  # the clone itself failed
                 _send(self.sock, {"id": request["id"], "error": f"spawn failed: {exc}"})
+                return
+            except (TypeError, ValueError) as exc:  # e.g. a NUL byte in an argument, as the forked child reports it
+                _send(self.sock, {"id": request["id"], "error": f"{type(exc).__name__}: {exc}"})
                 return
             finally:
                 for fd in fds:

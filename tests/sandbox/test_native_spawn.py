@@ -236,6 +236,11 @@ def test_a_cloning_keeper_words_start_failures_as_a_forking_one(argv, cwd):
     assert cloned["error"].startswith("FileNotFoundError: [Errno 2] No such file or directory: ")
 
 
+def test_a_bad_argument_is_an_answer_and_the_keeper_goes_on():
+    cloned, forked = _keeper_answers(True, [CAT, "a\0b"]), _keeper_answers(False, [CAT, "a\0b"])
+    assert cloned == forked == {"id": 7, "error": "ValueError: embedded null byte"}
+
+
 def test_a_cloning_keeper_starts_programs_like_a_forking_one():
     for clone in (True, False):
         reply = _keeper_answers(clone, ["/bin/true"])
