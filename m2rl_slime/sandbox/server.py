@@ -182,10 +182,8 @@ async def _serve_async(
                 if parent_pid is not None and os.getppid() != parent_pid:
                     logger.warning("sandbox server: parent process %d is gone; shutting down", parent_pid)
                     stop.set()
-    finally:
-        if listener is not None:
-            await listener.stop(grace_s)
-        await runner.cleanup()
+    finally:  # both let their in-flight runs finish, side by side (one grace period in all)
+        await asyncio.gather(runner.cleanup(), *([listener.stop(grace_s)] if listener is not None else []))
     if failed:
         logger.error("sandbox worker %d: no slot is in service any more; exiting so that it is restarted", os.getpid())
     return 1 if failed else 0
